@@ -1,0 +1,107 @@
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+use super::conv_bn_relu::{batch_norm, conv};
+
+/// The 3x3 max-pool with stride 2 that both backbones use after their stem.
+pub(crate) fn stem_max_pool() -> MaxPool2d {
+    MaxPool2dConfig::new([3, 3])
+        .with_strides([2, 2])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init()
+}
+
+/// 1x1 strided projection of a residual shortcut (`downsample.0` / `downsample.1` in PyTorch).
+#[derive(Module, Debug)]
+pub struct Downsample {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+}
+
+/// ResNet basic block: two 3x3 convs and an identity (or projected) shortcut.
+#[derive(Module, Debug)]
+pub struct BasicBlock {
+    pub conv1: Conv2d,
+    pub bn1: BatchNorm,
+    pub conv2: Conv2d,
+    pub bn2: BatchNorm,
+    pub downsample: Option<Downsample>,
+}
+
+impl BasicBlock {
+    pub fn new(in_channels: usize, out_channels: usize, stride: usize, device: &Device) -> Self {
+        let downsample = (in_channels != out_channels || stride != 1).then(|| Downsample {
+            conv: conv(in_channels, out_channels, 1, stride, 1, device),
+            bn: batch_norm(out_channels, device),
+        });
+        Self {
+            conv1: conv(in_channels, out_channels, 3, stride, 1, device),
+            bn1: batch_norm(out_channels, device),
+            conv2: conv(out_channels, out_channels, 3, 1, 1, device),
+            bn2: batch_norm(out_channels, device),
+            downsample,
+        }
+    }
+
+    /// `[N, C_in, H, W]` -> `[N, C_out, ceil(H/stride), ceil(W/stride)]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let shortcut = match &self.downsample {
+            Some(down) => down.bn.forward(down.conv.forward(x.clone())),
+            None => x.clone(),
+        };
+        let residual = relu(self.bn1.forward(self.conv1.forward(x)));
+        let residual = self.bn2.forward(self.conv2.forward(residual));
+        relu(residual + shortcut)
+    }
+}
+
+/// ResNet18 without its classifier, returning the 1/8, 1/16 and 1/32 feature maps.
+#[derive(Module, Debug)]
+pub struct ResNet18 {
+    pub conv1: Conv2d,
+    pub bn1: BatchNorm,
+    pub maxpool: MaxPool2d,
+    pub layer1: Vec<BasicBlock>,
+    pub layer2: Vec<BasicBlock>,
+    pub layer3: Vec<BasicBlock>,
+    pub layer4: Vec<BasicBlock>,
+}
+
+impl ResNet18 {
+    /// Channels of the 1/8, 1/16 and 1/32 features.
+    pub const CHANNELS: [usize; 3] = [128, 256, 512];
+
+    pub fn new(device: &Device) -> Self {
+        let layer = |in_channels, out_channels, stride| {
+            vec![
+                BasicBlock::new(in_channels, out_channels, stride, device),
+                BasicBlock::new(out_channels, out_channels, 1, device),
+            ]
+        };
+        Self {
+            conv1: conv(3, 64, 7, 2, 1, device),
+            bn1: batch_norm(64, device),
+            maxpool: stem_max_pool(),
+            layer1: layer(64, 64, 1),
+            layer2: layer(64, 128, 2),
+            layer3: layer(128, 256, 2),
+            layer4: layer(256, 512, 2),
+        }
+    }
+
+    /// `[N, 3, H, W]` -> `([N, 128, H/8, W/8], [N, 256, H/16, W/16], [N, 512, H/32, W/32])`
+    /// (each size rounded up).
+    pub fn forward(&self, x: Tensor<4>) -> [Tensor<4>; 3] {
+        let x = relu(self.bn1.forward(self.conv1.forward(x))); // 1/2
+        let x = self.maxpool.forward(x); // 1/4
+        let run = |x, blocks: &[BasicBlock]| blocks.iter().fold(x, |x, b| b.forward(x));
+        let x = run(x, &self.layer1);
+        let feat8 = run(x, &self.layer2);
+        let feat16 = run(feat8.clone(), &self.layer3);
+        let feat32 = run(feat16.clone(), &self.layer4);
+        [feat8, feat16, feat32]
+    }
+}

@@ -1,0 +1,35 @@
+use burn::prelude::*;
+
+use super::conv_bn_relu::ConvBnRelu;
+
+/// Spatial Path (paper, Sec. 3.1): three stride-2 ConvBNReLU layers keep a wide, 1/8-resolution
+/// feature map rich in spatial detail, then a 1x1 conv projects it to 128 channels.
+#[derive(Module, Debug)]
+pub struct SpatialPath {
+    pub conv1: ConvBnRelu,
+    pub conv2: ConvBnRelu,
+    pub conv3: ConvBnRelu,
+    pub conv_out: ConvBnRelu,
+}
+
+impl SpatialPath {
+    /// Output channels of the spatial path.
+    pub const OUT_CHANNELS: usize = 128;
+
+    pub fn new(device: &Device) -> Self {
+        Self {
+            conv1: ConvBnRelu::new(3, 64, 7, 2, device),
+            conv2: ConvBnRelu::new(64, 64, 3, 2, device),
+            conv3: ConvBnRelu::new(64, 64, 3, 2, device),
+            conv_out: ConvBnRelu::new(64, Self::OUT_CHANNELS, 1, 1, device),
+        }
+    }
+
+    /// `[N, 3, H, W]` -> `[N, 128, ceil(H/8), ceil(W/8)]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.conv1.forward(x); // 1/2
+        let x = self.conv2.forward(x); // 1/4
+        let x = self.conv3.forward(x); // 1/8
+        self.conv_out.forward(x)
+    }
+}

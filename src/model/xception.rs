@@ -1,0 +1,127 @@
+//! Xception39, the paper's lightweight context-path backbone.
+//!
+//! Layer table, taken from the authors' own code (TorchSeg, `furnace/seg_opr/.../xception.py`,
+//! `xception39 = Xception(Block, [4, 8, 4], [16, 32, 64])`), for a `H x W` input:
+//!
+//! | stage  | operator                                  | stride | out ch | size   |
+//! |--------|-------------------------------------------|--------|--------|--------|
+//! | conv1  | 3x3 ConvBNReLU                            | 2      | 8      | 1/2    |
+//! | pool   | 3x3 max-pool                              | 2      | 8      | 1/4    |
+//! | layer1 | 4 blocks, mid 16, expansion 4             | 2      | 64     | 1/8    |
+//! | layer2 | 8 blocks, mid 32, expansion 4             | 2      | 128    | 1/16   |
+//! | layer3 | 4 blocks, mid 64, expansion 4             | 2      | 256    | 1/32   |
+//!
+//! A block is three separable convs (3x3 depthwise + 1x1 pointwise + BN; ReLU after the first
+//! two) on the residual branch, plus a separable-conv projection on the shortcut of the first,
+//! strided block of each stage, and a ReLU after the sum. The backbone has 0.30 M parameters.
+
+use burn::nn::pool::MaxPool2d;
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+use super::conv_bn_relu::{ConvBnRelu, conv};
+use super::resnet::stem_max_pool;
+use burn::nn::conv::Conv2d;
+
+/// Depthwise 3x3 conv followed by a pointwise 1x1 ConvBN(ReLU).
+#[derive(Module, Debug)]
+pub struct SeparableConvBn {
+    pub depthwise: Conv2d,
+    pub pointwise: ConvBnRelu,
+}
+
+impl SeparableConvBn {
+    fn new(in_channels: usize, out_channels: usize, stride: usize, device: &Device) -> Self {
+        Self {
+            depthwise: conv(in_channels, in_channels, 3, stride, in_channels, device),
+            pointwise: ConvBnRelu::new(in_channels, out_channels, 1, 1, device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.pointwise.forward(self.depthwise.forward(x))
+    }
+}
+
+/// Xception residual block with expansion 4.
+#[derive(Module, Debug)]
+pub struct XceptionBlock {
+    pub proj: Option<SeparableConvBn>,
+    pub residual: Vec<SeparableConvBn>,
+}
+
+impl XceptionBlock {
+    const EXPANSION: usize = 4;
+
+    fn new(in_channels: usize, mid_channels: usize, stride: usize, device: &Device) -> Self {
+        let out_channels = mid_channels * Self::EXPANSION;
+        let proj = (stride > 1).then(|| {
+            let mut proj = SeparableConvBn::new(in_channels, out_channels, stride, device);
+            proj.pointwise = proj.pointwise.without_relu();
+            proj
+        });
+        let mut last = SeparableConvBn::new(mid_channels, out_channels, 1, device);
+        last.pointwise = last.pointwise.without_relu();
+        Self {
+            proj,
+            residual: vec![
+                SeparableConvBn::new(in_channels, mid_channels, stride, device),
+                SeparableConvBn::new(mid_channels, mid_channels, 1, device),
+                last,
+            ],
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let shortcut = match &self.proj {
+            Some(proj) => proj.forward(x.clone()),
+            None => x.clone(),
+        };
+        let residual = self.residual.iter().fold(x, |x, conv| conv.forward(x));
+        relu(shortcut + residual)
+    }
+}
+
+/// Xception39 returning the 1/8, 1/16 and 1/32 feature maps.
+#[derive(Module, Debug)]
+pub struct Xception39 {
+    pub conv1: ConvBnRelu,
+    pub maxpool: MaxPool2d,
+    pub layer1: Vec<XceptionBlock>,
+    pub layer2: Vec<XceptionBlock>,
+    pub layer3: Vec<XceptionBlock>,
+}
+
+impl Xception39 {
+    /// Channels of the 1/8, 1/16 and 1/32 features.
+    pub const CHANNELS: [usize; 3] = [64, 128, 256];
+
+    pub fn new(device: &Device) -> Self {
+        let stage = |in_channels: usize, mid_channels: usize, blocks: usize| {
+            let out_channels = mid_channels * XceptionBlock::EXPANSION;
+            (0..blocks)
+                .map(|i| match i {
+                    0 => XceptionBlock::new(in_channels, mid_channels, 2, device),
+                    _ => XceptionBlock::new(out_channels, mid_channels, 1, device),
+                })
+                .collect()
+        };
+        Self {
+            conv1: ConvBnRelu::new(3, 8, 3, 2, device),
+            maxpool: stem_max_pool(),
+            layer1: stage(8, 16, 4),
+            layer2: stage(64, 32, 8),
+            layer3: stage(128, 64, 4),
+        }
+    }
+
+    /// `[N, 3, H, W]` -> `([N, 64, H/8, W/8], [N, 128, H/16, W/16], [N, 256, H/32, W/32])`
+    pub fn forward(&self, x: Tensor<4>) -> [Tensor<4>; 3] {
+        let x = self.maxpool.forward(self.conv1.forward(x)); // 1/4
+        let run = |x, blocks: &[XceptionBlock]| blocks.iter().fold(x, |x, b| b.forward(x));
+        let feat8 = run(x, &self.layer1);
+        let feat16 = run(feat8.clone(), &self.layer2);
+        let feat32 = run(feat16.clone(), &self.layer3);
+        [feat8, feat16, feat32]
+    }
+}

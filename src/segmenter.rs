@@ -1,0 +1,53 @@
+//! A loaded model ready to label frames: preprocessing, network and argmax in one place, so
+//! the CLI, the evaluator and the browser run exactly the same computation.
+
+use burn::prelude::*;
+
+use crate::model::BiSeNet;
+use crate::preprocess::{Frame, frame_to_tensor};
+use crate::render::LabelMap;
+use crate::weights::{LoadedModel, ModelInfo};
+
+/// A model in inference form, its metadata and the device it runs on.
+#[derive(Debug)]
+pub struct Segmenter {
+    pub model: BiSeNet,
+    pub info: ModelInfo,
+    pub device: Device,
+}
+
+impl Segmenter {
+    /// Wraps a loaded model, dropping its training-only auxiliary heads.
+    pub fn new(loaded: LoadedModel, device: Device) -> Self {
+        Self {
+            model: loaded.model.without_aux_heads(),
+            info: loaded.info,
+            device,
+        }
+    }
+
+    /// The network input for a frame, resized to `size = [h, w]` when given.
+    pub fn input(&self, frame: &Frame, size: Option<[usize; 2]>) -> Tensor<4> {
+        frame_to_tensor(frame, &self.info.normalization, size, &self.device)
+    }
+
+    /// Labels a frame: inference at `size` (or the frame's own size), labels at the frame's size.
+    /// The caller reads the result back (sync natively, async in the browser) and turns it into a
+    /// [`LabelMap`] with [`label_map_from_data`].
+    pub fn segment_tensor(&self, frame: &Frame, size: Option<[usize; 2]>) -> Tensor<3, Int> {
+        let input = self.input(frame, size);
+        self.model.predict(input, [frame.height, frame.width])
+    }
+
+    /// Labels a frame, reading the result back synchronously (native).
+    pub fn segment(&self, frame: &Frame, size: Option<[usize; 2]>) -> LabelMap {
+        let ids = self.segment_tensor(frame, size).into_data();
+        label_map_from_data(&ids, frame.width, frame.height)
+    }
+}
+
+/// Converts read-back class ids (any integer dtype) into a label map.
+pub fn label_map_from_data(data: &TensorData, width: usize, height: usize) -> LabelMap {
+    let ids = data.iter::<i64>().map(|id| id as u8).collect();
+    LabelMap { width, height, ids }
+}

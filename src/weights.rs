@@ -1,0 +1,389 @@
+//! The self-describing weights file.
+//!
+//! A model is one [safetensors](https://huggingface.co/docs/safetensors) file: a format every
+//! ecosystem reads (PyTorch, NumPy, JAX, burn's `burn-store`), safe to parse (no pickle), and
+//! cheap to load from bytes in the browser. Tensors use the PyTorch reference's state-dict
+//! names (`cp.resnet.layer1.0.conv1.weight`, `ffm.bn.running_var`, ...) so the file also loads
+//! into the PyTorch BiSeNetV1 as is. Convolution weights are stored as f16 (half the download);
+//! BatchNorm parameters and statistics stay f32, because `running_var` underflows in f16.
+//!
+//! Everything needed to use the model travels in the safetensors metadata under the key
+//! `bisenet`, as JSON ([`ModelInfo`]): architecture, backbone, classes, palette, ignore id,
+//! normalisation, training size, format version.
+
+use burn::prelude::*;
+use burn::store::{
+    ApplyError, BurnToPyTorchAdapter, FloatCastAdapter, HalfPrecisionAdapter, ModuleAdapter, ModuleSnapshot,
+    PyTorchToBurnAdapter, SafetensorsStore,
+};
+use burn::tensor::DType;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::classes::ClassSet;
+use crate::model::{BackboneKind, BiSeNet, BiSeNetConfig};
+use crate::preprocess::Normalization;
+
+/// The metadata key holding [`ModelInfo`] as JSON.
+pub const METADATA_KEY: &str = "bisenet";
+/// The architecture every file of this crate describes.
+pub const ARCHITECTURE: &str = "bisenet-v1";
+/// Version of the file layout; bumped on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a weights file says about its model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub architecture: String,
+    pub format_version: u32,
+    pub backbone: BackboneKind,
+    pub num_classes: usize,
+    /// Whether the auxiliary (training-only) heads are in the file.
+    pub aux_heads: bool,
+    pub classes: ClassSet,
+    pub normalization: Normalization,
+    /// `[height, width]` of the training crops, when the model was trained.
+    pub train_size: Option<[usize; 2]>,
+    /// Free-form provenance: dataset, iterations, validation mIoU, command line.
+    #[serde(default)]
+    pub notes: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ModelInfo {
+    /// Metadata for a model of `config` predicting `classes`.
+    pub fn new(config: &BiSeNetConfig, classes: ClassSet) -> Self {
+        Self {
+            architecture: ARCHITECTURE.to_owned(),
+            format_version: FORMAT_VERSION,
+            backbone: config.backbone,
+            num_classes: config.num_classes,
+            aux_heads: config.aux_heads,
+            classes,
+            normalization: Normalization::IMAGENET,
+            train_size: None,
+            notes: Default::default(),
+        }
+    }
+
+    pub fn config(&self) -> BiSeNetConfig {
+        BiSeNetConfig::new(self.backbone, self.num_classes).with_aux_heads(self.aux_heads)
+    }
+}
+
+/// Storage precision of the convolution weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Half the size; what shipped models use.
+    #[default]
+    F16,
+    /// Bit-exact; what training checkpoints use.
+    F32,
+}
+
+/// Why a weights file could not be used.
+#[derive(Debug, Error)]
+pub enum WeightsError {
+    #[error("cannot read weights file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "not a weights file: {0}. Expected a BiSeNet .safetensors file written by `bisenet init`, `train` or `import`"
+    )]
+    NotSafetensors(String),
+    #[error(
+        "the weights file is truncated: its header announces {expected} bytes but only {found} are there. Download or copy it again"
+    )]
+    Truncated { expected: usize, found: usize },
+    #[error(
+        "the safetensors file has no `{METADATA_KEY}` metadata, so it is not a BiSeNet weights file of this tool (convert PyTorch checkpoints with `bisenet import`)"
+    )]
+    MissingMetadata,
+    #[error("the `{METADATA_KEY}` metadata is malformed: {0}")]
+    BadMetadata(String),
+    #[error("the file holds a `{found}` model, but this tool runs `{ARCHITECTURE}`")]
+    WrongArchitecture { found: String },
+    #[error(
+        "the file uses format version {found}, this build reads version {FORMAT_VERSION}: update bisenet"
+    )]
+    UnsupportedVersion { found: u32 },
+    #[error("the weights do not fit the {backbone} BiSeNet they describe: {details}")]
+    Mismatch {
+        backbone: BackboneKind,
+        details: String,
+    },
+    #[error("the model predicts {found} classes, but {expected} are needed here ({context})")]
+    WrongClassCount {
+        expected: usize,
+        found: usize,
+        context: String,
+    },
+    #[error("cannot write weights: {0}")]
+    Write(String),
+}
+
+/// A model with its metadata, as read from a weights file.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub model: BiSeNet,
+    pub info: ModelInfo,
+}
+
+impl LoadedModel {
+    /// Checks that the model predicts `expected` classes.
+    pub fn expect_classes(&self, expected: usize, context: &str) -> Result<(), WeightsError> {
+        if self.info.num_classes == expected {
+            Ok(())
+        } else {
+            Err(WeightsError::WrongClassCount {
+                expected,
+                found: self.info.num_classes,
+                context: context.to_owned(),
+            })
+        }
+    }
+}
+
+/// State-dict name of the backbone inside the context path.
+fn backbone_key(backbone: BackboneKind) -> &'static str {
+    match backbone {
+        BackboneKind::ResNet18 => "resnet",
+        BackboneKind::Xception39 => "xception",
+    }
+}
+
+/// Renames between burn's module paths and the PyTorch state-dict names, in either direction.
+/// Only two things differ: the backbone field (`backbone` vs `resnet`/`xception`) and the
+/// residual projection (`downsample.conv/bn` vs the `nn.Sequential` indices `downsample.0/1`).
+fn renames(backbone: BackboneKind, to_pytorch: bool) -> [(String, String); 3] {
+    let key = backbone_key(backbone);
+    let pairs = [
+        (r"^cp\.backbone\.".to_owned(), format!("cp.{key}.")),
+        (r"\.downsample\.conv\.".to_owned(), ".downsample.0.".to_owned()),
+        (r"\.downsample\.bn\.".to_owned(), ".downsample.1.".to_owned()),
+    ];
+    if to_pytorch {
+        return pairs;
+    }
+    pairs.map(|(burn, torch)| (regex_for(&torch), unescape(&burn)))
+}
+
+fn regex_for(literal: &str) -> String {
+    let escaped = literal.replace('.', r"\.");
+    if literal.starts_with("cp.") {
+        format!("^{escaped}")
+    } else {
+        escaped
+    }
+}
+
+fn unescape(pattern: &str) -> String {
+    pattern.trim_start_matches('^').replace(r"\.", ".")
+}
+
+/// Serialises a model and its metadata to safetensors bytes.
+pub fn to_bytes(
+    model: &BiSeNet,
+    info: &ModelInfo,
+    precision: Precision,
+) -> Result<Vec<u8>, WeightsError> {
+    let mut info = info.clone();
+    info.aux_heads = model.has_aux_heads();
+    info.backbone = model.backbone();
+    info.num_classes = model.num_classes();
+    let json = serde_json::to_string(&info).map_err(|e| WeightsError::Write(e.to_string()))?;
+    let store = SafetensorsStore::from_bytes(None)
+        .skip_enum_variants(true)
+        .metadata(METADATA_KEY, json);
+    let mut store = match precision {
+        Precision::F16 => {
+            store.with_to_adapter(BurnToPyTorchAdapter.chain(HalfPrecisionAdapter::new()))
+        }
+        Precision::F32 => store.with_to_adapter(BurnToPyTorchAdapter),
+    };
+    for (from, to) in renames(info.backbone, true) {
+        store = store.with_key_remapping(from, to);
+    }
+    model
+        .save_into(&mut store)
+        .map_err(|e| WeightsError::Write(e.to_string()))?;
+    store
+        .get_bytes()
+        .map_err(|e| WeightsError::Write(e.to_string()))
+}
+
+/// Reads the metadata of a weights file without building the model, checking that the bytes
+/// are a complete safetensors file.
+pub fn read_info(bytes: &[u8]) -> Result<ModelInfo, WeightsError> {
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| {
+        match declared_len(bytes) {
+            Some(expected) if expected > bytes.len() => WeightsError::Truncated {
+                expected,
+                found: bytes.len(),
+            },
+            _ => WeightsError::NotSafetensors(e.to_string()),
+        }
+    })?;
+    let json = metadata
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(METADATA_KEY))
+        .ok_or(WeightsError::MissingMetadata)?;
+    let info: ModelInfo =
+        serde_json::from_str(json).map_err(|e| WeightsError::BadMetadata(e.to_string()))?;
+    if info.architecture != ARCHITECTURE {
+        return Err(WeightsError::WrongArchitecture {
+            found: info.architecture,
+        });
+    }
+    if info.format_version != FORMAT_VERSION {
+        return Err(WeightsError::UnsupportedVersion {
+            found: info.format_version,
+        });
+    }
+    if info.classes.len() != info.num_classes {
+        return Err(WeightsError::BadMetadata(format!(
+            "{} class names for a {}-class model",
+            info.classes.len(),
+            info.num_classes
+        )));
+    }
+    Ok(info)
+}
+
+/// The length a safetensors file declares for itself: the 8-byte header size, the JSON header,
+/// and (when the header is complete) the end of its last tensor. `None` when the bytes do not
+/// even start like a safetensors file.
+fn declared_len(bytes: &[u8]) -> Option<usize> {
+    let prefix: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    let header_len = usize::try_from(u64::from_le_bytes(prefix)).ok()?;
+    let header_end = header_len.checked_add(8)?;
+    let Some(header) = bytes.get(8..header_end) else {
+        // Only a plausible header size counts as truncation; random bytes announce petabytes.
+        return (header_len < 100 << 20).then_some(header_end);
+    };
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(header).ok()?;
+    let data_end = header
+        .values()
+        .filter_map(|entry| entry.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    header_end.checked_add(usize::try_from(data_end).ok()?)
+}
+
+/// Lists the first few names of a long list.
+fn first_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let total = names.len();
+    let shown: Vec<_> = names.take(4).collect();
+    match total > shown.len() {
+        true => format!("{} and {} more", shown.join(", "), total - shown.len()),
+        false => shown.join(", "),
+    }
+}
+
+/// Builds the model a weights file describes and loads its tensors, on `device`.
+pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<LoadedModel, WeightsError> {
+    let info = read_info(&bytes)?;
+    let mut model = info.config().init(device);
+    // Partial loads and validation are allowed here only so that every missing, unexpected and
+    // mis-shaped tensor is reported at once below; any of them refuses the file.
+    // Whatever float type the file stores (f16 for shipped models, f32 for checkpoints), the
+    // network computes in f32.
+    let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32));
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .skip_enum_variants(true)
+        .with_from_adapter(adapter)
+        .validate(false)
+        .allow_partial(true);
+    for (from, to) in renames(info.backbone, false) {
+        store = store.with_key_remapping(from, to);
+    }
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| WeightsError::Mismatch {
+            backbone: info.backbone,
+            details: e.to_string(),
+        })?;
+    let mut problems = Vec::new();
+    if !result.missing.is_empty() {
+        let names = result.missing.iter().map(|(path, _)| path.as_str());
+        problems.push(format!("missing tensors: {}", first_names(names)));
+    }
+    if !result.unused.is_empty() {
+        let names = result.unused.iter().map(String::as_str);
+        problems.push(format!("unexpected tensors: {}", first_names(names)));
+    }
+    problems.extend(result.errors.iter().take(4).map(|error| match error {
+        ApplyError::ShapeMismatch {
+            path,
+            expected,
+            found,
+        } => format!(
+            "{path} has shape {:?} in the file but {:?} in the model",
+            found.as_slice(), expected.as_slice()
+        ),
+        other => other.to_string(),
+    }));
+    if !problems.is_empty() {
+        return Err(WeightsError::Mismatch {
+            backbone: info.backbone,
+            details: problems.join("; "),
+        });
+    }
+    Ok(LoadedModel { model, info })
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod files {
+    use std::io::Write;
+    use std::path::Path;
+
+    use super::*;
+
+    /// Reads a weights file from disk.
+    pub fn load(path: &Path, device: &Device) -> Result<LoadedModel, WeightsError> {
+        let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        from_bytes(bytes, device)
+    }
+
+    /// Writes a weights file atomically: a temporary sibling, fsync, then rename, so an
+    /// interrupted write never leaves a half-written model at `path`.
+    pub fn save(
+        model: &BiSeNet,
+        info: &ModelInfo,
+        precision: Precision,
+        path: &Path,
+    ) -> Result<(), WeightsError> {
+        let bytes = to_bytes(model, info, precision)?;
+        write_atomically(path, &bytes)
+            .map_err(|e| WeightsError::Write(format!("{}: {e}", path.display())))
+    }
+
+    /// Writes `bytes` to `path` through a temporary file in the same folder.
+    pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(format!(".{}.tmp", std::process::id()));
+        let tmp = path.with_file_name(tmp_name);
+        let result = (|| {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use files::{load, save, write_atomically};
