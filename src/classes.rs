@@ -41,6 +41,34 @@ impl ClassSet {
         })
     }
 
+    /// Parses a `classes.json`:
+    /// `{"names": ["road", ...], "palette": [[128, 64, 128], ...], "ignore_index": 255}`
+    /// (`colors` is accepted for `palette`, `ignore` for `ignore_index`; the ignore id defaults
+    /// to 255).
+    pub fn from_json(json: &str) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct File {
+            names: Vec<String>,
+            #[serde(alias = "colors", alias = "colours")]
+            palette: Vec<[u8; 3]>,
+            #[serde(default = "default_ignore", alias = "ignore")]
+            ignore_index: u8,
+        }
+        fn default_ignore() -> u8 {
+            255
+        }
+        let file: File = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let set = Self::new(file.names, file.palette, file.ignore_index)?;
+        if (set.ignore_index as usize) < set.len() {
+            return Err(format!(
+                "ignore id {} is also a class id (0..{})",
+                set.ignore_index,
+                set.len()
+            ));
+        }
+        Ok(set)
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }

@@ -6,8 +6,17 @@
 //! - [`segmenter`]: a loaded model ready to label frames.
 
 pub mod classes;
+#[cfg(feature = "native")]
+pub mod data;
+pub mod eval;
+#[cfg(feature = "native")]
+pub mod image_io;
 pub mod model;
+#[cfg(feature = "native")]
+pub mod plot;
 pub mod preprocess;
 pub mod render;
 pub mod segmenter;
+#[cfg(feature = "native")]
+pub mod train;
 pub mod weights;

@@ -13,8 +13,8 @@
 
 use burn::prelude::*;
 use burn::store::{
-    ApplyError, BurnToPyTorchAdapter, FloatCastAdapter, HalfPrecisionAdapter, ModuleAdapter, ModuleSnapshot,
-    PyTorchToBurnAdapter, SafetensorsStore,
+    ApplyError, BurnToPyTorchAdapter, FloatCastAdapter, HalfPrecisionAdapter, ModuleAdapter,
+    ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
 };
 use burn::tensor::DType;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,8 @@ use crate::preprocess::Normalization;
 pub const METADATA_KEY: &str = "bisenet";
 /// The architecture every file of this crate describes.
 pub const ARCHITECTURE: &str = "bisenet-v1";
+/// Where the shipped model lives, relative to the repository root.
+pub const DEFAULT_WEIGHTS: &str = "models/bisenet-camvid.safetensors";
 /// Version of the file layout; bumped on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -160,8 +162,14 @@ fn renames(backbone: BackboneKind, to_pytorch: bool) -> [(String, String); 3] {
     let key = backbone_key(backbone);
     let pairs = [
         (r"^cp\.backbone\.".to_owned(), format!("cp.{key}.")),
-        (r"\.downsample\.conv\.".to_owned(), ".downsample.0.".to_owned()),
-        (r"\.downsample\.bn\.".to_owned(), ".downsample.1.".to_owned()),
+        (
+            r"\.downsample\.conv\.".to_owned(),
+            ".downsample.0.".to_owned(),
+        ),
+        (
+            r"\.downsample\.bn\.".to_owned(),
+            ".downsample.1.".to_owned(),
+        ),
     ];
     if to_pytorch {
         return pairs;
@@ -216,15 +224,14 @@ pub fn to_bytes(
 /// Reads the metadata of a weights file without building the model, checking that the bytes
 /// are a complete safetensors file.
 pub fn read_info(bytes: &[u8]) -> Result<ModelInfo, WeightsError> {
-    let (_, metadata) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| {
-        match declared_len(bytes) {
+    let (_, metadata) =
+        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| match declared_len(bytes) {
             Some(expected) if expected > bytes.len() => WeightsError::Truncated {
                 expected,
                 found: bytes.len(),
             },
             _ => WeightsError::NotSafetensors(e.to_string()),
-        }
-    })?;
+        })?;
     let json = metadata
         .metadata()
         .as_ref()
@@ -263,8 +270,7 @@ fn declared_len(bytes: &[u8]) -> Option<usize> {
         // Only a plausible header size counts as truncation; random bytes announce petabytes.
         return (header_len < 100 << 20).then_some(header_end);
     };
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(header).ok()?;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
     let data_end = header
         .values()
         .filter_map(|entry| entry.get("data_offsets")?.get(1)?.as_u64())
@@ -322,7 +328,8 @@ pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<LoadedModel, Weight
             found,
         } => format!(
             "{path} has shape {:?} in the file but {:?} in the model",
-            found.as_slice(), expected.as_slice()
+            found.as_slice(),
+            expected.as_slice()
         ),
         other => other.to_string(),
     }));

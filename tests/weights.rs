@@ -30,7 +30,11 @@ fn tensors(model: &BiSeNet) -> Vec<Vec<f32>> {
 /// Gives the running statistics non-trivial values so the round trip checks them too.
 fn perturbed(model: BiSeNet) -> BiSeNet {
     let device = Device::flex();
-    let x = Tensor::<4>::random([2, 3, 64, 96], burn::tensor::Distribution::Default, &device.clone().autodiff());
+    let x = Tensor::<4>::random(
+        [2, 3, 64, 96],
+        burn::tensor::Distribution::Default,
+        &device.clone().autodiff(),
+    );
     let model = model.fork(&device.clone().autodiff());
     let _ = model.forward(x);
     model.fork(&device)
@@ -55,7 +59,12 @@ fn f16_round_trip_is_within_half_precision() {
     let model = perturbed(model);
     let bytes16 = weights::to_bytes(&model, &info, Precision::F16).unwrap();
     let bytes32 = weights::to_bytes(&model, &info, Precision::F32).unwrap();
-    assert!(bytes16.len() < bytes32.len() * 6 / 10, "{} vs {}", bytes16.len(), bytes32.len());
+    assert!(
+        bytes16.len() < bytes32.len() * 6 / 10,
+        "{} vs {}",
+        bytes16.len(),
+        bytes32.len()
+    );
     let loaded = weights::from_bytes(bytes16, &Device::flex()).unwrap();
     for (a, b) in tensors(&model).iter().zip(tensors(&loaded.model)) {
         for (x, y) in a.iter().zip(&b) {
@@ -94,7 +103,10 @@ fn state_dict_names_follow_the_pytorch_reference() {
         "conv_out16.conv_out.weight",
         "conv_out32.conv.bn.weight",
     ] {
-        assert!(names.iter().any(|n| *n == name), "{name} missing in {names:?}");
+        assert!(
+            names.iter().any(|n| *n == name),
+            "{name} missing in {names:?}"
+        );
     }
     let conv = file.tensor("cp.resnet.conv1.weight").unwrap();
     assert_eq!(conv.dtype(), safetensors::Dtype::F16);
@@ -128,22 +140,38 @@ fn truncated_file_is_reported_as_truncated() {
     let bytes = small_file();
     for keep in [bytes.len() - 1, bytes.len() / 2, 100, 12] {
         let err = load_err(bytes[..keep].to_vec());
-        assert!(matches!(err, WeightsError::Truncated { .. }), "{keep} bytes: {err}");
+        assert!(
+            matches!(err, WeightsError::Truncated { .. }),
+            "{keep} bytes: {err}"
+        );
         assert!(err.to_string().contains("truncated"));
     }
 }
 
 #[test]
 fn garbage_is_not_a_weights_file() {
-    for bytes in [Vec::new(), b"not a model at all, just text".to_vec(), vec![0xff; 4096]] {
+    for bytes in [
+        Vec::new(),
+        b"not a model at all, just text".to_vec(),
+        vec![0xff; 4096],
+    ] {
         let err = load_err(bytes);
         assert!(
-            matches!(err, WeightsError::NotSafetensors(_) | WeightsError::Truncated { .. }),
+            matches!(
+                err,
+                WeightsError::NotSafetensors(_) | WeightsError::Truncated { .. }
+            ),
             "{err}"
         );
     }
-    let png = std::iter::once(0x89u8).chain(*b"PNG\r\n\x1a\n").chain([0; 64]).collect();
-    assert!(matches!(load_err(png), WeightsError::NotSafetensors(_) | WeightsError::Truncated { .. }));
+    let png = std::iter::once(0x89u8)
+        .chain(*b"PNG\r\n\x1a\n")
+        .chain([0; 64])
+        .collect();
+    assert!(matches!(
+        load_err(png),
+        WeightsError::NotSafetensors(_) | WeightsError::Truncated { .. }
+    ));
 }
 
 #[test]
@@ -159,16 +187,24 @@ fn wrong_architecture_and_version_are_refused() {
     let bytes = small_file();
     let v2 = with_metadata(&bytes, |info| info["architecture"] = "bisenet-v2".into());
     let err = load_err(v2);
-    assert!(matches!(err, WeightsError::WrongArchitecture { .. }), "{err}");
+    assert!(
+        matches!(err, WeightsError::WrongArchitecture { .. }),
+        "{err}"
+    );
     let future = with_metadata(&bytes, |info| info["format_version"] = 99.into());
-    assert!(matches!(load_err(future), WeightsError::UnsupportedVersion { found: 99 }));
+    assert!(matches!(
+        load_err(future),
+        WeightsError::UnsupportedVersion { found: 99 }
+    ));
 }
 
 #[test]
 fn tensors_that_do_not_fit_the_described_model_are_refused() {
     let bytes = small_file();
     // The metadata claims a ResNet18 but the tensors are an Xception39's.
-    let err = load_err(with_metadata(&bytes, |info| info["backbone"] = "resnet18".into()));
+    let err = load_err(with_metadata(&bytes, |info| {
+        info["backbone"] = "resnet18".into()
+    }));
     assert!(matches!(err, WeightsError::Mismatch { .. }), "{err}");
     assert!(err.to_string().contains("missing"), "{err}");
     // The metadata claims 19 classes; the classifier has 11 rows.
@@ -177,7 +213,10 @@ fn tensors_that_do_not_fit_the_described_model_are_refused() {
         info["classes"] = serde_json::to_value(ClassSet::cityscapes()).unwrap();
     }));
     assert!(matches!(err, WeightsError::Mismatch { .. }), "{err}");
-    assert!(err.to_string().contains("conv_out.conv_out.weight"), "{err}");
+    assert!(
+        err.to_string().contains("conv_out.conv_out.weight"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -185,5 +224,8 @@ fn class_count_is_checked_against_the_task() {
     let loaded = weights::from_bytes(small_file(), &Device::flex()).unwrap();
     assert!(loaded.expect_classes(11, "CamVid").is_ok());
     let err = loaded.expect_classes(19, "Cityscapes").unwrap_err();
-    assert!(err.to_string().contains("19") && err.to_string().contains("11"), "{err}");
+    assert!(
+        err.to_string().contains("19") && err.to_string().contains("11"),
+        "{err}"
+    );
 }

@@ -41,9 +41,7 @@ impl ContextPath {
 
         let global = self.conv_avg.forward(global_average(feat32.clone())); // [N, 128, 1, 1]
         let feat32 = self.arm32.forward(feat32) + global; // [N, 128, H/32, W/32]
-        let up32 = self
-            .conv_head32
-            .forward(resize_nearest(feat32, size16)); // [N, 128, H/16, W/16]
+        let up32 = self.conv_head32.forward(resize_nearest(feat32, size16)); // [N, 128, H/16, W/16]
 
         let feat16 = self.arm16.forward(feat16) + up32.clone(); // [N, 128, H/16, W/16]
         let up16 = self.conv_head16.forward(resize_nearest(feat16, size8)); // [N, 128, H/8, W/8]

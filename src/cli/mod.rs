@@ -1,0 +1,130 @@
+//! Command-line front end: argument parsing and file handling over the library.
+
+mod info;
+mod init;
+mod segment;
+mod train;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use bisenet::classes::ClassSet;
+use bisenet::weights::{self, DEFAULT_WEIGHTS, LoadedModel};
+use burn::prelude::*;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bisenet",
+    version,
+    about = "BiSeNet real-time semantic segmentation"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Segment images (files or folders of images) and write one PNG per image.
+    Segment(segment::SegmentArgs),
+    /// Show a weights file's architecture, parameter count, classes and metadata.
+    Info(info::InfoArgs),
+    /// Write a freshly initialised model.
+    Init(init::InitArgs),
+    /// Train a model from scratch (or resume a run).
+    Train(train::TrainArgs),
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Segment(args) => segment::run(args),
+        Command::Info(args) => info::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Init(args) => init::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Train(args) => train::run(args).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+/// The compute device: burn's pure-Rust `flex` CPU backend.
+pub fn device() -> Device {
+    Device::flex()
+}
+
+/// The weights file to use: `--weights`, else `$BISENET_WEIGHTS`, else the shipped model
+/// (looked up in the working directory, then in the source tree this binary was built from).
+pub fn weights_path(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    if let Some(path) = std::env::var_os("BISENET_WEIGHTS") {
+        return Ok(PathBuf::from(path));
+    }
+    let candidates = [
+        PathBuf::from(DEFAULT_WEIGHTS),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_WEIGHTS),
+    ];
+    match candidates.iter().find(|path| path.is_file()) {
+        Some(path) => Ok(path.clone()),
+        None => bail!(
+            "no weights file: the shipped model {DEFAULT_WEIGHTS} is not here. Pass --weights FILE, \
+             set BISENET_WEIGHTS, or create one with `bisenet init` or `bisenet train`"
+        ),
+    }
+}
+
+/// Loads the weights file `--weights` (or the default) names.
+pub fn load_weights(explicit: Option<&Path>, device: &Device) -> Result<(PathBuf, LoadedModel)> {
+    let path = weights_path(explicit)?;
+    let loaded =
+        weights::load(&path, device).with_context(|| format!("loading {}", path.display()))?;
+    Ok((path, loaded))
+}
+
+/// Parses a class-set argument: `camvid`, `cityscapes`, a class count, or a `classes.json`.
+pub fn parse_classes(spec: &str) -> Result<ClassSet> {
+    match spec.to_ascii_lowercase().as_str() {
+        "camvid" => return Ok(ClassSet::camvid()),
+        "cityscapes" => return Ok(ClassSet::cityscapes()),
+        _ => {}
+    }
+    if let Ok(n) = spec.parse::<usize>() {
+        if !(1..=255).contains(&n) {
+            bail!("--classes {n}: a model needs between 1 and 255 classes");
+        }
+        return Ok(ClassSet::generic(n));
+    }
+    let json = std::fs::read_to_string(spec).with_context(|| {
+        format!(
+            "--classes {spec}: not camvid, cityscapes or a number, and not a readable classes.json"
+        )
+    })?;
+    ClassSet::from_json(&json).map_err(|e| anyhow::anyhow!("{spec}: {e}"))
+}
+
+/// Parses `WxH` (e.g. `480x360`) into `[height, width]`.
+pub fn parse_size(spec: &str) -> Result<[usize; 2], String> {
+    let parse = |s: &str| s.trim().parse::<usize>().ok().filter(|&n| n >= 8);
+    match spec.split_once(['x', 'X']) {
+        Some((w, h)) => match (parse(w), parse(h)) {
+            (Some(w), Some(h)) => Ok([h, w]),
+            _ => Err(format!(
+                "`{spec}`: width and height must be whole numbers of at least 8"
+            )),
+        },
+        None => Err(format!("`{spec}`: expected WIDTHxHEIGHT, e.g. 480x360")),
+    }
+}
+
+/// A progress bar for `len` steps, hidden when there is only one.
+pub fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
+    if len <= 1 {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    let template = format!(
+        "{what} {{bar:40}} {{pos}}/{{len}} [{{elapsed_precise}} < {{eta_precise}}] {{msg}}"
+    );
+    bar.set_style(indicatif::ProgressStyle::with_template(&template).expect("valid template"));
+    bar
+}

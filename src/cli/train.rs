@@ -1,0 +1,196 @@
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use bisenet::data;
+use bisenet::eval::Metrics;
+use bisenet::model::BackboneKind;
+use bisenet::train::{self, PolySchedule, TrainConfig, TrainObserver};
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Dataset format (camvid).
+    #[arg(long, default_value = "camvid")]
+    dataset: String,
+    /// Dataset root (for CamVid, the folder holding train.txt and val.txt).
+    #[arg(long)]
+    root: PathBuf,
+    #[arg(long, default_value = "train")]
+    split: String,
+    #[arg(long, default_value = "val")]
+    val_split: String,
+    /// Context-path backbone: resnet18 or xception39.
+    #[arg(long, default_value = "xception39")]
+    backbone: BackboneKind,
+    /// Training iterations (batches).
+    #[arg(long, conflicts_with = "epochs")]
+    iters: Option<usize>,
+    /// Training length in passes over the training split (alternative to --iters).
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Crop size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "480x360", value_parser = super::parse_size)]
+    crop: [usize; 2],
+    /// Base learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    lr: f64,
+    /// Warm-up iterations.
+    #[arg(long, default_value_t = 500)]
+    warmup: usize,
+    #[arg(long, default_value_t = 5e-4)]
+    weight_decay: f32,
+    /// Largest random scale (the smallest is 0.5).
+    #[arg(long, default_value_t = 2.0)]
+    max_scale: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Checkpoint every N iterations.
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: usize,
+    /// Measure validation mIoU every N iterations.
+    #[arg(long, default_value_t = 1000)]
+    validate_every: usize,
+    /// Run folder: checkpoints, log.jsonl, curves.png, best.safetensors.
+    #[arg(long, default_value = "runs/camvid")]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    if args.dataset != "camvid" {
+        bail!("--dataset {}: training reads camvid", args.dataset);
+    }
+    let train_set = data::camvid(&args.root, &args.split)?;
+    let val_set = data::camvid(&args.root, &args.val_split)?;
+    let per_epoch = train_set.samples.len().div_ceil(args.batch.max(1));
+    let iterations = match (args.iters, args.epochs) {
+        (Some(iters), _) => iters,
+        (None, Some(epochs)) => epochs * per_epoch,
+        (None, None) => bail!("give the training length with --iters N or --epochs N"),
+    };
+    let config = TrainConfig {
+        dataset: args.dataset.clone(),
+        root: args.root.clone(),
+        train_split: args.split.clone(),
+        val_split: args.val_split.clone(),
+        backbone: args.backbone,
+        iterations,
+        batch_size: args.batch,
+        crop: args.crop,
+        schedule: PolySchedule {
+            base: args.lr,
+            total: iterations,
+            warmup: args.warmup.min(iterations / 2),
+            warmup_ratio: 0.1,
+            power: 0.9,
+        },
+        momentum: 0.9,
+        weight_decay: args.weight_decay,
+        aux_weight: 1.0,
+        scale_range: (0.5, args.max_scale),
+        seed: args.seed,
+        checkpoint_every: args.checkpoint_every.max(1),
+        validate_every: args.validate_every.max(1),
+    };
+    let mut progress = Progress::new(iterations);
+    let state = train::train(
+        &config,
+        &train_set,
+        &val_set,
+        &args.out,
+        args.resume,
+        &mut progress,
+    )
+    .with_context(|| format!("training in {}", args.out.display()))?;
+    progress.bar.finish_and_clear();
+    println!(
+        "done: {} iterations; best {} mIoU {:.2} at iteration {}; model in {}",
+        state.iteration,
+        args.val_split,
+        state.best_miou.unwrap_or(0.0) * 100.0,
+        state.best_iteration.unwrap_or(0),
+        train::RunFiles { dir: args.out }.best().display()
+    );
+    Ok(())
+}
+
+struct Progress {
+    bars: MultiProgress,
+    bar: ProgressBar,
+    val_bar: Option<ProgressBar>,
+    loss: Option<f32>,
+    started: Instant,
+    first: usize,
+}
+
+impl Progress {
+    fn new(iterations: usize) -> Self {
+        let bar = ProgressBar::new(iterations as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "train {bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}] {msg}",
+            )
+            .expect("valid template"),
+        );
+        let bars = MultiProgress::new();
+        let bar = bars.add(bar);
+        Self {
+            bars,
+            bar,
+            val_bar: None,
+            loss: None,
+            started: Instant::now(),
+            first: 0,
+        }
+    }
+}
+
+impl TrainObserver for Progress {
+    fn started(&mut self, first_iteration: usize, _config: &TrainConfig) {
+        self.first = first_iteration;
+        self.bar.set_position(first_iteration as u64);
+        self.bar.reset_eta();
+        if first_iteration > 0 {
+            self.bar
+                .println(format!("resumed at iteration {first_iteration}"));
+        }
+    }
+
+    fn step(&mut self, iteration: usize, loss: f32, lr: f64) {
+        let smoothed = self.loss.map_or(loss, |l| 0.95 * l + 0.05 * loss);
+        self.loss = Some(smoothed);
+        let rate = (iteration - self.first) as f64 / self.started.elapsed().as_secs_f64();
+        self.bar.set_position(iteration as u64);
+        self.bar
+            .set_message(format!("loss {smoothed:.3} lr {lr:.2e} {rate:.2} it/s"));
+    }
+
+    fn validating(&mut self, images: usize) {
+        let bar = super::progress_bar(images, "  validating");
+        self.val_bar = Some(self.bars.add(bar));
+    }
+
+    fn validated_image(&mut self) {
+        if let Some(bar) = &self.val_bar {
+            bar.inc(1);
+        }
+    }
+
+    fn validated(&mut self, iteration: usize, metrics: &Metrics, is_best: bool) {
+        if let Some(bar) = self.val_bar.take() {
+            bar.finish_and_clear();
+        }
+        self.bar.println(format!(
+            "iteration {iteration}: val mIoU {:.2}, pixel accuracy {:.2}{}",
+            metrics.miou * 100.0,
+            metrics.pixel_accuracy * 100.0,
+            if is_best { " (best so far)" } else { "" }
+        ));
+    }
+}

@@ -1,0 +1,43 @@
+use std::path::Path;
+
+use super::{DataError, Dataset, Sample};
+use crate::classes::ClassSet;
+
+/// CamVid in the SegNet layout: `ROOT/SPLIT.txt` lists `image label` per line, paths relative
+/// to `ROOT` (a leading `/SegNet/CamVid/` prefix, as in the original tutorial lists, is
+/// stripped). 11 classes, 11 = void.
+pub fn camvid(root: &Path, split: &str) -> Result<Dataset, DataError> {
+    let list = root.join(format!("{split}.txt"));
+    let text = std::fs::read_to_string(&list).map_err(|source| DataError::List {
+        path: list.clone(),
+        source,
+    })?;
+    let mut samples = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let (Some(image), Some(label), None) = (fields.next(), fields.next(), fields.next()) else {
+            return Err(DataError::ListLine {
+                path: list.clone(),
+                line: index + 1,
+                reason: format!("expected `image label`, found `{line}`"),
+            });
+        };
+        let resolve = |p: &str| root.join(p.trim_start_matches("/SegNet/CamVid/"));
+        samples.push(Sample {
+            image: resolve(image),
+            label: resolve(label),
+        });
+    }
+    if samples.is_empty() {
+        return Err(DataError::Empty(list.display().to_string()));
+    }
+    Ok(Dataset {
+        name: format!("camvid/{split}"),
+        samples,
+        classes: ClassSet::camvid(),
+    })
+}

@@ -1,0 +1,72 @@
+//! Datasets: CamVid list files, Cityscapes folders and custom folders, read one sample at a
+//! time with every problem reported by file name.
+
+mod augment;
+mod camvid;
+mod loader;
+mod sample;
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::classes::ClassSet;
+use crate::image_io::ImageIoError;
+
+pub use augment::{Augmentation, augment};
+pub use camvid::camvid;
+pub use loader::{Batch, batch_tensors, load_parallel};
+pub use sample::{LabelPolicy, LabeledImage, load_sample};
+
+/// One image and its label map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub image: PathBuf,
+    pub label: PathBuf,
+}
+
+/// A split of a dataset: its samples and the classes their labels use.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub name: String,
+    pub samples: Vec<Sample>,
+    pub classes: ClassSet,
+}
+
+#[derive(Debug, Error)]
+pub enum DataError {
+    #[error("{path}: cannot read the list file: {source}")]
+    List {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}, line {line}: {reason}")]
+    ListLine {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("{path}: {what} is missing")]
+    Missing { path: PathBuf, what: &'static str },
+    #[error("no samples in {0}: check --root and --split")]
+    Empty(String),
+    #[error(transparent)]
+    Image(#[from] ImageIoError),
+    #[error("{label}: label map is {label_size:?} (WxH) but its image {image} is {image_size:?}")]
+    SizeMismatch {
+        image: PathBuf,
+        label: PathBuf,
+        image_size: (u32, u32),
+        label_size: (u32, u32),
+    },
+    #[error(
+        "{path}: label value {value} is neither a class id (0..{classes}) nor the ignore id {ignore} \
+         (pass --unknown-labels-as-ignore to treat such pixels as unlabelled)"
+    )]
+    BadLabel {
+        path: PathBuf,
+        value: u8,
+        classes: usize,
+        ignore: u8,
+    },
+}

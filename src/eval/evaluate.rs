@@ -1,0 +1,94 @@
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+use super::ConfusionMatrix;
+use crate::data::{DataError, Dataset, LabelPolicy, load_parallel};
+use crate::image_io::frame;
+use crate::model::BiSeNet;
+use crate::model::upsample::resize_bilinear;
+use crate::preprocess::{Normalization, frame_to_tensor};
+
+/// How to run the network over each image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalOptions {
+    /// Input scales whose predictions are averaged (`[1.0]`: single scale).
+    pub scales: Vec<f32>,
+    /// Also average the prediction of the mirrored image.
+    pub flip: bool,
+    pub label_policy: LabelPolicy,
+    /// Images decoded in parallel at a time (bounds memory).
+    pub chunk: usize,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            scales: vec![1.0],
+            flip: false,
+            label_policy: LabelPolicy::Strict,
+            chunk: 4,
+        }
+    }
+}
+
+/// Runs a model over a dataset split and accumulates one confusion matrix at label
+/// resolution. `progress` is called after each image. The first bad sample stops the run
+/// with an error naming its file.
+pub fn evaluate(
+    model: &BiSeNet,
+    dataset: &Dataset,
+    norm: &Normalization,
+    options: &EvalOptions,
+    device: &Device,
+    mut progress: impl FnMut(),
+) -> Result<ConfusionMatrix, DataError> {
+    let num_classes = model.num_classes();
+    let mut confusion = ConfusionMatrix::new(num_classes);
+    for chunk in dataset.samples.chunks(options.chunk.max(1)) {
+        for loaded in load_parallel(chunk, &dataset.classes, options.label_policy) {
+            let sample = loaded?;
+            let image = frame(&sample.image);
+            let input = frame_to_tensor(&image, norm, None, device);
+            let size = [image.height, image.width];
+            let prediction = predict_averaged(model, input, size, options);
+            let ids: Vec<u8> = prediction
+                .into_data()
+                .iter::<i64>()
+                .map(|id| id as u8)
+                .collect();
+            confusion.add(sample.label.as_raw(), &ids);
+            progress();
+        }
+    }
+    Ok(confusion)
+}
+
+/// Class ids `[1, H, W]`; with several scales or flipping, the argmax of the summed class
+/// probabilities of every variant (the standard multi-scale + flip evaluation).
+pub fn predict_averaged(
+    model: &BiSeNet,
+    input: Tensor<4>,
+    size: [usize; 2],
+    options: &EvalOptions,
+) -> Tensor<3, Int> {
+    if options.scales == [1.0] && !options.flip {
+        return model.predict(input, size);
+    }
+    let mut sum: Option<Tensor<4>> = None;
+    for &scale in &options.scales {
+        let scaled_size = size.map(|s| ((s as f32 * scale).round() as usize).max(8));
+        let scaled = resize_bilinear(input.clone(), scaled_size);
+        let mut variants = vec![softmax(model.logits(scaled.clone(), size), 1)];
+        if options.flip {
+            let flipped = model.logits(scaled.flip([3]), size).flip([3]);
+            variants.push(softmax(flipped, 1));
+        }
+        for probs in variants {
+            sum = Some(match sum {
+                Some(total) => total + probs,
+                None => probs,
+            });
+        }
+    }
+    sum.expect("at least one scale").argmax(1).squeeze_dim(1)
+}

@@ -1,0 +1,65 @@
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
+/// Online hard example mining cross-entropy (as in the PyTorch BiSeNet reference): only pixels
+/// the model gets wrong with confidence (`p(true class) < 0.7`) contribute, but never fewer
+/// than 1/16 of the labelled pixels; the hardest are kept then. Pixels labelled with the
+/// ignore id (any id `>= classes`) never contribute.
+#[derive(Debug, Clone, Copy)]
+pub struct OhemCrossEntropy {
+    /// Pixels whose true-class probability is below this are "hard".
+    pub probability_threshold: f32,
+    /// Minimum share of the labelled pixels kept.
+    pub min_kept: f32,
+}
+
+impl Default for OhemCrossEntropy {
+    fn default() -> Self {
+        Self {
+            probability_threshold: 0.7,
+            min_kept: 1.0 / 16.0,
+        }
+    }
+}
+
+impl OhemCrossEntropy {
+    /// `logits: [N, C, H, W]`, `labels: [N, H, W]` -> scalar loss `[1]`.
+    pub fn forward(&self, logits: Tensor<4>, labels: Tensor<3, Int>) -> Tensor<1> {
+        let [_, classes, _, _] = logits.dims();
+        let valid = labels.clone().lower_elem(classes as i64); // [N, H, W]
+        let safe_labels = labels.mask_fill(valid.clone().bool_not(), 0);
+        let nll = log_softmax(logits, 1)
+            .gather(1, safe_labels.unsqueeze_dim(1))
+            .squeeze_dim::<3>(1)
+            .neg(); // [N, H, W]
+        let nll = nll.mask_fill(valid.clone().bool_not(), 0.0);
+
+        let cut = self.cut_off(&nll, &valid);
+        let kept = nll.clone().greater_elem(cut).bool_and(valid).float();
+        let count = kept.clone().sum().clamp_min(1.0);
+        (nll * kept).sum().div(count)
+    }
+
+    /// The loss value above which pixels are kept: `-ln(threshold)`, lowered to the loss of the
+    /// `min_kept`-th hardest pixel when too few pixels are above it. Chosen on read-back values,
+    /// outside the autodiff graph.
+    fn cut_off(&self, nll: &Tensor<3>, valid: &Tensor<3, Bool>) -> f32 {
+        let losses: Vec<f32> = nll.clone().detach().into_data().iter::<f32>().collect();
+        let mask: Vec<bool> = valid.clone().into_data().iter::<bool>().collect();
+        let mut valid_losses: Vec<f32> = losses
+            .into_iter()
+            .zip(mask)
+            .filter_map(|(loss, valid)| valid.then_some(loss))
+            .collect();
+        let threshold = -self.probability_threshold.ln();
+        let min_kept = (valid_losses.len() as f32 * self.min_kept) as usize;
+        let hard = valid_losses.iter().filter(|&&l| l > threshold).count();
+        if hard >= min_kept || min_kept == 0 {
+            return threshold;
+        }
+        // The min_kept-th largest loss; pixels strictly above (min_kept - 1) of them plus ties.
+        let (_, kth, _) = valid_losses.select_nth_unstable_by(min_kept - 1, |a, b| b.total_cmp(a));
+        // `greater` keeps strictly larger values: step just below the k-th value.
+        kth.next_down()
+    }
+}

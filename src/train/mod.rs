@@ -1,0 +1,409 @@
+//! Training BiSeNet from scratch: OHEM cross-entropy on the main and both auxiliary heads,
+//! SGD with momentum, warm-up + poly learning rate, the paper's augmentation, periodic
+//! validation and crash-safe checkpoints that resume exactly.
+
+pub mod checkpoint;
+mod loss;
+mod schedule;
+
+use std::path::{Path, PathBuf};
+
+use burn::module::ParamGroup;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use checkpoint::TrainState;
+pub use loss::OhemCrossEntropy;
+pub use schedule::PolySchedule;
+
+use crate::data::{
+    Augmentation, DataError, Dataset, LabelPolicy, augment, batch_tensors, load_parallel,
+};
+use crate::eval::{EvalOptions, Metrics, evaluate};
+use crate::model::{BackboneKind, BiSeNetConfig};
+use crate::preprocess::Normalization;
+use crate::weights::{self, ModelInfo, Precision};
+
+/// Everything that defines a training run; saved with every checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub dataset: String,
+    pub root: PathBuf,
+    pub train_split: String,
+    pub val_split: String,
+    pub backbone: BackboneKind,
+    pub iterations: usize,
+    pub batch_size: usize,
+    /// `[height, width]`.
+    pub crop: [usize; 2],
+    pub schedule: PolySchedule,
+    pub momentum: f64,
+    /// L2 penalty on convolution weights (not on BatchNorm parameters or biases).
+    pub weight_decay: f32,
+    /// Weight of each auxiliary head's loss.
+    pub aux_weight: f32,
+    pub scale_range: (f32, f32),
+    pub seed: u64,
+    pub checkpoint_every: usize,
+    pub validate_every: usize,
+}
+
+#[derive(Debug, Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("{0}")]
+    Config(String),
+    #[error("checkpoint {path}: {source}")]
+    Checkpoint {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot resume {path}: it was started with {field} = {found}, this run asks for {wanted}. \
+         Start a new run with a different --out, or drop the differing option"
+    )]
+    Incompatible {
+        path: PathBuf,
+        field: &'static str,
+        found: String,
+        wanted: String,
+    },
+    #[error(transparent)]
+    Weights(#[from] weights::WeightsError),
+}
+
+/// What the training loop reports as it goes.
+pub trait TrainObserver {
+    fn started(&mut self, _first_iteration: usize, _config: &TrainConfig) {}
+    fn step(&mut self, _iteration: usize, _loss: f32, _lr: f64) {}
+    fn validating(&mut self, _images: usize) {}
+    fn validated_image(&mut self) {}
+    fn validated(&mut self, _iteration: usize, _metrics: &Metrics, _is_best: bool) {}
+    fn checkpointed(&mut self, _iteration: usize) {}
+}
+
+/// Files of a run folder.
+pub struct RunFiles {
+    pub dir: PathBuf,
+}
+
+impl RunFiles {
+    /// Inference weights (f16, no aux heads) of the best validation mIoU so far.
+    pub fn best(&self) -> PathBuf {
+        self.dir.join("best.safetensors")
+    }
+    /// One JSON object per logged iteration and per validation.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("log.jsonl")
+    }
+    pub fn plot(&self) -> PathBuf {
+        self.dir.join("curves.png")
+    }
+}
+
+impl TrainConfig {
+    /// Checks the options before any work starts.
+    pub fn validate(&self, train: &Dataset) -> Result<(), TrainError> {
+        let [crop_h, crop_w] = self.crop;
+        if crop_h < 32 || crop_w < 32 {
+            return Err(TrainError::Config(format!(
+                "crop {crop_w}x{crop_h} is too small: BiSeNet downsamples 32x, use at least 32x32"
+            )));
+        }
+        if self.batch_size < 2 {
+            return Err(TrainError::Config(
+                "--batch must be at least 2: BatchNorm needs more than one sample".into(),
+            ));
+        }
+        if self.iterations == 0 {
+            return Err(TrainError::Config("--iters must be at least 1".into()));
+        }
+        if !(self.scale_range.0 > 0.0 && self.scale_range.0 <= self.scale_range.1) {
+            return Err(TrainError::Config(format!(
+                "scale range {:?} must be positive and ordered",
+                self.scale_range
+            )));
+        }
+        // A crop far beyond the largest scaled image would be mostly padding: refuse it.
+        let first =
+            crate::data::load_sample(&train.samples[0], &train.classes, LabelPolicy::Strict)?;
+        let (w, h) = first.image.dimensions();
+        let max = |side: u32| (side as f32 * self.scale_range.1).round() as usize;
+        if crop_h > max(h) || crop_w > max(w) {
+            return Err(TrainError::Config(format!(
+                "crop {crop_w}x{crop_h} is larger than the biggest scaled image ({}x{} = {w}x{h} x {}); \
+                 most of every crop would be padding. Use a smaller --crop",
+                max(w),
+                max(h),
+                self.scale_range.1
+            )));
+        }
+        Ok(())
+    }
+
+    fn compatible_with(&self, saved: &TrainConfig, path: &Path) -> Result<(), TrainError> {
+        let check = |field: &'static str, found: String, wanted: String| {
+            if found == wanted {
+                Ok(())
+            } else {
+                Err(TrainError::Incompatible {
+                    path: path.to_owned(),
+                    field,
+                    found,
+                    wanted,
+                })
+            }
+        };
+        check(
+            "backbone",
+            saved.backbone.to_string(),
+            self.backbone.to_string(),
+        )?;
+        check("dataset", saved.dataset.clone(), self.dataset.clone())?;
+        check(
+            "batch",
+            saved.batch_size.to_string(),
+            self.batch_size.to_string(),
+        )?;
+        check(
+            "crop",
+            format!("{:?}", saved.crop),
+            format!("{:?}", self.crop),
+        )?;
+        check("seed", saved.seed.to_string(), self.seed.to_string())?;
+        Ok(())
+    }
+}
+
+/// SGD with momentum; weight decay on every parameter except BatchNorm's and biases.
+fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    let momentum = Some(MomentumConfig::new().with_momentum(config.momentum));
+    let decayed = SgdConfig::new()
+        .with_momentum(momentum.clone())
+        .with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay)));
+    let plain = SgdConfig::new().with_momentum(momentum);
+    decayed.init().with_group(
+        ParamGroup::from_any_predicates(vec!["gamma", "beta", "bias"]),
+        plain.build(),
+        None,
+    )
+}
+
+/// Trains (or resumes, when `run_dir` holds a checkpoint and `resume` is set) and returns the
+/// final state. Validation mIoU is measured every `validate_every` iterations and at the end;
+/// the best model is exported to `best.safetensors`.
+pub fn train(
+    config: &TrainConfig,
+    train_set: &Dataset,
+    val_set: &Dataset,
+    run_dir: &Path,
+    resume: bool,
+    observer: &mut impl TrainObserver,
+) -> Result<TrainState, TrainError> {
+    config.validate(train_set)?;
+    let device = Device::flex().autodiff();
+    let files = RunFiles {
+        dir: run_dir.to_owned(),
+    };
+    let checkpoint_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| TrainError::Checkpoint { path, source }
+    };
+    std::fs::create_dir_all(run_dir).map_err(checkpoint_error(run_dir))?;
+
+    // Seeds burn's generator, so initial weights depend only on the seed.
+    device.seed(config.seed);
+    let num_classes = train_set.classes.len();
+    let model_config = BiSeNetConfig::new(config.backbone, num_classes);
+    let mut model = model_config.init(&device);
+    let mut optim = optimizer(config);
+    let mut state = TrainState {
+        iteration: 0,
+        best_miou: None,
+        best_iteration: None,
+        config: config.clone(),
+    };
+    let latest = checkpoint::latest(run_dir).map_err(checkpoint_error(run_dir))?;
+    match (latest, resume) {
+        (Some(path), true) => {
+            let saved = checkpoint::load_state(&path).map_err(checkpoint_error(&path))?;
+            config.compatible_with(&saved.config, &path)?;
+            (model, optim) =
+                checkpoint::load(&path, model, optim).map_err(checkpoint_error(&path))?;
+            state.iteration = saved.iteration;
+            state.best_miou = saved.best_miou;
+            state.best_iteration = saved.best_iteration;
+        }
+        (Some(path), false) => {
+            return Err(TrainError::Config(format!(
+                "{} already holds a run (checkpoint {}): pass --resume to continue it, or choose another --out",
+                run_dir.display(),
+                path.display()
+            )));
+        }
+        (None, _) => {}
+    }
+
+    let augmentation = Augmentation {
+        scale: config.scale_range,
+        ..Augmentation::paper(config.crop)
+    };
+    let loss_fn = OhemCrossEntropy::default();
+    let norm = Normalization::IMAGENET;
+    let mut log = LogWriter::open(&files.log()).map_err(checkpoint_error(&files.log()))?;
+    observer.started(state.iteration, config);
+
+    while state.iteration < config.iterations {
+        let iteration = state.iteration;
+        let samples = batch_samples(train_set, config, iteration);
+        let mut items = Vec::with_capacity(samples.len());
+        for (index, loaded) in load_parallel(&samples, &train_set.classes, LabelPolicy::Strict)
+            .into_iter()
+            .enumerate()
+        {
+            let mut rng = sample_rng(config.seed, iteration, index);
+            items.push(augment(
+                &loaded?,
+                &augmentation,
+                train_set.classes.ignore_index,
+                &mut rng,
+            ));
+        }
+        let batch = batch_tensors(&items, &norm, &device);
+
+        let output = model.forward(batch.images);
+        let mut loss = loss_fn.forward(output.logits, batch.labels.clone());
+        if let Some(aux) = output.aux {
+            for logits in aux {
+                loss = loss
+                    + loss_fn
+                        .forward(logits, batch.labels.clone())
+                        .mul_scalar(config.aux_weight);
+            }
+        }
+        let loss_value: f32 = loss.clone().into_scalar();
+        if !loss_value.is_finite() {
+            return Err(TrainError::Config(format!(
+                "the loss diverged (is {loss_value}) at iteration {iteration}: lower --lr and resume from the last checkpoint"
+            )));
+        }
+        let lr = config.schedule.lr(iteration);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr, model, grads);
+        state.iteration += 1;
+        observer.step(state.iteration, loss_value, lr);
+        log.write(serde_json::json!({"iteration": state.iteration, "loss": loss_value, "lr": lr}));
+
+        let done = state.iteration == config.iterations;
+        if state.iteration % config.validate_every == 0 || done {
+            observer.validating(val_set.samples.len());
+            let inference = model.valid();
+            let confusion = evaluate(
+                &inference,
+                val_set,
+                &norm,
+                &EvalOptions::default(),
+                &inference.devices()[0],
+                || observer.validated_image(),
+            )?;
+            let metrics = confusion.metrics();
+            let is_best = state.best_miou.is_none_or(|best| metrics.miou > best);
+            if is_best {
+                state.best_miou = Some(metrics.miou);
+                state.best_iteration = Some(state.iteration);
+                let mut info = ModelInfo::new(&model_config, train_set.classes.clone());
+                info.train_size = Some(config.crop);
+                info.notes = provenance(config, state.iteration, &metrics);
+                weights::save(
+                    &inference.without_aux_heads(),
+                    &info,
+                    Precision::F16,
+                    &files.best(),
+                )?;
+            }
+            log.write(serde_json::json!({
+                "iteration": state.iteration,
+                "val_miou": metrics.miou,
+                "val_pixel_accuracy": metrics.pixel_accuracy,
+            }));
+            observer.validated(state.iteration, &metrics, is_best);
+            if let Err(e) = crate::plot::plot_curves(&files.log(), &files.plot()) {
+                eprintln!("warning: could not draw {}: {e}", files.plot().display());
+            }
+        }
+        if state.iteration % config.checkpoint_every == 0 || done {
+            checkpoint::save(run_dir, &model, &optim, &state).map_err(checkpoint_error(run_dir))?;
+            observer.checkpointed(state.iteration);
+        }
+    }
+    Ok(state)
+}
+
+/// The samples of batch `iteration`: epochs walk a per-epoch shuffle seeded by the run seed,
+/// so the order depends only on (seed, iteration) and resuming replays it exactly.
+fn batch_samples(
+    dataset: &Dataset,
+    config: &TrainConfig,
+    iteration: usize,
+) -> Vec<crate::data::Sample> {
+    let n = dataset.samples.len();
+    (0..config.batch_size)
+        .map(|k| {
+            let position = iteration * config.batch_size + k;
+            let (epoch, index) = (position / n, position % n);
+            let mut order: Vec<usize> = (0..n).collect();
+            order.shuffle(&mut StdRng::seed_from_u64(
+                config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ));
+            dataset.samples[order[index]].clone()
+        })
+        .collect()
+}
+
+/// The augmentation RNG of one sample of one iteration.
+fn sample_rng(seed: u64, iteration: usize, index: usize) -> StdRng {
+    StdRng::seed_from_u64(
+        seed.wrapping_add((iteration as u64) << 16)
+            .wrapping_add(index as u64)
+            .wrapping_mul(0xD134_2543_DE82_EF95),
+    )
+}
+
+fn provenance(
+    config: &TrainConfig,
+    iteration: usize,
+    metrics: &Metrics,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut notes = serde_json::Map::new();
+    notes.insert("dataset".into(), config.dataset.clone().into());
+    notes.insert("iterations".into(), iteration.into());
+    notes.insert("batch_size".into(), config.batch_size.into());
+    notes.insert(format!("{}_miou", config.val_split), metrics.miou.into());
+    notes
+}
+
+/// Appends JSON lines, flushed each time so a killed run keeps its curve.
+struct LogWriter(std::fs::File);
+
+impl LogWriter {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map(Self)
+    }
+
+    fn write(&mut self, value: serde_json::Value) {
+        use std::io::Write;
+        let _ = writeln!(self.0, "{value}");
+    }
+}
