@@ -1,5 +1,6 @@
 //! Command-line front end: argument parsing and file handling over the library.
 
+mod eval;
 mod info;
 mod init;
 mod segment;
@@ -29,6 +30,8 @@ pub struct Cli {
 enum Command {
     /// Segment images (files or folders of images) and write one PNG per image.
     Segment(segment::SegmentArgs),
+    /// Measure accuracy (mIoU) on a labelled dataset split.
+    Eval(eval::EvalArgs),
     /// Show a weights file's architecture, parameter count, classes and metadata.
     Info(info::InfoArgs),
     /// Write a freshly initialised model.
@@ -40,13 +43,69 @@ enum Command {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Segment(args) => segment::run(args),
+        Command::Eval(args) => eval::run(args).map(|()| ExitCode::SUCCESS),
         Command::Info(args) => info::run(args).map(|()| ExitCode::SUCCESS),
         Command::Init(args) => init::run(args).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => train::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
-/// The compute device: burn's pure-Rust `flex` CPU backend.
+/// Dataset formats on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DatasetArg {
+    /// SegNet-layout CamVid: `ROOT/SPLIT.txt` lists `image label` pairs.
+    Camvid,
+    /// `ROOT/leftImg8bit/SPLIT/...` with `ROOT/gtFine/SPLIT/..._gtFine_labelIds.png`.
+    Cityscapes,
+    /// `ROOT/images/`, `ROOT/labels/` and `ROOT/classes.json`.
+    Folder,
+}
+
+impl DatasetArg {
+    pub fn kind(self) -> bisenet::data::DatasetKind {
+        use bisenet::data::DatasetKind;
+        match self {
+            DatasetArg::Camvid => DatasetKind::Camvid,
+            DatasetArg::Cityscapes => DatasetKind::Cityscapes,
+            DatasetArg::Folder => DatasetKind::Folder,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetArg::Camvid => "camvid",
+            DatasetArg::Cityscapes => "cityscapes",
+            DatasetArg::Folder => "folder",
+        }
+    }
+}
+
+/// Where the network runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Backend {
+    /// burn's pure-Rust CPU backend (multi-threaded, SIMD).
+    #[default]
+    Flex,
+    /// WebGPU's native API (Vulkan, Metal, DX12) through burn's wgpu backend; needs a build
+    /// with `--features wgpu`.
+    Wgpu,
+}
+
+impl Backend {
+    pub fn device(self) -> Result<Device> {
+        match self {
+            Backend::Flex => Ok(Device::flex()),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            #[cfg(not(feature = "wgpu"))]
+            Backend::Wgpu => bail!(
+                "this build has no wgpu backend: rebuild with `cargo build --release --features wgpu`"
+            ),
+        }
+    }
+}
+
+/// The default compute device: burn's pure-Rust `flex` CPU backend.
 pub fn device() -> Device {
     Device::flex()
 }

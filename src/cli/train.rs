@@ -2,7 +2,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use bisenet::data;
 use bisenet::eval::Metrics;
 use bisenet::model::BackboneKind;
 use bisenet::train::{self, PolySchedule, TrainConfig, TrainObserver};
@@ -11,9 +10,9 @@ use indicatif::{MultiProgress, ProgressBar};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Dataset format (camvid).
-    #[arg(long, default_value = "camvid")]
-    dataset: String,
+    /// Dataset format.
+    #[arg(long, value_enum, default_value = "camvid")]
+    dataset: super::DatasetArg,
     /// Dataset root (for CamVid, the folder holding train.txt and val.txt).
     #[arg(long)]
     root: PathBuf,
@@ -63,11 +62,8 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    if args.dataset != "camvid" {
-        bail!("--dataset {}: training reads camvid", args.dataset);
-    }
-    let train_set = data::camvid(&args.root, &args.split)?;
-    let val_set = data::camvid(&args.root, &args.val_split)?;
+    let train_set = args.dataset.kind().open(&args.root, &args.split)?;
+    let val_set = args.dataset.kind().open(&args.root, &args.val_split)?;
     let per_epoch = train_set.samples.len().div_ceil(args.batch.max(1));
     let iterations = match (args.iters, args.epochs) {
         (Some(iters), _) => iters,
@@ -75,7 +71,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         (None, None) => bail!("give the training length with --iters N or --epochs N"),
     };
     let config = TrainConfig {
-        dataset: args.dataset.clone(),
+        dataset: args.dataset.name().to_owned(),
         root: args.root.clone(),
         train_split: args.split.clone(),
         val_split: args.val_split.clone(),

@@ -39,5 +39,6 @@ pub fn camvid(root: &Path, split: &str) -> Result<Dataset, DataError> {
         name: format!("camvid/{split}"),
         samples,
         classes: ClassSet::camvid(),
+        label_mapping: None,
     })
 }

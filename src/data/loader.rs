@@ -1,8 +1,7 @@
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::{DataError, LabelPolicy, LabeledImage, Sample, load_sample};
-use crate::classes::ClassSet;
+use super::{DataError, Dataset, LabelPolicy, LabeledImage, Sample, load_sample};
 use crate::image_io::frame;
 use crate::preprocess::{Normalization, normalize_chw};
 
@@ -10,12 +9,12 @@ use crate::preprocess::{Normalization, normalize_chw};
 /// without hiding the others. Memory is bounded by the slice the caller passes.
 pub fn load_parallel(
     samples: &[Sample],
-    classes: &ClassSet,
+    dataset: &Dataset,
     policy: LabelPolicy,
 ) -> Vec<Result<LabeledImage, DataError>> {
     samples
         .par_iter()
-        .map(|sample| load_sample(sample, classes, policy))
+        .map(|sample| load_sample(sample, dataset, policy))
         .collect()
 }
 

@@ -3,6 +3,8 @@
 
 mod augment;
 mod camvid;
+mod cityscapes;
+mod folder;
 mod loader;
 mod sample;
 
@@ -15,6 +17,8 @@ use crate::image_io::ImageIoError;
 
 pub use augment::{Augmentation, augment};
 pub use camvid::camvid;
+pub use cityscapes::{cityscapes, train_id_table};
+pub use folder::folder;
 pub use loader::{Batch, batch_tensors, load_parallel};
 pub use sample::{LabelPolicy, LabeledImage, load_sample};
 
@@ -31,6 +35,27 @@ pub struct Dataset {
     pub name: String,
     pub samples: Vec<Sample>,
     pub classes: ClassSet,
+    /// Applied to every label value on load (Cityscapes label ids -> train ids).
+    pub label_mapping: Option<Box<[u8; 256]>>,
+}
+
+/// Dataset formats `eval` and `train` read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatasetKind {
+    Camvid,
+    Cityscapes,
+    Folder,
+}
+
+impl DatasetKind {
+    /// Reads a split of a dataset in this format.
+    pub fn open(self, root: &std::path::Path, split: &str) -> Result<Dataset, DataError> {
+        match self {
+            DatasetKind::Camvid => camvid(root, split),
+            DatasetKind::Cityscapes => cityscapes(root, split),
+            DatasetKind::Folder => folder(root, split),
+        }
+    }
 }
 
 #[derive(Debug, Error)]

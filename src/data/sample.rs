@@ -1,7 +1,6 @@
 use image::{GrayImage, RgbImage};
 
-use super::{DataError, Sample};
-use crate::classes::ClassSet;
+use super::{DataError, Dataset, Sample};
 use crate::image_io::{read_labels, read_rgb};
 
 /// What to do with label values that are neither a class nor the ignore id.
@@ -22,13 +21,14 @@ pub struct LabeledImage {
     pub label: GrayImage,
 }
 
-/// Reads a sample, checking that both files exist, decode, have the same size, and that the
-/// label holds only class ids and the ignore id.
+/// Reads a sample of `dataset`, checking that both files exist, decode, have the same size,
+/// and that the label (after the dataset's id mapping) holds only class ids and the ignore id.
 pub fn load_sample(
     sample: &Sample,
-    classes: &ClassSet,
+    dataset: &Dataset,
     policy: LabelPolicy,
 ) -> Result<LabeledImage, DataError> {
+    let classes = &dataset.classes;
     for (path, what) in [(&sample.image, "image"), (&sample.label, "label map")] {
         if !path.is_file() {
             return Err(DataError::Missing {
@@ -49,6 +49,9 @@ pub fn load_sample(
     }
     let num_classes = classes.len();
     let ignore = classes.ignore_index;
+    if let Some(mapping) = &dataset.label_mapping {
+        label.iter_mut().for_each(|value| *value = mapping[*value as usize]);
+    }
     for value in label.iter_mut() {
         if (*value as usize) < num_classes || *value == ignore {
             continue;

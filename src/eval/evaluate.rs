@@ -45,7 +45,7 @@ pub fn evaluate(
     let num_classes = model.num_classes();
     let mut confusion = ConfusionMatrix::new(num_classes);
     for chunk in dataset.samples.chunks(options.chunk.max(1)) {
-        for loaded in load_parallel(chunk, &dataset.classes, options.label_policy) {
+        for loaded in load_parallel(chunk, dataset, options.label_policy) {
             let sample = loaded?;
             let image = frame(&sample.image);
             let input = frame_to_tensor(&image, norm, None, device);

@@ -134,7 +134,7 @@ impl TrainConfig {
         }
         // A crop far beyond the largest scaled image would be mostly padding: refuse it.
         let first =
-            crate::data::load_sample(&train.samples[0], &train.classes, LabelPolicy::Strict)?;
+            crate::data::load_sample(&train.samples[0], train, LabelPolicy::Strict)?;
         let (w, h) = first.image.dimensions();
         let max = |side: u32| (side as f32 * self.scale_range.1).round() as usize;
         if crop_h > max(h) || crop_w > max(w) {
@@ -265,7 +265,7 @@ pub fn train(
         let iteration = state.iteration;
         let samples = batch_samples(train_set, config, iteration);
         let mut items = Vec::with_capacity(samples.len());
-        for (index, loaded) in load_parallel(&samples, &train_set.classes, LabelPolicy::Strict)
+        for (index, loaded) in load_parallel(&samples, train_set, LabelPolicy::Strict)
             .into_iter()
             .enumerate()
         {

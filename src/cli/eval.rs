@@ -1,0 +1,115 @@
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use bisenet::data::LabelPolicy;
+use bisenet::eval::{EvalOptions, evaluate};
+use clap::Args;
+use serde_json::json;
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Dataset format.
+    #[arg(long, value_enum, default_value = "camvid")]
+    dataset: super::DatasetArg,
+    /// Dataset root.
+    #[arg(long)]
+    root: PathBuf,
+    #[arg(long, default_value = "val")]
+    split: String,
+    /// Weights file (default: the shipped model).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Also average the prediction of the mirrored image.
+    #[arg(long)]
+    flip: bool,
+    /// Input scales whose predictions are averaged, e.g. 0.75,1.0,1.25.
+    #[arg(long, value_delimiter = ',', default_value = "1.0")]
+    scales: Vec<f32>,
+    /// Treat label values that are neither a class nor the ignore id as unlabelled
+    /// (default: refuse the file).
+    #[arg(long)]
+    unknown_labels_as_ignore: bool,
+    /// Evaluate only the first N images of the split.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, value_enum, default_value_t)]
+    backend: super::Backend,
+    /// Write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    if args.scales.is_empty() || args.scales.iter().any(|&s| !(0.1..=4.0).contains(&s)) {
+        bail!("--scales {:?}: each scale must be between 0.1 and 4", args.scales);
+    }
+    let mut dataset = args.dataset.kind().open(&args.root, &args.split)?;
+    if let Some(limit) = args.limit {
+        dataset.samples.truncate(limit.max(1));
+    }
+    let device = args.backend.device()?;
+    let (weights_path, loaded) = super::load_weights(args.weights.as_deref(), &device)?;
+    loaded.expect_classes(dataset.classes.len(), &dataset.name)?;
+    let options = EvalOptions {
+        scales: args.scales.clone(),
+        flip: args.flip,
+        label_policy: if args.unknown_labels_as_ignore {
+            LabelPolicy::UnknownAsIgnore
+        } else {
+            LabelPolicy::Strict
+        },
+        ..EvalOptions::default()
+    };
+    let model = loaded.model.without_aux_heads();
+    let bar = super::progress_bar(dataset.samples.len(), "evaluating");
+    let started = Instant::now();
+    let confusion = evaluate(&model, &dataset, &loaded.info.normalization, &options, &device, || {
+        bar.inc(1)
+    })?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let images = dataset.samples.len();
+    let metrics = confusion.metrics();
+
+    println!("{} ({} images), weights {}", dataset.name, images, weights_path.display());
+    println!("{:<16} {:>7}", "class", "IoU");
+    for (name, iou) in dataset.classes.names.iter().zip(&metrics.per_class_iou) {
+        match iou {
+            Some(iou) => println!("{name:<16} {:>7.2}", iou * 100.0),
+            None => println!("{name:<16} {:>7}", "n/a"),
+        }
+    }
+    let absent = metrics.per_class_iou.iter().filter(|iou| iou.is_none()).count();
+    println!("mIoU            {:>7.2}", metrics.miou * 100.0);
+    if absent > 0 {
+        println!("                (n/a: {absent} class(es) in neither ground truth nor prediction, left out of the mean)");
+    }
+    println!("pixel accuracy  {:>7.2}", metrics.pixel_accuracy * 100.0);
+    println!("speed           {:>7.2} images/s", images as f64 / seconds);
+
+    if let Some(path) = &args.json {
+        let per_class: serde_json::Map<_, _> = dataset
+            .classes
+            .names
+            .iter()
+            .zip(&metrics.per_class_iou)
+            .map(|(name, iou)| (name.clone(), json!(iou)))
+            .collect();
+        let report = json!({
+            "dataset": dataset.name,
+            "weights": weights_path,
+            "images": images,
+            "miou": metrics.miou,
+            "pixel_accuracy": metrics.pixel_accuracy,
+            "per_class": per_class,
+            "confusion": confusion.rows(),
+            "scales": args.scales,
+            "flip": args.flip,
+            "images_per_second": images as f64 / seconds,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+use std::path::Path;
+
+use super::cityscapes::sorted_entries;
+use super::{DataError, Dataset, Sample};
+use crate::classes::ClassSet;
+use crate::image_io::IMAGE_EXTENSIONS;
+
+/// A user's own data: `images/` and `labels/` with matching file stems (labels are 8-bit PNGs
+/// of class ids) and a `classes.json` (see [`ClassSet::from_json`]). With a split name, the
+/// folders are looked up under `ROOT/SPLIT/` first, then directly under `ROOT`.
+pub fn folder(root: &Path, split: &str) -> Result<Dataset, DataError> {
+    let base = if root.join(split).join("images").is_dir() {
+        root.join(split)
+    } else {
+        root.to_owned()
+    };
+    let classes_path = [base.join("classes.json"), root.join("classes.json")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| DataError::Missing {
+            path: root.join("classes.json"),
+            what: "classes.json (class names, colours and ignore id)",
+        })?;
+    let json = std::fs::read_to_string(&classes_path).map_err(|source| DataError::List {
+        path: classes_path.clone(),
+        source,
+    })?;
+    let classes = ClassSet::from_json(&json).map_err(|reason| DataError::ListLine {
+        path: classes_path.clone(),
+        line: 1,
+        reason,
+    })?;
+    let (images_dir, labels_dir) = (base.join("images"), base.join("labels"));
+    for (dir, what) in [(&images_dir, "images folder"), (&labels_dir, "labels folder")] {
+        if !dir.is_dir() {
+            return Err(DataError::Missing {
+                path: dir.clone(),
+                what,
+            });
+        }
+    }
+    let mut samples = Vec::new();
+    for image in sorted_entries(&images_dir)? {
+        let is_image = image
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+        if !is_image {
+            continue;
+        }
+        let stem = image.file_stem().unwrap_or_default().to_string_lossy();
+        let label = labels_dir.join(format!("{stem}.png"));
+        if !label.is_file() {
+            return Err(DataError::Missing {
+                path: label,
+                what: "label map for an image in images/",
+            });
+        }
+        samples.push(Sample { image, label });
+    }
+    if samples.is_empty() {
+        return Err(DataError::Empty(images_dir.display().to_string()));
+    }
+    Ok(Dataset {
+        name: format!("folder/{split}"),
+        samples,
+        classes,
+        label_mapping: None,
+    })
+}

@@ -1,0 +1,156 @@
+//! The `bisenet` command line end to end: init, info, segment, and every bad input.
+
+mod common;
+
+use common::{bisenet, shared_data, stderr, stdout, write_rgb};
+use std::path::Path;
+
+fn init_model(dir: &Path) -> String {
+    let weights = dir.join("model.safetensors");
+    let out = bisenet(&["init", "--backbone", "xception39", "--classes", "camvid", "-o", weights.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    weights.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn segment_writes_labels_color_and_overlay_for_every_image_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = init_model(dir.path());
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    write_rgb(&inputs.join("rgb.png"), 67, 45);
+    let rgb = image::open(inputs.join("rgb.png")).unwrap();
+    rgb.to_rgba8().save(inputs.join("rgba.png")).unwrap();
+    rgb.to_luma8().save(inputs.join("gray.png")).unwrap();
+    rgb.to_rgb16().save(inputs.join("deep.png")).unwrap();
+    rgb.to_rgb8().save(inputs.join("photo.jpg")).unwrap();
+
+    for kind in ["labels", "color", "overlay"] {
+        let out_dir = dir.path().join(kind);
+        let out = bisenet(&[
+            "segment", inputs.to_str().unwrap(), "--weights", &weights,
+            "--output", kind, "-o", out_dir.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("wrote 5 of 5"), "{}", stdout(&out));
+        for stem in ["rgb", "rgba", "gray", "deep", "photo"] {
+            let written = image::open(out_dir.join(format!("{stem}.png"))).unwrap();
+            assert_eq!((written.width(), written.height()), (67, 45), "{kind}/{stem}");
+            if kind == "labels" {
+                let labels = written.as_luma8().expect("labels are 8-bit gray");
+                assert!(labels.iter().all(|&id| id < 11));
+            }
+        }
+    }
+}
+
+#[test]
+fn segment_at_a_smaller_size_still_writes_labels_at_image_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = init_model(dir.path());
+    let input = dir.path().join("a.png");
+    write_rgb(&input, 120, 80);
+    let out = bisenet(&[
+        "segment", input.to_str().unwrap(), "--weights", &weights, "--size", "60x40",
+        "--output", "labels", "-o", dir.path().join("out").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let labels = image::open(dir.path().join("out/a.png")).unwrap();
+    assert_eq!((labels.width(), labels.height()), (120, 80));
+}
+
+#[test]
+fn bad_images_are_reported_by_name_skipped_and_fail_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = init_model(dir.path());
+    let good = dir.path().join("good.png");
+    write_rgb(&good, 40, 30);
+    let empty = dir.path().join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.path().join("notes.png");
+    std::fs::write(&text, b"this is not an image").unwrap();
+    let truncated = dir.path().join("truncated.png");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let missing = dir.path().join("missing.png");
+
+    let out_dir = dir.path().join("out");
+    let paths = [&good, &empty, &text, &truncated, &missing].map(|p| p.to_str().unwrap().to_owned());
+    let mut args = vec!["segment", "--weights", &weights, "-o", out_dir.to_str().unwrap()];
+    args.extend(paths.iter().map(String::as_str));
+    let out = bisenet(&args);
+    assert!(!out.status.success(), "a failed file must fail the run");
+    let err = stderr(&out);
+    for name in ["empty.png", "notes.png", "truncated.png", "missing.png"] {
+        assert!(err.contains(name), "{name} not reported in: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out_dir.join("good.png").is_file(), "the good file is still processed");
+    assert!(stdout(&out).contains("wrote 1 of 5"));
+}
+
+#[test]
+fn bad_weights_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let image_path = dir.path().join("a.png");
+    write_rgb(&image_path, 32, 32);
+    let not_weights = dir.path().join("weights.safetensors");
+    std::fs::write(&not_weights, b"hello").unwrap();
+    let weights = init_model(dir.path());
+    let bytes = std::fs::read(&weights).unwrap();
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 1000]).unwrap();
+
+    for (file, expected) in [
+        (not_weights.to_str().unwrap(), "not a weights file"),
+        (truncated.to_str().unwrap(), "truncated"),
+        ("/nonexistent/model.safetensors", "cannot read"),
+    ] {
+        for command in [vec!["info", "--weights", file], vec!["segment", image_path.to_str().unwrap(), "--weights", file]] {
+            let out = bisenet(&command);
+            assert!(!out.status.success());
+            let err = stderr(&out);
+            assert!(err.contains(expected), "{command:?}: {err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+}
+
+#[test]
+fn info_describes_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = init_model(dir.path());
+    let out = bisenet(&["info", "--weights", &weights]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for expected in ["bisenet-v1", "xception39", "1476419", "Bicyclist", "ignore id:      11"] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn init_refuses_bad_class_specs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("m.safetensors");
+    for spec in ["0", "300", "nonexistent.json"] {
+        let out = bisenet(&["init", "--classes", spec, "-o", out_path.to_str().unwrap()]);
+        assert!(!out.status.success(), "{spec}");
+        assert!(stderr(&out).contains(spec), "{}", stderr(&out));
+    }
+    assert!(!out_path.exists());
+}
+
+#[test]
+fn segment_the_shared_street_photo() {
+    let Some(shared) = shared_data() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let weights = init_model(dir.path());
+    let photo = shared.join("samples/cityscapes_example.png");
+    let out = bisenet(&[
+        "segment", photo.to_str().unwrap(), "--weights", &weights, "--output", "labels",
+        "-o", dir.path().join("out").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let labels = image::open(dir.path().join("out/cityscapes_example.png")).unwrap();
+    assert_eq!((labels.width(), labels.height()), (2048, 1024));
+}

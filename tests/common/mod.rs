@@ -1,0 +1,75 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `../shared/data`, or `None` (with a message) when this clone has no shared data.
+pub fn shared_data() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if path.is_dir() {
+        Some(path)
+    } else {
+        eprintln!("skipped: {} is absent (it only exists on the project's machines)", path.display());
+        None
+    }
+}
+
+/// Runs the `bisenet` binary with arguments.
+pub fn bisenet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bisenet"))
+        .args(args)
+        .output()
+        .expect("the bisenet binary runs")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Writes a small synthetic street-like RGB image.
+pub fn write_rgb(path: &Path, width: u32, height: u32) {
+    image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x + y) % 256) as u8])
+    })
+    .save(path)
+    .unwrap();
+}
+
+/// Writes an 8-bit label map whose value is `f(x, y)`.
+pub fn write_labels(path: &Path, width: u32, height: u32, f: impl Fn(u32, u32) -> u8) {
+    image::GrayImage::from_fn(width, height, |x, y| image::Luma([f(x, y)]))
+        .save(path)
+        .unwrap();
+}
+
+/// A small dataset in the custom folder layout: `n` images of `w`x`h` whose labels are a
+/// learnable function of the pixels (left half class 0, right half class 1, a void stripe).
+pub fn folder_dataset(root: &Path, n: usize, w: u32, h: u32) {
+    for split in ["train", "val"] {
+        let images = root.join(split).join("images");
+        let labels = root.join(split).join("labels");
+        std::fs::create_dir_all(&images).unwrap();
+        std::fs::create_dir_all(&labels).unwrap();
+        for i in 0..n {
+            let shade = (i * 20) as u8;
+            image::RgbImage::from_fn(w, h, |x, _| {
+                if x < w / 2 { image::Rgb([200, shade, 30]) } else { image::Rgb([20, shade, 220]) }
+            })
+            .save(images.join(format!("{i:03}.png")))
+            .unwrap();
+            write_labels(&labels.join(format!("{i:03}.png")), w, h, |x, y| {
+                if y < 2 { 255 } else { u8::from(x >= w / 2) }
+            });
+        }
+    }
+    std::fs::write(
+        root.join("classes.json"),
+        r#"{"names": ["warm", "cold"], "palette": [[255, 0, 0], [0, 0, 255]], "ignore_index": 255}"#,
+    )
+    .unwrap();
+}

@@ -1,0 +1,168 @@
+//! Training: the loss, the schedule, and a run killed with SIGKILL that resumes exactly.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bisenet::train::{OhemCrossEntropy, PolySchedule};
+use burn::prelude::*;
+use common::{bisenet, stderr};
+
+#[test]
+fn ohem_keeps_hard_pixels_and_ignores_void() {
+    let device = Device::flex();
+    // 2 classes, 4 pixels: two confident-right, one confident-wrong, one void (label 9).
+    let logits = Tensor::<1>::from_floats([5.0, 5.0, -5.0, 0.0, -5.0, -5.0, 5.0, 0.0], &device)
+        .reshape([1, 2, 2, 2]);
+    let labels = Tensor::<1, Int>::from_ints([0, 0, 0, 9], &device).reshape([1, 2, 2]);
+    let loss: f32 = OhemCrossEntropy::default().forward(logits, labels).into_scalar();
+    // Only the wrong pixel (p = sigmoid(-10)) is hard: loss = -ln(sigmoid(-10)).
+    let expected = (1.0f32 + 10f32.exp()).ln();
+    assert!((loss - expected).abs() < 1e-3, "{loss} vs {expected}");
+}
+
+#[test]
+fn ohem_keeps_at_least_a_sixteenth_when_everything_is_easy() {
+    let device = Device::flex();
+    let logits = Tensor::<4>::zeros([1, 2, 8, 8], &device).slice_assign(
+        [0..1, 0..1, 0..8, 0..8],
+        Tensor::<4>::ones([1, 1, 8, 8], &device).mul_scalar(3.0),
+    );
+    let labels = Tensor::<3, Int>::zeros([1, 8, 8], &device);
+    let loss: f32 = OhemCrossEntropy::default().forward(logits, labels).into_scalar();
+    // Every pixel has p = sigmoid(3) > 0.7 (easy); the 4 kept all have loss ln(1 + e^-3).
+    assert!((loss - (1.0f32 + (-3f32).exp()).ln()).abs() < 1e-4, "{loss}");
+}
+
+#[test]
+fn all_void_batch_has_zero_loss() {
+    let device = Device::flex();
+    let logits = Tensor::<4>::ones([1, 3, 4, 4], &device);
+    let labels = Tensor::<3, Int>::full([1, 4, 4], 255, &device);
+    let loss: f32 = OhemCrossEntropy::default().forward(logits, labels).into_scalar();
+    assert_eq!(loss, 0.0);
+}
+
+#[test]
+fn schedule_warms_up_then_decays_to_zero() {
+    let s = PolySchedule { base: 0.01, total: 1000, warmup: 100, warmup_ratio: 0.1, power: 0.9 };
+    assert!((s.lr(0) - 0.001).abs() < 1e-12);
+    assert!((s.lr(50) - 0.0055).abs() < 1e-12);
+    assert!((s.lr(100) - 0.01).abs() < 1e-12);
+    assert!(s.lr(500) < s.lr(400));
+    assert_eq!(s.lr(1000), 0.0);
+}
+
+fn train_args<'a>(root: &'a str, out: &'a str, iters: &'a str) -> Vec<&'a str> {
+    vec![
+        "train", "--dataset", "folder", "--root", root, "--split", "train", "--val-split", "val",
+        "--backbone", "xception39", "--batch", "2", "--crop", "48x32", "--iters", iters,
+        "--warmup", "2", "--checkpoint-every", "2", "--validate-every", "10", "--out", out,
+    ]
+}
+
+/// Replaces the value of an option in an argument list.
+fn set<'a>(mut args: Vec<&'a str>, key: &'a str, value: &'a str) -> Vec<&'a str> {
+    match args.iter().position(|a| *a == key) {
+        Some(i) => args[i + 1] = value,
+        None => args.extend([key, value]),
+    }
+    args
+}
+
+/// `(iteration, loss)` of every step logged, keeping the last entry of an iteration that a
+/// resumed run repeated.
+fn losses(run: &Path) -> Vec<(u64, String)> {
+    let text = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    let mut by_iteration = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(loss) = value.get("loss") {
+            by_iteration.insert(value["iteration"].as_u64().unwrap(), loss.to_string());
+        }
+    }
+    by_iteration.into_iter().collect()
+}
+
+fn checkpoint_iteration(run: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(run.join("last.json")).ok()?;
+    serde_json::from_str::<serde_json::Value>(&text).ok()?["iteration"].as_u64()
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    common::folder_dataset(dir.path(), 4, 64, 48);
+    let root = dir.path().to_str().unwrap();
+    let reference = dir.path().join("reference");
+    let out = bisenet(&train_args(root, reference.to_str().unwrap(), "12"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(reference.join("best.safetensors").is_file());
+    assert!(reference.join("curves.png").is_file());
+
+    let killed = dir.path().join("killed");
+    let killed_str = killed.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bisenet"))
+        .args(train_args(root, killed_str, "12"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it has written its second checkpoint, mid-interval.
+    let started = Instant::now();
+    while checkpoint_iteration(&killed).is_none_or(|i| i < 4) {
+        assert!(started.elapsed() < Duration::from_secs(300), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let at_kill = checkpoint_iteration(&killed).unwrap();
+    assert!(at_kill < 12, "the run finished before it could be killed");
+
+    // Resuming without --resume is refused: nothing is overwritten.
+    let out = bisenet(&train_args(root, killed_str, "12"));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
+
+    let mut args = train_args(root, killed_str, "12");
+    args.push("--resume");
+    let out = bisenet(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(checkpoint_iteration(&killed), Some(12));
+    assert_eq!(losses(&killed), losses(&reference), "the resumed run must replay the same steps");
+}
+
+#[test]
+fn bad_training_inputs_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    common::folder_dataset(dir.path(), 2, 64, 48);
+    let root = dir.path().to_str().unwrap();
+    let out_dir = dir.path().join("run");
+    let out_str = out_dir.to_str().unwrap();
+
+    let cases = [
+        ("--crop", "1000x1000", "larger than the biggest scaled image"),
+        ("--crop", "16x16", "too small"),
+        ("--batch", "1", "at least 2"),
+    ];
+    for (key, value, expected) in cases {
+        let out = bisenet(&set(train_args(root, out_str, "2"), key, value));
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(expected), "{expected}: {}", stderr(&out));
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let out = bisenet(&train_args(empty.path().to_str().unwrap(), out_str, "2"));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("classes.json"), "{}", stderr(&out));
+
+    // A finished run resumed with another backbone is refused, naming the difference.
+    let out = bisenet(&train_args(root, out_str, "2"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut args = set(train_args(root, out_str, "4"), "--backbone", "resnet18");
+    args.push("--resume");
+    let out = bisenet(&args);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("backbone"), "{}", stderr(&out));
+}
