@@ -7,7 +7,15 @@ use std::path::Path;
 
 fn init_model(dir: &Path) -> String {
     let weights = dir.join("model.safetensors");
-    let out = bisenet(&["init", "--backbone", "xception39", "--classes", "camvid", "-o", weights.to_str().unwrap()]);
+    let out = bisenet(&[
+        "init",
+        "--backbone",
+        "xception39",
+        "--classes",
+        "camvid",
+        "-o",
+        weights.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     weights.to_str().unwrap().to_owned()
 }
@@ -28,14 +36,24 @@ fn segment_writes_labels_color_and_overlay_for_every_image_format() {
     for kind in ["labels", "color", "overlay"] {
         let out_dir = dir.path().join(kind);
         let out = bisenet(&[
-            "segment", inputs.to_str().unwrap(), "--weights", &weights,
-            "--output", kind, "-o", out_dir.to_str().unwrap(),
+            "segment",
+            inputs.to_str().unwrap(),
+            "--weights",
+            &weights,
+            "--output",
+            kind,
+            "-o",
+            out_dir.to_str().unwrap(),
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains("wrote 5 of 5"), "{}", stdout(&out));
         for stem in ["rgb", "rgba", "gray", "deep", "photo"] {
             let written = image::open(out_dir.join(format!("{stem}.png"))).unwrap();
-            assert_eq!((written.width(), written.height()), (67, 45), "{kind}/{stem}");
+            assert_eq!(
+                (written.width(), written.height()),
+                (67, 45),
+                "{kind}/{stem}"
+            );
             if kind == "labels" {
                 let labels = written.as_luma8().expect("labels are 8-bit gray");
                 assert!(labels.iter().all(|&id| id < 11));
@@ -51,8 +69,16 @@ fn segment_at_a_smaller_size_still_writes_labels_at_image_size() {
     let input = dir.path().join("a.png");
     write_rgb(&input, 120, 80);
     let out = bisenet(&[
-        "segment", input.to_str().unwrap(), "--weights", &weights, "--size", "60x40",
-        "--output", "labels", "-o", dir.path().join("out").to_str().unwrap(),
+        "segment",
+        input.to_str().unwrap(),
+        "--weights",
+        &weights,
+        "--size",
+        "60x40",
+        "--output",
+        "labels",
+        "-o",
+        dir.path().join("out").to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let labels = image::open(dir.path().join("out/a.png")).unwrap();
@@ -75,8 +101,15 @@ fn bad_images_are_reported_by_name_skipped_and_fail_the_run() {
     let missing = dir.path().join("missing.png");
 
     let out_dir = dir.path().join("out");
-    let paths = [&good, &empty, &text, &truncated, &missing].map(|p| p.to_str().unwrap().to_owned());
-    let mut args = vec!["segment", "--weights", &weights, "-o", out_dir.to_str().unwrap()];
+    let paths =
+        [&good, &empty, &text, &truncated, &missing].map(|p| p.to_str().unwrap().to_owned());
+    let mut args = vec![
+        "segment",
+        "--weights",
+        &weights,
+        "-o",
+        out_dir.to_str().unwrap(),
+    ];
     args.extend(paths.iter().map(String::as_str));
     let out = bisenet(&args);
     assert!(!out.status.success(), "a failed file must fail the run");
@@ -85,7 +118,10 @@ fn bad_images_are_reported_by_name_skipped_and_fail_the_run() {
         assert!(err.contains(name), "{name} not reported in: {err}");
     }
     assert!(!err.contains("panicked"), "{err}");
-    assert!(out_dir.join("good.png").is_file(), "the good file is still processed");
+    assert!(
+        out_dir.join("good.png").is_file(),
+        "the good file is still processed"
+    );
     assert!(stdout(&out).contains("wrote 1 of 5"));
 }
 
@@ -106,7 +142,10 @@ fn bad_weights_give_clear_errors() {
         (truncated.to_str().unwrap(), "truncated"),
         ("/nonexistent/model.safetensors", "cannot read"),
     ] {
-        for command in [vec!["info", "--weights", file], vec!["segment", image_path.to_str().unwrap(), "--weights", file]] {
+        for command in [
+            vec!["info", "--weights", file],
+            vec!["segment", image_path.to_str().unwrap(), "--weights", file],
+        ] {
             let out = bisenet(&command);
             assert!(!out.status.success());
             let err = stderr(&out);
@@ -123,7 +162,13 @@ fn info_describes_the_model() {
     let out = bisenet(&["info", "--weights", &weights]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    for expected in ["bisenet-v1", "xception39", "1476419", "Bicyclist", "ignore id:      11"] {
+    for expected in [
+        "bisenet-v1",
+        "xception39",
+        "1476419",
+        "Bicyclist",
+        "ignore id:      11",
+    ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }
 }
@@ -147,8 +192,14 @@ fn segment_the_shared_street_photo() {
     let weights = init_model(dir.path());
     let photo = shared.join("samples/cityscapes_example.png");
     let out = bisenet(&[
-        "segment", photo.to_str().unwrap(), "--weights", &weights, "--output", "labels",
-        "-o", dir.path().join("out").to_str().unwrap(),
+        "segment",
+        photo.to_str().unwrap(),
+        "--weights",
+        &weights,
+        "--output",
+        "labels",
+        "-o",
+        dir.path().join("out").to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let labels = image::open(dir.path().join("out/cityscapes_example.png")).unwrap();

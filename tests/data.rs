@@ -9,25 +9,50 @@ use std::path::Path;
 
 /// A two-city Cityscapes fixture with label ids covering mapped and unmapped values.
 fn cityscapes_fixture(root: &Path) {
-    for (city, frame) in [("aachen", "aachen_000000_000019"), ("bonn", "bonn_000001_000019")] {
+    for (city, frame) in [
+        ("aachen", "aachen_000000_000019"),
+        ("bonn", "bonn_000001_000019"),
+    ] {
         let images = root.join("leftImg8bit/val").join(city);
         let labels = root.join("gtFine/val").join(city);
         std::fs::create_dir_all(&images).unwrap();
         std::fs::create_dir_all(&labels).unwrap();
         write_rgb(&images.join(format!("{frame}_leftImg8bit.png")), 16, 8);
         // Columns hold label ids 0..15 then 16..: ids 7 (road), 26 (car), 33 (bicycle), 0, 4.
-        write_labels(&labels.join(format!("{frame}_gtFine_labelIds.png")), 16, 8, |x, _| {
-            [7, 26, 33, 0, 4, 24, 11, 21, 23, 8, 17, 19, 20, 31, 32, 28][x as usize]
-        });
+        write_labels(
+            &labels.join(format!("{frame}_gtFine_labelIds.png")),
+            16,
+            8,
+            |x, _| [7, 26, 33, 0, 4, 24, 11, 21, 23, 8, 17, 19, 20, 31, 32, 28][x as usize],
+        );
         // Files beside the ones we read must not confuse the reader.
-        write_labels(&labels.join(format!("{frame}_gtFine_instanceIds.png")), 16, 8, |_, _| 0);
+        write_labels(
+            &labels.join(format!("{frame}_gtFine_instanceIds.png")),
+            16,
+            8,
+            |_, _| 0,
+        );
     }
 }
 
 #[test]
 fn cityscapes_label_ids_map_to_train_ids() {
     let table = data::train_id_table();
-    let expected = [(7, 0), (8, 1), (11, 2), (21, 8), (23, 10), (24, 11), (26, 13), (33, 18), (0, 255), (4, 255), (6, 255), (9, 255), (34, 255)];
+    let expected = [
+        (7, 0),
+        (8, 1),
+        (11, 2),
+        (21, 8),
+        (23, 10),
+        (24, 11),
+        (26, 13),
+        (33, 18),
+        (0, 255),
+        (4, 255),
+        (6, 255),
+        (9, 255),
+        (34, 255),
+    ];
     for (label_id, train_id) in expected {
         assert_eq!(table[label_id], train_id, "label id {label_id}");
     }
@@ -41,11 +66,21 @@ fn cityscapes_layout_is_read_and_mapped() {
     let dataset = data::cityscapes(dir.path(), "val").unwrap();
     assert_eq!(dataset.samples.len(), 2);
     assert_eq!(dataset.classes.len(), 19);
-    assert!(dataset.samples[0].label.ends_with("val/aachen/aachen_000000_000019_gtFine_labelIds.png"));
+    assert!(
+        dataset.samples[0]
+            .label
+            .ends_with("val/aachen/aachen_000000_000019_gtFine_labelIds.png")
+    );
     let sample = load_sample(&dataset.samples[1], &dataset, LabelPolicy::Strict).unwrap();
     let row: Vec<u8> = (0..16).map(|x| sample.label.get_pixel(x, 0)[0]).collect();
-    assert_eq!(row, [0, 13, 18, 255, 255, 11, 2, 8, 10, 1, 5, 6, 7, 16, 17, 15]);
-    assert!(matches!(data::cityscapes(dir.path(), "train"), Err(DataError::Missing { .. })));
+    assert_eq!(
+        row,
+        [0, 13, 18, 255, 255, 11, 2, 8, 10, 1, 5, 6, 7, 16, 17, 15]
+    );
+    assert!(matches!(
+        data::cityscapes(dir.path(), "train"),
+        Err(DataError::Missing { .. })
+    ));
 }
 
 #[test]
@@ -76,11 +111,21 @@ fn camvid_list_with_missing_files_and_bad_lines() {
     let err = data::camvid(dir.path(), "bad").unwrap_err();
     assert!(err.to_string().contains("line 1"), "{err}");
     std::fs::write(dir.path().join("empty.txt"), "\n").unwrap();
-    assert!(matches!(data::camvid(dir.path(), "empty"), Err(DataError::Empty(_))));
-    assert!(matches!(data::camvid(dir.path(), "nosuchsplit"), Err(DataError::List { .. })));
+    assert!(matches!(
+        data::camvid(dir.path(), "empty"),
+        Err(DataError::Empty(_))
+    ));
+    assert!(matches!(
+        data::camvid(dir.path(), "nosuchsplit"),
+        Err(DataError::List { .. })
+    ));
 }
 
-fn camvid_one(dir: &Path, image: impl FnOnce(&Path), label: impl FnOnce(&Path)) -> Result<(), DataError> {
+fn camvid_one(
+    dir: &Path,
+    image: impl FnOnce(&Path),
+    label: impl FnOnce(&Path),
+) -> Result<(), DataError> {
     std::fs::create_dir_all(dir.join("val")).unwrap();
     std::fs::create_dir_all(dir.join("valannot")).unwrap();
     std::fs::write(dir.join("val.txt"), "val/x.png valannot/x.png\n").unwrap();
@@ -93,7 +138,12 @@ fn camvid_one(dir: &Path, image: impl FnOnce(&Path), label: impl FnOnce(&Path)) 
 #[test]
 fn size_mismatch_is_reported_with_both_files() {
     let dir = tempfile::tempdir().unwrap();
-    let err = camvid_one(dir.path(), |p| write_rgb(p, 20, 10), |p| write_labels(p, 10, 10, |_, _| 0)).unwrap_err();
+    let err = camvid_one(
+        dir.path(),
+        |p| write_rgb(p, 20, 10),
+        |p| write_labels(p, 10, 10, |_, _| 0),
+    )
+    .unwrap_err();
     assert!(matches!(err, DataError::SizeMismatch { .. }), "{err}");
     assert!(err.to_string().contains("x.png"));
 }
@@ -101,8 +151,16 @@ fn size_mismatch_is_reported_with_both_files() {
 #[test]
 fn unknown_label_values_are_errors_unless_asked_to_ignore() {
     let dir = tempfile::tempdir().unwrap();
-    let err = camvid_one(dir.path(), |p| write_rgb(p, 8, 8), |p| write_labels(p, 8, 8, |x, _| if x == 3 { 40 } else { 11 })).unwrap_err();
-    assert!(matches!(err, DataError::BadLabel { value: 40, .. }), "{err}");
+    let err = camvid_one(
+        dir.path(),
+        |p| write_rgb(p, 8, 8),
+        |p| write_labels(p, 8, 8, |x, _| if x == 3 { 40 } else { 11 }),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, DataError::BadLabel { value: 40, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("--unknown-labels-as-ignore"));
     let dataset = data::camvid(dir.path(), "val").unwrap();
     let sample = load_sample(&dataset.samples[0], &dataset, LabelPolicy::UnknownAsIgnore).unwrap();
@@ -112,8 +170,16 @@ fn unknown_label_values_are_errors_unless_asked_to_ignore() {
 #[test]
 fn unreadable_and_colour_labels_are_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let err = camvid_one(dir.path(), |p| std::fs::write(p, b"garbage").unwrap(), |p| write_labels(p, 8, 8, |_, _| 0)).unwrap_err();
-    assert!(err.to_string().contains("x.png") && err.to_string().contains("not a readable image"), "{err}");
+    let err = camvid_one(
+        dir.path(),
+        |p| std::fs::write(p, b"garbage").unwrap(),
+        |p| write_labels(p, 8, 8, |_, _| 0),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("x.png") && err.to_string().contains("not a readable image"),
+        "{err}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let err = camvid_one(dir.path(), |p| write_rgb(p, 8, 8), |p| write_rgb(p, 8, 8)).unwrap_err();
     assert!(err.to_string().contains("single-channel"), "{err}");
@@ -125,28 +191,73 @@ fn eval_cli_on_a_folder_dataset_reports_per_class_iou_and_json() {
     common::folder_dataset(dir.path(), 2, 40, 24);
     let weights = dir.path().join("m.safetensors");
     let classes = dir.path().join("classes.json");
-    let out = bisenet(&["init", "--classes", classes.to_str().unwrap(), "-o", weights.to_str().unwrap()]);
+    let out = bisenet(&[
+        "init",
+        "--classes",
+        classes.to_str().unwrap(),
+        "-o",
+        weights.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json = dir.path().join("eval.json");
     let out = bisenet(&[
-        "eval", "--dataset", "folder", "--root", dir.path().to_str().unwrap(), "--split", "val",
-        "--weights", weights.to_str().unwrap(), "--flip", "--scales", "0.75,1.0", "--json", json.to_str().unwrap(),
+        "eval",
+        "--dataset",
+        "folder",
+        "--root",
+        dir.path().to_str().unwrap(),
+        "--split",
+        "val",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--flip",
+        "--scales",
+        "0.75,1.0",
+        "--json",
+        json.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("mIoU") && stdout(&out).contains("warm"), "{}", stdout(&out));
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert!(
+        stdout(&out).contains("mIoU") && stdout(&out).contains("warm"),
+        "{}",
+        stdout(&out)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     assert_eq!(report["images"], 2);
     let confusion = report["confusion"].as_array().unwrap();
-    let total: u64 = confusion.iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
-    assert_eq!(total, 2 * 40 * (24 - 2), "every labelled pixel, and only those, is counted");
+    let total: u64 = confusion
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        total,
+        2 * 40 * (24 - 2),
+        "every labelled pixel, and only those, is counted"
+    );
     assert!(report["per_class"]["cold"].is_number() || report["per_class"]["cold"].is_null());
 
     // A model with another class count is refused with both counts named.
     let camvid = dir.path().join("camvid.safetensors");
     bisenet(&["init", "-o", camvid.to_str().unwrap()]);
-    let out = bisenet(&["eval", "--dataset", "folder", "--root", dir.path().to_str().unwrap(), "--split", "val", "--weights", camvid.to_str().unwrap()]);
+    let out = bisenet(&[
+        "eval",
+        "--dataset",
+        "folder",
+        "--root",
+        dir.path().to_str().unwrap(),
+        "--split",
+        "val",
+        "--weights",
+        camvid.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("11 classes") && stderr(&out).contains('2'), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("11 classes") && stderr(&out).contains('2'),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -157,14 +268,33 @@ fn eval_on_a_few_camvid_val_images() {
     bisenet(&["init", "-o", weights.to_str().unwrap()]);
     let json = dir.path().join("eval.json");
     let out = bisenet(&[
-        "eval", "--root", shared.join("camvid").to_str().unwrap(), "--split", "val", "--limit", "3",
-        "--weights", weights.to_str().unwrap(), "--json", json.to_str().unwrap(),
+        "eval",
+        "--root",
+        shared.join("camvid").to_str().unwrap(),
+        "--split",
+        "val",
+        "--limit",
+        "3",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     assert_eq!(report["images"], 3);
     let miou = report["miou"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&miou));
-    let total: u64 = report["confusion"].as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap()).map(|v| v.as_u64().unwrap()).sum();
-    assert!(total > 3 * 360 * 480 / 2 && total <= 3 * 360 * 480, "{total}");
+    let total: u64 = report["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(
+        total > 3 * 360 * 480 / 2 && total <= 3 * 360 * 480,
+        "{total}"
+    );
 }

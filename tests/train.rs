@@ -17,7 +17,9 @@ fn ohem_keeps_hard_pixels_and_ignores_void() {
     let logits = Tensor::<1>::from_floats([5.0, 5.0, -5.0, 0.0, -5.0, -5.0, 5.0, 0.0], &device)
         .reshape([1, 2, 2, 2]);
     let labels = Tensor::<1, Int>::from_ints([0, 0, 0, 9], &device).reshape([1, 2, 2]);
-    let loss: f32 = OhemCrossEntropy::default().forward(logits, labels).into_scalar();
+    let loss: f32 = OhemCrossEntropy::default()
+        .forward(logits, labels)
+        .into_scalar();
     // Only the wrong pixel (p = sigmoid(-10)) is hard: loss = -ln(sigmoid(-10)).
     let expected = (1.0f32 + 10f32.exp()).ln();
     assert!((loss - expected).abs() < 1e-3, "{loss} vs {expected}");
@@ -31,9 +33,14 @@ fn ohem_keeps_at_least_a_sixteenth_when_everything_is_easy() {
         Tensor::<4>::ones([1, 1, 8, 8], &device).mul_scalar(3.0),
     );
     let labels = Tensor::<3, Int>::zeros([1, 8, 8], &device);
-    let loss: f32 = OhemCrossEntropy::default().forward(logits, labels).into_scalar();
+    let loss: f32 = OhemCrossEntropy::default()
+        .forward(logits, labels)
+        .into_scalar();
     // Every pixel has p = sigmoid(3) > 0.7 (easy); the 4 kept all have loss ln(1 + e^-3).
-    assert!((loss - (1.0f32 + (-3f32).exp()).ln()).abs() < 1e-4, "{loss}");
+    assert!(
+        (loss - (1.0f32 + (-3f32).exp()).ln()).abs() < 1e-4,
+        "{loss}"
+    );
 }
 
 #[test]
@@ -41,13 +48,21 @@ fn all_void_batch_has_zero_loss() {
     let device = Device::flex();
     let logits = Tensor::<4>::ones([1, 3, 4, 4], &device);
     let labels = Tensor::<3, Int>::full([1, 4, 4], 255, &device);
-    let loss: f32 = OhemCrossEntropy::default().forward(logits, labels).into_scalar();
+    let loss: f32 = OhemCrossEntropy::default()
+        .forward(logits, labels)
+        .into_scalar();
     assert_eq!(loss, 0.0);
 }
 
 #[test]
 fn schedule_warms_up_then_decays_to_zero() {
-    let s = PolySchedule { base: 0.01, total: 1000, warmup: 100, warmup_ratio: 0.1, power: 0.9 };
+    let s = PolySchedule {
+        base: 0.01,
+        total: 1000,
+        warmup: 100,
+        warmup_ratio: 0.1,
+        power: 0.9,
+    };
     assert!((s.lr(0) - 0.001).abs() < 1e-12);
     assert!((s.lr(50) - 0.0055).abs() < 1e-12);
     assert!((s.lr(100) - 0.01).abs() < 1e-12);
@@ -57,9 +72,31 @@ fn schedule_warms_up_then_decays_to_zero() {
 
 fn train_args<'a>(root: &'a str, out: &'a str, iters: &'a str) -> Vec<&'a str> {
     vec![
-        "train", "--dataset", "folder", "--root", root, "--split", "train", "--val-split", "val",
-        "--backbone", "xception39", "--batch", "2", "--crop", "48x32", "--iters", iters,
-        "--warmup", "2", "--checkpoint-every", "2", "--validate-every", "10", "--out", out,
+        "train",
+        "--dataset",
+        "folder",
+        "--root",
+        root,
+        "--split",
+        "train",
+        "--val-split",
+        "val",
+        "--backbone",
+        "xception39",
+        "--batch",
+        "2",
+        "--crop",
+        "48x32",
+        "--iters",
+        iters,
+        "--warmup",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--validate-every",
+        "10",
+        "--out",
+        out,
     ]
 }
 
@@ -113,7 +150,10 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
     // Kill it once it has written its second checkpoint, mid-interval.
     let started = Instant::now();
     while checkpoint_iteration(&killed).is_none_or(|i| i < 4) {
-        assert!(started.elapsed() < Duration::from_secs(300), "no checkpoint appeared");
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint appeared"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL
@@ -131,7 +171,11 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
     let out = bisenet(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(checkpoint_iteration(&killed), Some(12));
-    assert_eq!(losses(&killed), losses(&reference), "the resumed run must replay the same steps");
+    assert_eq!(
+        losses(&killed),
+        losses(&reference),
+        "the resumed run must replay the same steps"
+    );
 }
 
 #[test]
@@ -143,14 +187,22 @@ fn bad_training_inputs_are_clear_errors() {
     let out_str = out_dir.to_str().unwrap();
 
     let cases = [
-        ("--crop", "1000x1000", "larger than the biggest scaled image"),
+        (
+            "--crop",
+            "1000x1000",
+            "larger than the biggest scaled image",
+        ),
         ("--crop", "16x16", "too small"),
         ("--batch", "1", "at least 2"),
     ];
     for (key, value, expected) in cases {
         let out = bisenet(&set(train_args(root, out_str, "2"), key, value));
         assert!(!out.status.success());
-        assert!(stderr(&out).contains(expected), "{expected}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{expected}: {}",
+            stderr(&out)
+        );
     }
     let empty = tempfile::tempdir().unwrap();
     let out = bisenet(&train_args(empty.path().to_str().unwrap(), out_str, "2"));

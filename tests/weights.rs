@@ -103,10 +103,7 @@ fn state_dict_names_follow_the_pytorch_reference() {
         "conv_out16.conv_out.weight",
         "conv_out32.conv.bn.weight",
     ] {
-        assert!(
-            names.iter().any(|n| *n == name),
-            "{name} missing in {names:?}"
-        );
+        assert!(names.contains(&name), "{name} missing in {names:?}");
     }
     let conv = file.tensor("cp.resnet.conv1.weight").unwrap();
     assert_eq!(conv.dtype(), safetensors::Dtype::F16);

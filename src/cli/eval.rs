@@ -42,7 +42,10 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> Result<()> {
     if args.scales.is_empty() || args.scales.iter().any(|&s| !(0.1..=4.0).contains(&s)) {
-        bail!("--scales {:?}: each scale must be between 0.1 and 4", args.scales);
+        bail!(
+            "--scales {:?}: each scale must be between 0.1 and 4",
+            args.scales
+        );
     }
     let mut dataset = args.dataset.kind().open(&args.root, &args.split)?;
     if let Some(limit) = args.limit {
@@ -64,15 +67,25 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let model = loaded.model.without_aux_heads();
     let bar = super::progress_bar(dataset.samples.len(), "evaluating");
     let started = Instant::now();
-    let confusion = evaluate(&model, &dataset, &loaded.info.normalization, &options, &device, || {
-        bar.inc(1)
-    })?;
+    let confusion = evaluate(
+        &model,
+        &dataset,
+        &loaded.info.normalization,
+        &options,
+        &device,
+        || bar.inc(1),
+    )?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let images = dataset.samples.len();
     let metrics = confusion.metrics();
 
-    println!("{} ({} images), weights {}", dataset.name, images, weights_path.display());
+    println!(
+        "{} ({} images), weights {}",
+        dataset.name,
+        images,
+        weights_path.display()
+    );
     println!("{:<16} {:>7}", "class", "IoU");
     for (name, iou) in dataset.classes.names.iter().zip(&metrics.per_class_iou) {
         match iou {
@@ -80,10 +93,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
             None => println!("{name:<16} {:>7}", "n/a"),
         }
     }
-    let absent = metrics.per_class_iou.iter().filter(|iou| iou.is_none()).count();
+    let absent = metrics
+        .per_class_iou
+        .iter()
+        .filter(|iou| iou.is_none())
+        .count();
     println!("mIoU            {:>7.2}", metrics.miou * 100.0);
     if absent > 0 {
-        println!("                (n/a: {absent} class(es) in neither ground truth nor prediction, left out of the mean)");
+        println!(
+            "                (n/a: {absent} class(es) in neither ground truth nor prediction, left out of the mean)"
+        );
     }
     println!("pixel accuracy  {:>7.2}", metrics.pixel_accuracy * 100.0);
     println!("speed           {:>7.2} images/s", images as f64 / seconds);

@@ -41,7 +41,10 @@ pub fn train_id_table() -> [u8; 256] {
 pub fn cityscapes(root: &Path, split: &str) -> Result<Dataset, DataError> {
     let images_dir = root.join("leftImg8bit").join(split);
     let labels_dir = root.join("gtFine").join(split);
-    for (dir, what) in [(&images_dir, "leftImg8bit folder"), (&labels_dir, "gtFine folder")] {
+    for (dir, what) in [
+        (&images_dir, "leftImg8bit folder"),
+        (&labels_dir, "gtFine folder"),
+    ] {
         if !dir.is_dir() {
             return Err(DataError::Missing {
                 path: dir.clone(),
@@ -56,7 +59,10 @@ pub fn cityscapes(root: &Path, split: &str) -> Result<Dataset, DataError> {
         }
         let city_name = city.file_name().unwrap_or_default();
         for image in sorted_entries(&city)? {
-            let name = image.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = image
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             let Some(stem) = name.strip_suffix("_leftImg8bit.png") else {
                 continue;
             };

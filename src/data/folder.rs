@@ -31,7 +31,10 @@ pub fn folder(root: &Path, split: &str) -> Result<Dataset, DataError> {
         reason,
     })?;
     let (images_dir, labels_dir) = (base.join("images"), base.join("labels"));
-    for (dir, what) in [(&images_dir, "images folder"), (&labels_dir, "labels folder")] {
+    for (dir, what) in [
+        (&images_dir, "images folder"),
+        (&labels_dir, "labels folder"),
+    ] {
         if !dir.is_dir() {
             return Err(DataError::Missing {
                 path: dir.clone(),

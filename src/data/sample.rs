@@ -50,7 +50,9 @@ pub fn load_sample(
     let num_classes = classes.len();
     let ignore = classes.ignore_index;
     if let Some(mapping) = &dataset.label_mapping {
-        label.iter_mut().for_each(|value| *value = mapping[*value as usize]);
+        label
+            .iter_mut()
+            .for_each(|value| *value = mapping[*value as usize]);
     }
     for value in label.iter_mut() {
         if (*value as usize) < num_classes || *value == ignore {

@@ -133,8 +133,7 @@ impl TrainConfig {
             )));
         }
         // A crop far beyond the largest scaled image would be mostly padding: refuse it.
-        let first =
-            crate::data::load_sample(&train.samples[0], train, LabelPolicy::Strict)?;
+        let first = crate::data::load_sample(&train.samples[0], train, LabelPolicy::Strict)?;
         let (w, h) = first.image.dimensions();
         let max = |side: u32| (side as f32 * self.scale_range.1).round() as usize;
         if crop_h > max(h) || crop_w > max(w) {
@@ -303,7 +302,7 @@ pub fn train(
         log.write(serde_json::json!({"iteration": state.iteration, "loss": loss_value, "lr": lr}));
 
         let done = state.iteration == config.iterations;
-        if state.iteration % config.validate_every == 0 || done {
+        if state.iteration.is_multiple_of(config.validate_every) || done {
             observer.validating(val_set.samples.len());
             let inference = model.valid();
             let confusion = evaluate(
@@ -339,7 +338,7 @@ pub fn train(
                 eprintln!("warning: could not draw {}: {e}", files.plot().display());
             }
         }
-        if state.iteration % config.checkpoint_every == 0 || done {
+        if state.iteration.is_multiple_of(config.checkpoint_every) || done {
             checkpoint::save(run_dir, &model, &optim, &state).map_err(checkpoint_error(run_dir))?;
             observer.checkpointed(state.iteration);
         }

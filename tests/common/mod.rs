@@ -10,7 +10,10 @@ pub fn shared_data() -> Option<PathBuf> {
     if path.is_dir() {
         Some(path)
     } else {
-        eprintln!("skipped: {} is absent (it only exists on the project's machines)", path.display());
+        eprintln!(
+            "skipped: {} is absent (it only exists on the project's machines)",
+            path.display()
+        );
         None
     }
 }
@@ -34,7 +37,11 @@ pub fn stdout(output: &Output) -> String {
 /// Writes a small synthetic street-like RGB image.
 pub fn write_rgb(path: &Path, width: u32, height: u32) {
     image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x + y) % 256) as u8])
+        image::Rgb([
+            (x * 7 % 256) as u8,
+            (y * 5 % 256) as u8,
+            ((x + y) % 256) as u8,
+        ])
     })
     .save(path)
     .unwrap();
@@ -58,7 +65,11 @@ pub fn folder_dataset(root: &Path, n: usize, w: u32, h: u32) {
         for i in 0..n {
             let shade = (i * 20) as u8;
             image::RgbImage::from_fn(w, h, |x, _| {
-                if x < w / 2 { image::Rgb([200, shade, 30]) } else { image::Rgb([20, shade, 220]) }
+                if x < w / 2 {
+                    image::Rgb([200, shade, 30])
+                } else {
+                    image::Rgb([20, shade, 220])
+                }
             })
             .save(images.join(format!("{i:03}.png")))
             .unwrap();
