@@ -6,7 +6,7 @@ use image::{GrayImage, RgbImage, RgbaImage};
 use thiserror::Error;
 
 use crate::preprocess::{Frame, PixelFormat};
-use crate::render::LabelMap;
+use crate::render::{LabelMap, labels_png};
 
 /// File extensions treated as images when a folder is given.
 pub const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "ppm"];
@@ -79,13 +79,12 @@ pub fn frame(image: &RgbImage) -> Frame<'_> {
 
 /// Writes class ids as an 8-bit grayscale PNG, the label exchange format.
 pub fn write_labels(labels: &LabelMap, path: &Path) -> Result<(), ImageIoError> {
-    let image = GrayImage::from_raw(
-        labels.width as u32,
-        labels.height as u32,
-        labels.ids.clone(),
-    )
-    .expect("label map size matches its buffer");
-    save(image.save(path), path)
+    let write_error = |reason: String| ImageIoError::Write {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = labels_png(labels).map_err(|e| write_error(e.to_string()))?;
+    std::fs::write(path, bytes).map_err(|e| write_error(e.to_string()))
 }
 
 /// Writes an RGBA buffer as a PNG.

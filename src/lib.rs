@@ -20,3 +20,5 @@ pub mod segmenter;
 #[cfg(feature = "native")]
 pub mod train;
 pub mod weights;
+#[cfg(target_arch = "wasm32")]
+pub mod web;

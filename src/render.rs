@@ -57,3 +57,16 @@ pub fn overlay(frame: &Frame, labels: &LabelMap, classes: &ClassSet, alpha: f32)
         })
         .collect()
 }
+
+/// The label map as an 8-bit grayscale PNG of class ids: the exchange format of
+/// `bisenet segment --output labels` and the browser's "labels" download.
+pub fn labels_png(labels: &LabelMap) -> Result<Vec<u8>, png::EncodingError> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, labels.width as u32, labels.height as u32);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&labels.ids)?;
+    writer.finish()?;
+    Ok(bytes)
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job: build the browser bundle and serve the demo on http://127.0.0.1:${PORT:-8000}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build-web.sh
+port=${PORT:-8000}
+echo "open http://127.0.0.1:$port/ (Ctrl-C to stop)"
+exec python3 -m http.server "$port" --bind 127.0.0.1

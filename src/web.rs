@@ -1,0 +1,180 @@
+//! The browser API (wasm32): load a weights file on WebGPU or the CPU, segment RGBA frames,
+//! render the result. Pre- and post-processing are the library's own, as natively.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use burn::prelude::*;
+use wasm_bindgen::prelude::*;
+
+use crate::preprocess::{Frame, PixelFormat};
+use crate::render::{LabelMap, colorize, labels_png, overlay};
+use crate::segmenter::{Segmenter, label_map_from_data};
+use crate::weights;
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+thread_local! {
+    /// burn's wgpu runtime can be initialised once per page: keep the device.
+    static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+async fn webgpu_device() -> Result<Device, JsError> {
+    if let Some(device) = WEBGPU.with(|d| d.borrow().clone()) {
+        return Ok(device);
+    }
+    let device = Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| JsError::new(&format!("WebGPU could not start: {e}")))?;
+    WEBGPU.with(|d| *d.borrow_mut() = Some(device.clone()));
+    Ok(device)
+}
+
+fn js_error(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Checks a downloaded weights file without building the model: returns its metadata as
+/// JSON, or an error naming what is wrong (truncated, not a weights file, ...).
+#[wasm_bindgen(js_name = checkWeights)]
+pub fn check_weights(bytes: &[u8]) -> Result<String, JsError> {
+    let info = weights::read_info(bytes).map_err(js_error)?;
+    serde_json::to_string(&info).map_err(js_error)
+}
+
+/// A frame uploaded to the model's device, ready for [`Model::run`].
+#[wasm_bindgen]
+pub struct Input {
+    tensor: Tensor<4>,
+    width: usize,
+    height: usize,
+}
+
+/// A model loaded on one backend.
+#[wasm_bindgen]
+pub struct Model {
+    segmenter: Rc<Segmenter>,
+    backend: String,
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Loads a weights file on `backend`: `"webgpu"` or `"cpu"`.
+    pub async fn load(bytes: Vec<u8>, backend: String) -> Result<Model, JsError> {
+        let device = match backend.as_str() {
+            "webgpu" => webgpu_device().await?,
+            "cpu" => Device::flex(),
+            other => return Err(JsError::new(&format!("unknown backend `{other}`"))),
+        };
+        let loaded = weights::from_bytes(bytes, &device).map_err(js_error)?;
+        Ok(Model {
+            segmenter: Rc::new(Segmenter::new(loaded, device)),
+            backend,
+        })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    /// The model's metadata (classes, palette, normalisation, ...) as JSON.
+    #[wasm_bindgen(js_name = infoJson)]
+    pub fn info_json(&self) -> Result<String, JsError> {
+        serde_json::to_string(&self.segmenter.info).map_err(js_error)
+    }
+
+    /// Uploads an RGBA frame (canvas `ImageData` bytes) of `width x height` as the network
+    /// input, normalised and resized to `inference_width x inference_height` on the device.
+    pub fn upload(
+        &self,
+        rgba: &[u8],
+        width: usize,
+        height: usize,
+        inference_width: usize,
+        inference_height: usize,
+    ) -> Result<Input, JsError> {
+        let frame = Frame::new(rgba, width, height, PixelFormat::Rgba8).map_err(js_error)?;
+        if inference_width < 8 || inference_height < 8 {
+            return Err(JsError::new("the inference size must be at least 8x8"));
+        }
+        let size = [inference_height, inference_width];
+        Ok(Input {
+            tensor: self.segmenter.input(&frame, Some(size)),
+            width,
+            height,
+        })
+    }
+
+    /// Runs the network on an uploaded frame; resolves to the class ids at the frame's size
+    /// (`Uint8Array`, row-major).
+    pub fn run(&self, input: Input) -> js_sys::Promise {
+        let Input {
+            tensor,
+            width,
+            height,
+        } = input;
+        let ids = self.segmenter.model.predict(tensor, [height, width]);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let data = ids.into_data_async().await.map_err(|e| {
+                JsValue::from(JsError::new(&format!("reading the result back: {e:?}")))
+            })?;
+            let labels = label_map_from_data(&data, width, height);
+            Ok(js_sys::Uint8Array::from(labels.ids.as_slice()).into())
+        })
+    }
+
+    /// RGBA picture of a result: `"overlay"` blends the mask over the frame with opacity
+    /// `alpha`; `"mask"` is the colour mask alone.
+    pub fn render(
+        &self,
+        rgba: &[u8],
+        width: usize,
+        height: usize,
+        labels: Vec<u8>,
+        mode: &str,
+        alpha: f32,
+    ) -> Result<Vec<u8>, JsError> {
+        let labels = label_map(labels, width, height)?;
+        let classes = &self.segmenter.info.classes;
+        match mode {
+            "mask" => Ok(colorize(&labels, classes)),
+            "overlay" => {
+                let frame = Frame::new(rgba, width, height, PixelFormat::Rgba8).map_err(js_error)?;
+                Ok(overlay(&frame, &labels, classes, alpha))
+            }
+            other => Err(JsError::new(&format!("unknown view `{other}`"))),
+        }
+    }
+
+    /// The label map as an 8-bit grayscale PNG of class ids (as `bisenet segment --output labels`).
+    #[wasm_bindgen(js_name = labelsPng)]
+    pub fn labels_png(&self, labels: Vec<u8>, width: usize, height: usize) -> Result<Vec<u8>, JsError> {
+        labels_png(&label_map(labels, width, height)?).map_err(js_error)
+    }
+
+    /// Share of the pixels of each class, in class order.
+    #[wasm_bindgen(js_name = classShares)]
+    pub fn class_shares(&self, labels: Vec<u8>) -> Vec<f64> {
+        let labels = LabelMap {
+            width: labels.len(),
+            height: 1,
+            ids: labels,
+        };
+        labels.class_shares(self.segmenter.info.num_classes)
+    }
+}
+
+fn label_map(ids: Vec<u8>, width: usize, height: usize) -> Result<LabelMap, JsError> {
+    if ids.len() != width * height {
+        return Err(JsError::new(&format!(
+            "{} labels for a {width}x{height} frame",
+            ids.len()
+        )));
+    }
+    Ok(LabelMap { width, height, ids })
+}

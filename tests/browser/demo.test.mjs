@@ -1,0 +1,148 @@
+// End-to-end tests of the demo page in headless Chromium.
+// Needs: www/pkg (scripts/build-web.sh), target/release/bisenet (cargo build --release),
+// /usr/bin/chromium, and for the photo and webcam tests ../shared/data plus ffmpeg.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { ROOT, SHARED, hasShared, serve, launch, open, pageLabels, readGrayPng } from './helpers.mjs';
+
+const PHOTO = join(SHARED, 'samples/cityscapes_example.png');
+const BINARY = join(ROOT, 'target/release/bisenet');
+let site;
+
+before(async () => { site = await serve(); });
+after(() => site.server.close());
+
+/** Labels written by the native CLI for the photo at `size` (WxH), or at its own size. */
+async function nativeLabels(size) {
+  const dir = await mkdtemp(join(tmpdir(), 'bisenet-native-'));
+  const args = ['segment', PHOTO, '--output', 'labels', '-o', dir, '--weights', join(ROOT, 'models/bisenet-camvid.safetensors')];
+  if (size) args.push('--size', size);
+  execFileSync(BINARY, args);
+  return readGrayPng(await readFile(join(dir, 'cityscapes_example.png')));
+}
+
+async function segmentPhotoInPage(backend, sizeOption) {
+  const context = await launch({ webgpu: true });
+  try {
+    const { page, requests } = await open(context, `${site.url}?backend=${backend}`);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
+    assert.equal(await page.evaluate(() => document.body.dataset.backend), backend);
+    await page.selectOption('#size-select', sizeOption);
+    await page.setInputFiles('#file-input', PHOTO);
+    await page.waitForFunction(() => window.bisenet.state.last?.name === 'cityscapes_example'
+      && document.body.dataset.state === 'ready', null, { timeout: 600_000 });
+    const labels = await pageLabels(page);
+    const shownSize = await page.textContent('#stat-size');
+    const origin = new URL(site.url).origin;
+    assert.deepEqual(requests.filter((u) => new URL(u).origin !== origin && !u.startsWith('blob:') && !u.startsWith('data:')), [],
+      'the page must only request its own origin');
+    return { labels, shownSize };
+  } finally {
+    await context.close();
+  }
+}
+
+function agreement(a, b) {
+  assert.equal(a.length, b.length);
+  let same = 0;
+  for (let i = 0; i < a.length; i++) same += a[i] === b[i];
+  return same / a.length;
+}
+
+test('a dropped photo on the CPU backend matches `bisenet segment` at native size', { skip: !hasShared && 'no ../shared/data' }, async () => {
+  const { labels, shownSize } = await segmentPhotoInPage('cpu', 'native');
+  assert.equal(shownSize, '2048x1024');
+  const native = await nativeLabels(null);
+  assert.equal(native.width * native.height, labels.length);
+  const match = agreement(labels, native.data);
+  console.log(`CPU backend vs native CLI: ${(match * 100).toFixed(3)} % of pixels agree`);
+  assert.ok(match >= 0.995, `only ${match} of pixels agree`);
+});
+
+test('the photo on WebGPU (small inference size) matches `bisenet segment --size`', { skip: !hasShared && 'no ../shared/data' }, async () => {
+  const { labels, shownSize } = await segmentPhotoInPage('webgpu', '240');
+  assert.equal(shownSize, '480x240');
+  const native = await nativeLabels('480x240');
+  const match = agreement(labels, native.data);
+  console.log(`WebGPU backend vs native CLI: ${(match * 100).toFixed(3)} % of pixels agree`);
+  assert.ok(match >= 0.995, `only ${match} of pixels agree`);
+});
+
+test('without WebGPU the CPU backend runs and says so', async () => {
+  const context = await launch({ webgpu: false });
+  try {
+    const { page } = await open(context, site.url);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
+    assert.equal(await page.evaluate(() => document.body.dataset.backend), 'cpu');
+    const notice = await page.textContent('#notice');
+    assert.match(notice, /CPU/);
+    assert.equal(await page.isVisible('#notice'), true);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a file that is not an image is reported and the page stays usable', async () => {
+  const context = await launch({ webgpu: false });
+  try {
+    const { page } = await open(context, site.url);
+    await page.setInputFiles('#file-input', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
+    await page.waitForSelector('#alert:not([hidden])');
+    assert.match(await page.textContent('#alert'), /notes\.txt.*not an image/);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
+  } finally {
+    await context.close();
+  }
+});
+
+test('a denied camera is reported', async () => {
+  const context = await launch({ webgpu: false, denyCamera: true });
+  try {
+    const { page } = await open(context, site.url);
+    await page.click('#camera-toggle');
+    await page.waitForSelector('#alert:not([hidden])');
+    assert.match(await page.textContent('#alert'), /[Cc]amera permission was denied/);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
+  } finally {
+    await context.close();
+  }
+});
+
+test('a truncated weights file is an error message, not a hang', async () => {
+  const weights = await readFile(join(ROOT, 'models/bisenet-camvid.safetensors'));
+  const broken = await serve((path) => (path === '/models/bisenet-camvid.safetensors' ? weights.subarray(0, weights.length >> 1) : null));
+  const context = await launch({ webgpu: false });
+  try {
+    const { page } = await open(context, broken.url);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'error');
+    assert.match(await page.textContent('#alert'), /truncated/);
+  } finally {
+    await context.close();
+    broken.server.close();
+  }
+});
+
+test('the fake webcam produces labelled frames at a non-zero rate', { skip: !hasShared && 'no ../shared/data' }, async () => {
+  const clip = join(await mkdtemp(join(tmpdir(), 'bisenet-clip-')), 'clip.y4m');
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', join(SHARED, 'samples/driving.mp4'),
+    '-t', '3', '-vf', 'scale=320:240', '-pix_fmt', 'yuv420p', clip]);
+  const context = await launch({ webgpu: false, camera: clip });
+  try {
+    const { page } = await open(context, site.url);
+    await page.selectOption('#size-select', '240');
+    await page.click('#camera-toggle');
+    await page.waitForFunction(() => Number(document.body.dataset.fps) > 0, null, { timeout: 300_000 });
+    const fps = Number(await page.evaluate(() => document.body.dataset.fps));
+    console.log(`fake webcam on the CPU backend at 240x320: ${fps.toFixed(2)} fps`);
+    const labelled = await page.evaluate(() => window.bisenet.state.last.labels.length);
+    assert.equal(labelled, 320 * 240);
+    await page.click('#camera-toggle');
+  } finally {
+    await context.close();
+  }
+});

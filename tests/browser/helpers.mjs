@@ -1,0 +1,123 @@
+// Shared by the browser tests: a static server for the repository, a headless Chromium with
+// the flags that work on these machines, and a minimal PNG reader for 8-bit label maps.
+import { createServer } from 'node:http';
+import { readFile, mkdtemp } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { extname, join, normalize, resolve } from 'node:path';
+import { inflateSync } from 'node:zlib';
+import { tmpdir } from 'node:os';
+import { chromium } from 'playwright-core';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const SHARED = resolve(ROOT, '../shared/data');
+export const hasShared = existsSync(SHARED);
+
+const TYPES = {
+  '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
+  '.wasm': 'application/wasm', '.png': 'image/png', '.json': 'application/json',
+  '.safetensors': 'application/octet-stream', '.y4m': 'video/x-yuv4mpeg',
+};
+
+/** Serves the repository root on 127.0.0.1 (a random port); `override(path)` may answer a path. */
+export async function serve(override = () => null) {
+  const server = createServer(async (req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    const replaced = override(path);
+    if (replaced) {
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': replaced.length });
+      return res.end(replaced);
+    }
+    const file = normalize(join(ROOT, path === '/' ? 'index.html' : path));
+    if (!file.startsWith(ROOT)) { res.writeHead(403); return res.end(); }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { server, url: `http://127.0.0.1:${server.address().port}/` };
+}
+
+/** Headless Chromium; `webgpu: false` leaves WebGPU off. */
+export async function launch({ webgpu = true, camera = null, denyCamera = false } = {}) {
+  const args = [
+    '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync',
+  ];
+  if (webgpu) args.push('--enable-unsafe-webgpu');
+  if (camera) {
+    args.push('--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-video-capture=${camera}`);
+  }
+  // A camera exists, but the permission prompt is answered "block".
+  if (denyCamera) args.push('--use-fake-device-for-media-stream', '--deny-permission-prompts');
+  const userDataDir = await mkdtemp(join(tmpdir(), 'bisenet-chromium-'));
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args,
+  });
+}
+
+/** Opens the page and waits until it is `ready` (or `error`); collects console errors. */
+export async function open(context, url) {
+  const page = await context.newPage();
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('console', (m) => { if (m.type() === 'error') console.error('[page]', m.text()); });
+  await page.goto(url);
+  await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout: 300_000 });
+  return { page, requests };
+}
+
+/** The class ids of the page's last result, as a Uint8Array. */
+export async function pageLabels(page) {
+  const base64 = await page.evaluate(() => {
+    const labels = window.bisenet.state.last.labels;
+    let s = '';
+    for (let i = 0; i < labels.length; i += 0x8000) s += String.fromCharCode(...labels.subarray(i, i + 0x8000));
+    return btoa(s);
+  });
+  return new Uint8Array(Buffer.from(base64, 'base64'));
+}
+
+/** Decodes a non-interlaced 8-bit grayscale PNG (what `bisenet segment --output labels` writes). */
+export function readGrayPng(bytes) {
+  let offset = 8;
+  let width = 0, height = 0;
+  const idat = [];
+  while (offset < bytes.length) {
+    const length = bytes.readUInt32BE(offset);
+    const type = bytes.toString('ascii', offset + 4, offset + 8);
+    const data = bytes.subarray(offset + 8, offset + 8 + length);
+    if (type === 'IHDR') {
+      width = data.readUInt32BE(0);
+      height = data.readUInt32BE(4);
+      if (data[8] !== 8 || data[9] !== 0 || data[12] !== 0) throw new Error('not an 8-bit gray non-interlaced PNG');
+    } else if (type === 'IDAT') idat.push(data);
+    offset += 12 + length;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const out = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (width + 1)];
+    const line = raw.subarray(y * (width + 1) + 1, (y + 1) * (width + 1));
+    for (let x = 0; x < width; x++) {
+      const a = x > 0 ? out[y * width + x - 1] : 0;
+      const b = y > 0 ? out[(y - 1) * width + x] : 0;
+      const c = x > 0 && y > 0 ? out[(y - 1) * width + x - 1] : 0;
+      let predictor = 0;
+      if (filter === 1) predictor = a;
+      else if (filter === 2) predictor = b;
+      else if (filter === 3) predictor = (a + b) >> 1;
+      else if (filter === 4) {
+        const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+        predictor = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      }
+      out[y * width + x] = (line[x] + predictor) & 0xff;
+    }
+  }
+  return { width, height, data: out };
+}
