@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The project's test command: formatting, lints (native and wasm32), then every test.
-# Works on a fresh machine: it installs the wasm32 target when it is missing.
+# The project's test command: formatting, lints (native and wasm32), the Rust tests, then the
+# browser tests of the demo page in headless Chromium. Works on a fresh machine: it installs
+# what is missing (the wasm32 target, Chromium and ffmpeg from apt when run as root, the
+# wasm-bindgen CLI, npm packages). CI=true skips wasm-opt (minutes of CPU, same page).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,3 +14,21 @@ cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
 cargo clippy --release --lib --target wasm32-unknown-unknown --no-default-features -- -D warnings
 cargo test --release
+
+# Browser tests: the page, the wasm module and the native CLI they are compared with.
+missing=()
+command -v chromium > /dev/null || missing+=(chromium)
+command -v ffmpeg > /dev/null || missing+=(ffmpeg)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" > /dev/null
+    else
+        echo "install ${missing[*]} to run the browser tests" >&2
+        exit 1
+    fi
+fi
+npm ci --no-audit --no-fund
+if [ "${CI:-}" = true ]; then export SKIP_WASM_OPT=1; fi
+bash scripts/build-web.sh
+node --test tests/browser/

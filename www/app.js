@@ -81,7 +81,7 @@ async function loadWeights() {
     const bytes = new Uint8Array(await cached.arrayBuffer());
     try {
       checkWeights(bytes);
-      ui.weightsStatus.textContent = 'model loaded from the cache';
+      document.body.dataset.weights = 'cache';
       return bytes;
     } catch (e) {
       await cache.delete(WEIGHTS_URL); // a bad cached copy is replaced, never used
@@ -89,6 +89,7 @@ async function loadWeights() {
   }
   const bytes = await fetchWithProgress(WEIGHTS_URL);
   checkWeights(bytes); // throws with the reason: truncated, not a weights file, ...
+  document.body.dataset.weights = 'network';
   if (cache) {
     await cache.put(WEIGHTS_URL, new Response(bytes, {
       headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.length) },

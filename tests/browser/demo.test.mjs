@@ -127,6 +127,21 @@ test('a truncated weights file is an error message, not a hang', async () => {
   }
 });
 
+test('a second visit works offline from the Cache API', async () => {
+  const context = await launch({ webgpu: false });
+  try {
+    const first = await open(context, site.url);
+    assert.equal(await first.page.evaluate(() => document.body.dataset.weights), 'network');
+    // The model can no longer be downloaded: the page must use its cached, verified copy.
+    await context.route('**/models/**', (route) => route.abort());
+    const { page } = await open(context, site.url);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
+    assert.equal(await page.evaluate(() => document.body.dataset.weights), 'cache');
+  } finally {
+    await context.close();
+  }
+});
+
 test('the fake webcam produces labelled frames at a non-zero rate', { skip: !hasShared && 'no ../shared/data' }, async () => {
   const clip = join(await mkdtemp(join(tmpdir(), 'bisenet-clip-')), 'clip.y4m');
   execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', join(SHARED, 'samples/driving.mp4'),
