@@ -19,6 +19,6 @@ pub mod render;
 pub mod segmenter;
 #[cfg(feature = "native")]
 pub mod train;
-pub mod weights;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+pub mod weights;

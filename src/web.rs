@@ -144,7 +144,8 @@ impl Model {
         match mode {
             "mask" => Ok(colorize(&labels, classes)),
             "overlay" => {
-                let frame = Frame::new(rgba, width, height, PixelFormat::Rgba8).map_err(js_error)?;
+                let frame =
+                    Frame::new(rgba, width, height, PixelFormat::Rgba8).map_err(js_error)?;
                 Ok(overlay(&frame, &labels, classes, alpha))
             }
             other => Err(JsError::new(&format!("unknown view `{other}`"))),
@@ -153,7 +154,12 @@ impl Model {
 
     /// The label map as an 8-bit grayscale PNG of class ids (as `bisenet segment --output labels`).
     #[wasm_bindgen(js_name = labelsPng)]
-    pub fn labels_png(&self, labels: Vec<u8>, width: usize, height: usize) -> Result<Vec<u8>, JsError> {
+    pub fn labels_png(
+        &self,
+        labels: Vec<u8>,
+        width: usize,
+        height: usize,
+    ) -> Result<Vec<u8>, JsError> {
         labels_png(&label_map(labels, width, height)?).map_err(js_error)
     }
 
