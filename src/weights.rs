@@ -155,39 +155,23 @@ fn backbone_key(backbone: BackboneKind) -> &'static str {
     }
 }
 
-/// Renames between burn's module paths and the PyTorch state-dict names, in either direction.
-/// Only two things differ: the backbone field (`backbone` vs `resnet`/`xception`) and the
-/// residual projection (`downsample.conv/bn` vs the `nn.Sequential` indices `downsample.0/1`).
+/// Renames between burn's module paths and the PyTorch state-dict names, as
+/// `(pattern, replacement)` regex pairs for the given direction. Only two things differ: the
+/// backbone field (`backbone` vs `resnet`/`xception`) and the residual projection
+/// (`downsample.conv/bn` vs the `nn.Sequential` indices `downsample.0/1`).
 fn renames(backbone: BackboneKind, to_pytorch: bool) -> [(String, String); 3] {
     let key = backbone_key(backbone);
+    // (burn name, PyTorch name); both are plain segments, so escaping the dots suffices.
     let pairs = [
-        (r"^cp\.backbone\.".to_owned(), format!("cp.{key}.")),
-        (
-            r"\.downsample\.conv\.".to_owned(),
-            ".downsample.0.".to_owned(),
-        ),
-        (
-            r"\.downsample\.bn\.".to_owned(),
-            ".downsample.1.".to_owned(),
-        ),
+        ("cp.backbone.".to_owned(), format!("cp.{key}.")),
+        (".downsample.conv.".to_owned(), ".downsample.0.".to_owned()),
+        (".downsample.bn.".to_owned(), ".downsample.1.".to_owned()),
     ];
-    if to_pytorch {
-        return pairs;
-    }
-    pairs.map(|(burn, torch)| (regex_for(&torch), unescape(&burn)))
-}
-
-fn regex_for(literal: &str) -> String {
-    let escaped = literal.replace('.', r"\.");
-    if literal.starts_with("cp.") {
-        format!("^{escaped}")
-    } else {
-        escaped
-    }
-}
-
-fn unescape(pattern: &str) -> String {
-    pattern.trim_start_matches('^').replace(r"\.", ".")
+    pairs.map(|(burn, torch)| {
+        let (from, to) = if to_pytorch { (burn, torch) } else { (torch, burn) };
+        let anchor = if from.starts_with("cp.") { "^" } else { "" };
+        (format!("{anchor}{}", from.replace('.', r"\.")), to)
+    })
 }
 
 /// Serialises a model and its metadata to safetensors bytes.

@@ -194,6 +194,7 @@ fn bad_training_inputs_are_clear_errors() {
         ),
         ("--crop", "16x16", "too small"),
         ("--batch", "1", "at least 2"),
+        ("--batch", "1000000", "lower --batch or --crop"),
     ];
     for (key, value, expected) in cases {
         let out = bisenet(&set(train_args(root, out_str, "2"), key, value));
