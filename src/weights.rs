@@ -168,7 +168,11 @@ fn renames(backbone: BackboneKind, to_pytorch: bool) -> [(String, String); 3] {
         (".downsample.bn.".to_owned(), ".downsample.1.".to_owned()),
     ];
     pairs.map(|(burn, torch)| {
-        let (from, to) = if to_pytorch { (burn, torch) } else { (torch, burn) };
+        let (from, to) = if to_pytorch {
+            (burn, torch)
+        } else {
+            (torch, burn)
+        };
         let anchor = if from.starts_with("cp.") { "^" } else { "" };
         (format!("{anchor}{}", from.replace('.', r"\.")), to)
     })

@@ -1,6 +1,6 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::{DataError, Dataset, Sample};
+use super::{DataError, Dataset, Sample, require_dirs, sorted_entries};
 use crate::classes::ClassSet;
 
 /// Official Cityscapes `labelIds` -> train ids (19 classes; everything else 255 = ignore),
@@ -41,17 +41,10 @@ pub fn train_id_table() -> [u8; 256] {
 pub fn cityscapes(root: &Path, split: &str) -> Result<Dataset, DataError> {
     let images_dir = root.join("leftImg8bit").join(split);
     let labels_dir = root.join("gtFine").join(split);
-    for (dir, what) in [
+    require_dirs(&[
         (&images_dir, "leftImg8bit folder"),
         (&labels_dir, "gtFine folder"),
-    ] {
-        if !dir.is_dir() {
-            return Err(DataError::Missing {
-                path: dir.clone(),
-                what,
-            });
-        }
-    }
+    ])?;
     let mut samples = Vec::new();
     for city in sorted_entries(&images_dir)? {
         if !city.is_dir() {
@@ -81,15 +74,4 @@ pub fn cityscapes(root: &Path, split: &str) -> Result<Dataset, DataError> {
         classes: ClassSet::cityscapes(),
         label_mapping: Some(Box::new(train_id_table())),
     })
-}
-
-/// The entries of a folder, sorted by name.
-pub(super) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| DataError::List {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    Ok(paths)
 }

@@ -1,9 +1,8 @@
 use std::path::Path;
 
-use super::cityscapes::sorted_entries;
-use super::{DataError, Dataset, Sample};
+use super::{DataError, Dataset, Sample, require_dirs, sorted_entries};
 use crate::classes::ClassSet;
-use crate::image_io::IMAGE_EXTENSIONS;
+use crate::image_io::has_image_extension;
 
 /// A user's own data: `images/` and `labels/` with matching file stems (labels are 8-bit PNGs
 /// of class ids) and a `classes.json` (see [`ClassSet::from_json`]). With a split name, the
@@ -31,24 +30,13 @@ pub fn folder(root: &Path, split: &str) -> Result<Dataset, DataError> {
         reason,
     })?;
     let (images_dir, labels_dir) = (base.join("images"), base.join("labels"));
-    for (dir, what) in [
+    require_dirs(&[
         (&images_dir, "images folder"),
         (&labels_dir, "labels folder"),
-    ] {
-        if !dir.is_dir() {
-            return Err(DataError::Missing {
-                path: dir.clone(),
-                what,
-            });
-        }
-    }
+    ])?;
     let mut samples = Vec::new();
     for image in sorted_entries(&images_dir)? {
-        let is_image = image
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-        if !is_image {
+        if !has_image_extension(&image) {
             continue;
         }
         let stem = image.file_stem().unwrap_or_default().to_string_lossy();

@@ -8,7 +8,7 @@ mod folder;
 mod loader;
 mod sample;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -94,4 +94,26 @@ pub enum DataError {
         classes: usize,
         ignore: u8,
     },
+}
+
+/// Checks that each folder exists, naming the first one that does not.
+fn require_dirs(dirs: &[(&Path, &'static str)]) -> Result<(), DataError> {
+    match dirs.iter().find(|(dir, _)| !dir.is_dir()) {
+        Some((dir, what)) => Err(DataError::Missing {
+            path: dir.to_path_buf(),
+            what,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The entries of a folder, sorted by name.
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| DataError::List {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    Ok(paths)
 }
