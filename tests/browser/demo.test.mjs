@@ -127,6 +127,47 @@ test('a truncated weights file is an error message, not a hang', async () => {
   }
 });
 
+test('a video file plays and is segmented like the camera', { skip: !hasShared && 'no ../shared/data' }, async () => {
+  const context = await launch({ webgpu: false });
+  try {
+    const { page } = await open(context, site.url);
+    await page.selectOption('#size-select', '240');
+    await page.setInputFiles('#file-input', join(SHARED, 'samples/driving.mp4'));
+    await page.waitForFunction(() => Number(document.body.dataset.fps) > 0, null, { timeout: 300_000 });
+    const [width, height] = await page.evaluate(() => [window.bisenet.state.last.width, window.bisenet.state.last.height]);
+    assert.ok(width > 0 && height > 0);
+    assert.equal(await page.textContent('#camera-toggle'), 'Stop video');
+  } finally {
+    await context.close();
+  }
+});
+
+test('a pasted image is segmented, with class shares in the legend', async () => {
+  const context = await launch({ webgpu: false });
+  try {
+    const { page } = await open(context, site.url);
+    await page.evaluate(async () => {
+      const canvas = new OffscreenCanvas(64, 48);
+      const ctx = canvas.getContext('2d');
+      ctx.fillStyle = '#808080';
+      ctx.fillRect(0, 0, 64, 24);
+      ctx.fillStyle = '#804080';
+      ctx.fillRect(0, 24, 64, 24);
+      const blob = await canvas.convertToBlob({ type: 'image/png' });
+      const data = new DataTransfer();
+      data.items.add(new File([blob], 'pasted.png', { type: 'image/png' }));
+      document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data }));
+    });
+    await page.waitForFunction(() => window.bisenet.state.last?.name === 'pasted' && document.body.dataset.state === 'ready');
+    const shares = await page.$$eval('#legend .share', (els) => els.map((e) => parseFloat(e.textContent)));
+    assert.equal(shares.length, 11);
+    assert.ok(Math.abs(shares.reduce((a, b) => a + b, 0) - 100) < 0.5, `shares sum to ${shares}`);
+    assert.equal(await page.isDisabled('#download-labels'), false);
+  } finally {
+    await context.close();
+  }
+});
+
 test('a second visit works offline from the Cache API', async () => {
   const context = await launch({ webgpu: false });
   try {
