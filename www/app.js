@@ -23,6 +23,7 @@ const state = {
   source: null,        // 'camera' | 'video' | 'image'
   stream: null, looping: false,
   last: null,          // { rgba, width, height, labels, name }
+  frames: 0,           // results drawn since the page opened
   fps: 0,
 };
 
@@ -178,6 +179,7 @@ async function segmentFrame(source, width, height, name) {
   const t3 = performance.now();
   state.last = { rgba, width, height, labels, name };
   draw();
+  state.frames += 1;
   const t4 = performance.now();
   stats.capture.textContent = `${(t1 - t0).toFixed(1)} ms`;
   stats.upload.textContent = `${(t2 - t1).toFixed(1)} ms`;
