@@ -24,7 +24,7 @@ for (const [backend, size] of runs) {
     await page.waitForFunction((n) => window.bisenet.state.frames >= n, frames, { timeout: 600_000, polling: 100 });
     const row = await page.evaluate(() => ['fps', 'capture', 'upload', 'network', 'draw', 'size']
       .map((k) => document.getElementById(`stat-${k}`).textContent));
-    console.log(`${backend} | ${row[5]} | ${row.join(' | ')}`);
+    console.log(`${backend} | ${row[5]} | ${row.slice(0, 5).join(' | ')}`);
   } finally {
     await context.close();
   }
