@@ -31,17 +31,15 @@ impl Segmenter {
         frame_to_tensor(frame, &self.info.normalization, size, &self.device)
     }
 
-    /// Labels a frame: inference at `size` (or the frame's own size), labels at the frame's size.
-    /// The caller reads the result back (sync natively, async in the browser) and turns it into a
-    /// [`LabelMap`] with [`label_map_from_data`].
-    pub fn segment_tensor(&self, frame: &Frame, size: Option<[usize; 2]>) -> Tensor<3, Int> {
-        let input = self.input(frame, size);
-        self.model.predict(input, [frame.height, frame.width])
-    }
-
-    /// Labels a frame, reading the result back synchronously (native).
+    /// Labels a frame: inference at `size` (or the frame's own size), labels at the frame's
+    /// size, read back synchronously (native). The browser runs the same two steps, `input`
+    /// then `model.predict`, separately so it can time them, and reads back asynchronously.
     pub fn segment(&self, frame: &Frame, size: Option<[usize; 2]>) -> LabelMap {
-        let ids = self.segment_tensor(frame, size).into_data();
+        let input = self.input(frame, size);
+        let ids = self
+            .model
+            .predict(input, [frame.height, frame.width])
+            .into_data();
         label_map_from_data(&ids, frame.width, frame.height)
     }
 }
