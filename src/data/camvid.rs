@@ -32,13 +32,11 @@ pub fn camvid(root: &Path, split: &str) -> Result<Dataset, DataError> {
             label: resolve(label),
         });
     }
-    if samples.is_empty() {
-        return Err(DataError::Empty(list.display().to_string()));
-    }
-    Ok(Dataset {
-        name: format!("camvid/{split}"),
+    Dataset::new(
+        format!("camvid/{split}"),
+        &list,
         samples,
-        classes: ClassSet::camvid(),
-        label_mapping: None,
-    })
+        ClassSet::camvid(),
+        None,
+    )
 }

@@ -65,13 +65,11 @@ pub fn cityscapes(root: &Path, split: &str) -> Result<Dataset, DataError> {
             samples.push(Sample { image, label });
         }
     }
-    if samples.is_empty() {
-        return Err(DataError::Empty(images_dir.display().to_string()));
-    }
-    Ok(Dataset {
-        name: format!("cityscapes/{split}"),
+    Dataset::new(
+        format!("cityscapes/{split}"),
+        &images_dir,
         samples,
-        classes: ClassSet::cityscapes(),
-        label_mapping: Some(Box::new(train_id_table())),
-    })
+        ClassSet::cityscapes(),
+        Some(Box::new(train_id_table())),
+    )
 }

@@ -49,13 +49,11 @@ pub fn folder(root: &Path, split: &str) -> Result<Dataset, DataError> {
         }
         samples.push(Sample { image, label });
     }
-    if samples.is_empty() {
-        return Err(DataError::Empty(images_dir.display().to_string()));
-    }
-    Ok(Dataset {
-        name: format!("folder/{split}"),
+    Dataset::new(
+        format!("folder/{split}"),
+        &images_dir,
         samples,
         classes,
-        label_mapping: None,
-    })
+        None,
+    )
 }

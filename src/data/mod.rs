@@ -39,6 +39,28 @@ pub struct Dataset {
     pub label_mapping: Option<Box<[u8; 256]>>,
 }
 
+impl Dataset {
+    /// A dataset split, refusing an empty one: `source` (the list file or image folder the
+    /// samples came from) is named in the error.
+    fn new(
+        name: String,
+        source: &Path,
+        samples: Vec<Sample>,
+        classes: ClassSet,
+        label_mapping: Option<Box<[u8; 256]>>,
+    ) -> Result<Self, DataError> {
+        if samples.is_empty() {
+            return Err(DataError::Empty(source.display().to_string()));
+        }
+        Ok(Self {
+            name,
+            samples,
+            classes,
+            label_mapping,
+        })
+    }
+}
+
 /// Dataset formats `eval` and `train` read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatasetKind {
