@@ -4,6 +4,7 @@
 //! - [`weights`]: the self-describing safetensors weights file.
 //! - [`preprocess`], [`render`], [`classes`]: pixels in and out, shared by every front end.
 //! - [`segmenter`]: a loaded model ready to label frames.
+//! - [`import`]: PyTorch BiSeNetV1 checkpoints into the weights file (native only).
 
 pub mod classes;
 #[cfg(feature = "native")]
@@ -11,6 +12,8 @@ pub mod data;
 pub mod eval;
 #[cfg(feature = "native")]
 pub mod image_io;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod import;
 pub mod model;
 #[cfg(feature = "native")]
 pub mod plot;

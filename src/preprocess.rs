@@ -100,6 +100,14 @@ pub fn normalize_chw(frame: &Frame, norm: &Normalization) -> Vec<f32> {
     out
 }
 
+/// `size = [h, w]` rounded up to a multiple of `multiple` (unchanged for `None` or 1).
+pub fn round_up_to_multiple(size: [usize; 2], multiple: Option<usize>) -> [usize; 2] {
+    match multiple {
+        Some(m) if m > 1 => size.map(|side| side.div_ceil(m) * m),
+        _ => size,
+    }
+}
+
 /// The network input for one frame: `[1, 3, H, W]`, normalised, resized (bilinear) to
 /// `size = [h, w]` when given.
 pub fn frame_to_tensor(

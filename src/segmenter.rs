@@ -26,9 +26,13 @@ impl Segmenter {
         }
     }
 
-    /// The network input for a frame, resized to `size = [h, w]` when given.
+    /// The network input for a frame, resized to `size = [h, w]` when given (rounded up to
+    /// the model's size multiple, if it has one).
     pub fn input(&self, frame: &Frame, size: Option<[usize; 2]>) -> Tensor<4> {
-        frame_to_tensor(frame, &self.info.normalization, size, &self.device)
+        let requested = size.unwrap_or([frame.height, frame.width]);
+        let size = self.info.inference_size(requested);
+        let resize = (size != [frame.height, frame.width]).then_some(size);
+        frame_to_tensor(frame, &self.info.normalization, resize, &self.device)
     }
 
     /// Labels a frame: inference at `size` (or the frame's own size), labels at the frame's

@@ -13,8 +13,8 @@
 
 use burn::prelude::*;
 use burn::store::{
-    ApplyError, BurnToPyTorchAdapter, FloatCastAdapter, HalfPrecisionAdapter, ModuleAdapter,
-    ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+    ApplyError, ApplyResult, BurnToPyTorchAdapter, FloatCastAdapter, HalfPrecisionAdapter,
+    ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
 };
 use burn::tensor::DType;
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ use thiserror::Error;
 
 use crate::classes::ClassSet;
 use crate::model::{BackboneKind, BiSeNet, BiSeNetConfig};
-use crate::preprocess::Normalization;
+use crate::preprocess::{Normalization, round_up_to_multiple};
 
 /// The metadata key holding [`ModelInfo`] as JSON.
 pub const METADATA_KEY: &str = "bisenet";
@@ -42,10 +42,18 @@ pub struct ModelInfo {
     pub num_classes: usize,
     /// Whether the auxiliary (training-only) heads are in the file.
     pub aux_heads: bool,
+    /// Channel width multiplier (1.0 is the paper's network; narrow ones serve as fixtures).
+    #[serde(default = "full_width")]
+    pub width: f64,
     pub classes: ClassSet,
     pub normalization: Normalization,
     /// `[height, width]` of the training crops, when the model was trained.
     pub train_size: Option<[usize; 2]>,
+    /// When set, inputs are resized (bilinear) up to the next multiple of this before the
+    /// network runs and the logits back, as the PyTorch reference does with 32 for the models
+    /// it trained; our network itself takes any size.
+    #[serde(default)]
+    pub size_multiple: Option<usize>,
     /// Free-form provenance: dataset, iterations, validation mIoU, command line.
     #[serde(default)]
     pub notes: serde_json::Map<String, serde_json::Value>,
@@ -60,16 +68,30 @@ impl ModelInfo {
             backbone: config.backbone,
             num_classes: config.num_classes,
             aux_heads: config.aux_heads,
+            width: config.width,
             classes,
             normalization: Normalization::IMAGENET,
             train_size: None,
+            size_multiple: None,
             notes: Default::default(),
         }
     }
 
     pub fn config(&self) -> BiSeNetConfig {
-        BiSeNetConfig::new(self.backbone, self.num_classes).with_aux_heads(self.aux_heads)
+        BiSeNetConfig::new(self.backbone, self.num_classes)
+            .with_aux_heads(self.aux_heads)
+            .with_width(self.width)
     }
+
+    /// The size `[h, w]` the network runs at when asked for `requested`: rounded up to
+    /// [`Self::size_multiple`] when the model wants that.
+    pub fn inference_size(&self, requested: [usize; 2]) -> [usize; 2] {
+        round_up_to_multiple(requested, self.size_multiple)
+    }
+}
+
+fn full_width() -> f64 {
+    1.0
 }
 
 /// Storage precision of the convolution weights.
@@ -148,34 +170,61 @@ impl LoadedModel {
 }
 
 /// State-dict name of the backbone inside the context path.
-fn backbone_key(backbone: BackboneKind) -> &'static str {
+pub(crate) fn backbone_key(backbone: BackboneKind) -> &'static str {
     match backbone {
         BackboneKind::ResNet18 => "resnet",
         BackboneKind::Xception39 => "xception",
     }
 }
 
-/// Renames between burn's module paths and the PyTorch state-dict names, as
-/// `(pattern, replacement)` regex pairs for the given direction. Only two things differ: the
-/// backbone field (`backbone` vs `resnet`/`xception`) and the residual projection
-/// (`downsample.conv/bn` vs the `nn.Sequential` indices `downsample.0/1`).
-fn renames(backbone: BackboneKind, to_pytorch: bool) -> [(String, String); 3] {
-    let key = backbone_key(backbone);
-    // (burn name, PyTorch name); both are plain segments, so escaping the dots suffices.
-    let pairs = [
-        ("cp.backbone.".to_owned(), format!("cp.{key}.")),
+/// The names that differ between burn's module paths and the PyTorch state dict, as plain
+/// `(burn, pytorch)` segments: the backbone field (`backbone` vs `resnet`/`xception`) and the
+/// residual projection (`downsample.conv/bn` vs the `nn.Sequential` indices `downsample.0/1`).
+fn name_pairs(backbone: BackboneKind) -> [(String, String); 3] {
+    [
+        (
+            "cp.backbone.".to_owned(),
+            format!("cp.{}.", backbone_key(backbone)),
+        ),
         (".downsample.conv.".to_owned(), ".downsample.0.".to_owned()),
         (".downsample.bn.".to_owned(), ".downsample.1.".to_owned()),
-    ];
-    pairs.map(|(burn, torch)| {
+    ]
+}
+
+/// The renames of [`name_pairs`] as `(pattern, replacement)` regex pairs for burn-store, in
+/// the given direction.
+pub(crate) fn renames(backbone: BackboneKind, to_pytorch: bool) -> [(String, String); 3] {
+    name_pairs(backbone).map(|(burn, torch)| {
         let (from, to) = if to_pytorch {
             (burn, torch)
         } else {
             (torch, burn)
         };
         let anchor = if from.starts_with("cp.") { "^" } else { "" };
-        (format!("{anchor}{}", from.replace('.', r"\.")), to)
+        (format!("{anchor}{}", escape_regex(&from)), to)
     })
+}
+
+/// Escapes `text` for use as a literal inside a regex.
+pub(crate) fn escape_regex(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if r"\.+*?()|[]{}^$#&-~".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// A burn module path as the PyTorch state dict names it, for messages users can match
+/// against their checkpoint.
+fn pytorch_name(path: &str, backbone: BackboneKind) -> String {
+    name_pairs(backbone)
+        .iter()
+        .fold(path.to_owned(), |name, (burn, torch)| {
+            name.replace(burn, torch)
+        })
 }
 
 /// Serialises a model and its metadata to safetensors bytes.
@@ -188,6 +237,7 @@ pub fn to_bytes(
     info.aux_heads = model.has_aux_heads();
     info.backbone = model.backbone();
     info.num_classes = model.num_classes();
+    info.width = model.config().width;
     let json = serde_json::to_string(&info).map_err(|e| WeightsError::Write(e.to_string()))?;
     let store = SafetensorsStore::from_bytes(None)
         .skip_enum_variants(true)
@@ -237,6 +287,12 @@ pub fn read_info(bytes: &[u8]) -> Result<ModelInfo, WeightsError> {
             found: info.format_version,
         });
     }
+    if !(info.width > 0.0 && info.width <= 4.0) {
+        return Err(WeightsError::BadMetadata(format!(
+            "width multiplier {} is outside (0, 4]",
+            info.width
+        )));
+    }
     if info.classes.len() != info.num_classes {
         return Err(WeightsError::BadMetadata(format!(
             "{} class names for a {}-class model",
@@ -277,6 +333,60 @@ fn first_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
     }
 }
 
+/// Turns every missing, unexpected (unless `ignore`d) and mis-shaped tensor of a partial load
+/// into one error that names them, so a bad file is refused with all its problems at once.
+pub(crate) fn refuse_mismatches(
+    result: &ApplyResult,
+    backbone: BackboneKind,
+    ignore: impl Fn(&str) -> bool,
+) -> Result<(), WeightsError> {
+    let mut problems = Vec::new();
+    if !result.missing.is_empty() {
+        let names: Vec<_> = result
+            .missing
+            .iter()
+            .map(|(path, _)| pytorch_name(path, backbone))
+            .collect();
+        problems.push(format!(
+            "missing tensors: {}",
+            first_names(names.iter().map(String::as_str))
+        ));
+    }
+    let unexpected: Vec<String> = result
+        .unused
+        .iter()
+        .filter(|name| !ignore(name))
+        .map(|name| pytorch_name(name, backbone))
+        .collect();
+    if !unexpected.is_empty() {
+        problems.push(format!(
+            "unexpected tensors: {}",
+            first_names(unexpected.iter().map(String::as_str))
+        ));
+    }
+    problems.extend(result.errors.iter().take(4).map(|error| match error {
+        ApplyError::ShapeMismatch {
+            path,
+            expected,
+            found,
+        } => format!(
+            "{} has shape {:?} in the file but {:?} in the model",
+            pytorch_name(path, backbone),
+            found.as_slice(),
+            expected.as_slice()
+        ),
+        other => other.to_string(),
+    }));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(WeightsError::Mismatch {
+            backbone,
+            details: problems.join("; "),
+        })
+    }
+}
+
 /// Builds the model a weights file describes and loads its tensors, on `device`.
 pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<LoadedModel, WeightsError> {
     let info = read_info(&bytes)?;
@@ -300,33 +410,7 @@ pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<LoadedModel, Weight
             backbone: info.backbone,
             details: e.to_string(),
         })?;
-    let mut problems = Vec::new();
-    if !result.missing.is_empty() {
-        let names = result.missing.iter().map(|(path, _)| path.as_str());
-        problems.push(format!("missing tensors: {}", first_names(names)));
-    }
-    if !result.unused.is_empty() {
-        let names = result.unused.iter().map(String::as_str);
-        problems.push(format!("unexpected tensors: {}", first_names(names)));
-    }
-    problems.extend(result.errors.iter().take(4).map(|error| match error {
-        ApplyError::ShapeMismatch {
-            path,
-            expected,
-            found,
-        } => format!(
-            "{path} has shape {:?} in the file but {:?} in the model",
-            found.as_slice(),
-            expected.as_slice()
-        ),
-        other => other.to_string(),
-    }));
-    if !problems.is_empty() {
-        return Err(WeightsError::Mismatch {
-            backbone: info.backbone,
-            details: problems.join("; "),
-        });
-    }
+    refuse_mismatches(&result, info.backbone, |_| false)?;
     Ok(LoadedModel { model, info })
 }
 

@@ -3,7 +3,7 @@
 // own files.
 import init, { Model, checkWeights } from './pkg/bisenet.js';
 
-const WEIGHTS_URL = 'models/bisenet-camvid.safetensors';
+const DEFAULT_WEIGHTS_URL = 'models/bisenet-camvid.safetensors';
 const CACHE_NAME = 'bisenet-weights-v1';
 const MAX_SIDE = 4096; // larger still images are downscaled to this
 
@@ -73,11 +73,24 @@ async function fetchWithProgress(url) {
   return bytes;
 }
 
+// `?model=models/NAME.safetensors` runs another weights file (one made by `bisenet import`, say),
+// served from this page's own origin: nothing is fetched from elsewhere.
+function weightsUrl() {
+  const asked = new URLSearchParams(location.search).get('model');
+  if (!asked) return DEFAULT_WEIGHTS_URL;
+  const url = new URL(asked, location.href);
+  if (url.origin !== location.origin) {
+    throw new Error(`?model=${asked} is not on this site; copy the file next to the page and name it relatively`);
+  }
+  return url.pathname;
+}
+
 // Returns verified weight bytes: from the Cache API when a good copy is there (so a second
 // visit works offline), else downloaded, checked, then cached.
 async function loadWeights() {
+  const url = weightsUrl();
   const cache = 'caches' in self ? await caches.open(CACHE_NAME).catch(() => null) : null;
-  const cached = cache && await cache.match(WEIGHTS_URL);
+  const cached = cache && await cache.match(url);
   if (cached) {
     const bytes = new Uint8Array(await cached.arrayBuffer());
     try {
@@ -85,14 +98,14 @@ async function loadWeights() {
       document.body.dataset.weights = 'cache';
       return bytes;
     } catch (e) {
-      await cache.delete(WEIGHTS_URL); // a bad cached copy is replaced, never used
+      await cache.delete(url); // a bad cached copy is replaced, never used
     }
   }
-  const bytes = await fetchWithProgress(WEIGHTS_URL);
+  const bytes = await fetchWithProgress(url);
   checkWeights(bytes); // throws with the reason: truncated, not a weights file, ...
   document.body.dataset.weights = 'network';
   if (cache) {
-    await cache.put(WEIGHTS_URL, new Response(bytes, {
+    await cache.put(url, new Response(bytes, {
       headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.length) },
     })).catch(() => {});
   }

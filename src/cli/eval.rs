@@ -62,6 +62,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         } else {
             LabelPolicy::Strict
         },
+        size_multiple: loaded.info.size_multiple,
         ..EvalOptions::default()
     };
     let model = loaded.model.without_aux_heads();

@@ -25,6 +25,12 @@ pub fn run(args: InfoArgs) -> Result<()> {
         info.architecture, info.format_version
     );
     println!("backbone:       {}", info.backbone);
+    if info.width != 1.0 {
+        println!("width:          {}x", info.width);
+    }
+    if let Some(multiple) = info.size_multiple {
+        println!("input sizes:    rounded up to multiples of {multiple}");
+    }
     println!(
         "parameters:     {} ({} aux heads)",
         loaded.model.num_trainable_params(),

@@ -1,6 +1,7 @@
 //! Command-line front end: argument parsing and file handling over the library.
 
 mod eval;
+mod import;
 mod info;
 mod init;
 mod segment;
@@ -34,6 +35,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Show a weights file's architecture, parameter count, classes and metadata.
     Info(info::InfoArgs),
+    /// Convert a PyTorch BiSeNetV1 checkpoint (.pth) into a weights file.
+    Import(import::ImportArgs),
     /// Write a freshly initialised model.
     Init(init::InitArgs),
     /// Train a model from scratch (or resume a run).
@@ -45,6 +48,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Segment(args) => segment::run(args),
         Command::Eval(args) => eval::run(args).map(|()| ExitCode::SUCCESS),
         Command::Info(args) => info::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Import(args) => import::run(args).map(|()| ExitCode::SUCCESS),
         Command::Init(args) => init::run(args).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => train::run(args).map(|()| ExitCode::SUCCESS),
     }

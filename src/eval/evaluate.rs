@@ -6,7 +6,7 @@ use crate::data::{DataError, Dataset, LabelPolicy, load_parallel};
 use crate::image_io::frame;
 use crate::model::BiSeNet;
 use crate::model::upsample::resize_bilinear;
-use crate::preprocess::{Normalization, frame_to_tensor};
+use crate::preprocess::{Normalization, frame_to_tensor, round_up_to_multiple};
 
 /// How to run the network over each image.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +16,8 @@ pub struct EvalOptions {
     /// Also average the prediction of the mirrored image.
     pub flip: bool,
     pub label_policy: LabelPolicy,
+    /// Run the network at sizes rounded up to this multiple (the model's own setting).
+    pub size_multiple: Option<usize>,
     /// Images decoded in parallel at a time (bounds memory).
     pub chunk: usize,
 }
@@ -26,6 +28,7 @@ impl Default for EvalOptions {
             scales: vec![1.0],
             flip: false,
             label_policy: LabelPolicy::Strict,
+            size_multiple: None,
             chunk: 4,
         }
     }
@@ -71,13 +74,20 @@ pub fn predict_averaged(
     size: [usize; 2],
     options: &EvalOptions,
 ) -> Tensor<3, Int> {
+    let run_size = |scale: f32| {
+        let scaled = size.map(|s| ((s as f32 * scale).round() as usize).max(8));
+        round_up_to_multiple(scaled, options.size_multiple)
+    };
     if options.scales == [1.0] && !options.flip {
+        let input = match run_size(1.0) {
+            run if run == size => input,
+            run => resize_bilinear(input, run),
+        };
         return model.predict(input, size);
     }
     let mut sum: Option<Tensor<4>> = None;
     for &scale in &options.scales {
-        let scaled_size = size.map(|s| ((s as f32 * scale).round() as usize).max(8));
-        let scaled = resize_bilinear(input.clone(), scaled_size);
+        let scaled = resize_bilinear(input.clone(), run_size(scale));
         let mut variants = vec![softmax(model.logits(scaled.clone(), size), 1)];
         if options.flip {
             let flipped = model.logits(scaled.flip([3]), size).flip([3]);

@@ -1,6 +1,6 @@
 use burn::prelude::*;
 
-use super::config::BackboneKind;
+use super::config::{BackboneKind, Width};
 use super::resnet::ResNet18;
 use super::xception::Xception39;
 
@@ -13,10 +13,10 @@ pub enum Backbone {
 }
 
 impl Backbone {
-    pub fn new(kind: BackboneKind, device: &Device) -> Self {
+    pub fn new(kind: BackboneKind, width: Width, device: &Device) -> Self {
         match kind {
-            BackboneKind::ResNet18 => Backbone::ResNet18(ResNet18::new(device)),
-            BackboneKind::Xception39 => Backbone::Xception39(Xception39::new(device)),
+            BackboneKind::ResNet18 => Backbone::ResNet18(ResNet18::new(width, device)),
+            BackboneKind::Xception39 => Backbone::Xception39(Xception39::new(width, device)),
         }
     }
 
@@ -28,10 +28,10 @@ impl Backbone {
     }
 
     /// Channels of the 1/8, 1/16 and 1/32 features.
-    pub fn channels(kind: BackboneKind) -> [usize; 3] {
+    pub fn channels(kind: BackboneKind, width: Width) -> [usize; 3] {
         match kind {
-            BackboneKind::ResNet18 => ResNet18::CHANNELS,
-            BackboneKind::Xception39 => Xception39::CHANNELS,
+            BackboneKind::ResNet18 => ResNet18::channels(width),
+            BackboneKind::Xception39 => Xception39::channels(width),
         }
     }
 

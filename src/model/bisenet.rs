@@ -18,6 +18,9 @@ pub struct BiSeNet {
     pub conv_out16: Option<SegmentationHead>,
     /// Auxiliary head on the 1/16 context feature (training only).
     pub conv_out32: Option<SegmentationHead>,
+    /// The channel width multiplier the network was built with.
+    #[module(skip)]
+    width: f64,
 }
 
 /// Logits of the main head and, when the model has them, of the auxiliary heads; all
@@ -30,28 +33,30 @@ pub struct BiSeNetOutput {
 
 impl BiSeNet {
     pub(super) fn new(config: &BiSeNetConfig, device: &Device) -> Self {
-        let context = BiSeNetConfig::CONTEXT_CHANNELS;
-        let fused = context + SpatialPath::OUT_CHANNELS;
+        let width = config.width();
+        let context = width.of(BiSeNetConfig::CONTEXT_CHANNELS);
+        let fused = context + width.of(SpatialPath::OUT_CHANNELS);
         let aux_head = || {
             SegmentationHead::new(
                 context,
-                BiSeNetConfig::AUX_HEAD_CHANNELS,
+                width.of(BiSeNetConfig::AUX_HEAD_CHANNELS),
                 config.num_classes,
                 device,
             )
         };
         Self {
-            cp: ContextPath::new(config.backbone, device),
-            sp: SpatialPath::new(device),
+            cp: ContextPath::new(config.backbone, width, device),
+            sp: SpatialPath::new(width, device),
             ffm: FeatureFusionModule::new(fused, fused, device),
             conv_out: SegmentationHead::new(
                 fused,
-                config.head_channels(),
+                width.of(config.head_channels()),
                 config.num_classes,
                 device,
             ),
             conv_out16: config.aux_heads.then(aux_head),
             conv_out32: config.aux_heads.then(aux_head),
+            width: config.width,
         }
     }
 
@@ -77,11 +82,13 @@ impl BiSeNet {
 
     /// The configuration that rebuilds this network's architecture.
     pub fn config(&self) -> BiSeNetConfig {
-        BiSeNetConfig::new(self.backbone(), self.num_classes()).with_aux_heads(self.has_aux_heads())
+        BiSeNetConfig::new(self.backbone(), self.num_classes())
+            .with_aux_heads(self.has_aux_heads())
+            .with_width(self.width)
     }
 
     /// Runs both paths and the FFM: `[N, 3, H, W]` -> (fused `[N, 256, H/8, W/8]`, context
-    /// `[N, 128, H/8, W/8]`, context `[N, 128, H/16, W/16]`).
+    /// `[N, 128, H/8, W/8]`, context `[N, 128, H/16, W/16]`), channels at full width.
     fn features(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let (context8, context16) = self.cp.forward(x.clone());
         let spatial = self.sp.forward(x);

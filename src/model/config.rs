@@ -56,16 +56,38 @@ pub struct BiSeNetConfig {
     /// training; inference and exported models leave them out.
     #[config(default = true)]
     pub aux_heads: bool,
+    /// Channel width multiplier applied to every layer (1.0 is the paper's network). Narrow
+    /// networks keep test fixtures small; the shipped models use 1.0.
+    #[config(default = 1.0)]
+    pub width: f64,
+}
+
+/// A channel width multiplier: scales every layer's channel count, rounding to the nearest
+/// integer and keeping at least one channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Width(pub f64);
+
+impl Width {
+    /// `channels` of the full-width network, scaled.
+    pub fn of(self, channels: usize) -> usize {
+        ((channels as f64 * self.0).round() as usize).max(1)
+    }
 }
 
 impl BiSeNetConfig {
-    /// Channels of every context-path feature after its ARM, and of the spatial path output.
+    /// Channels of every context-path feature after its ARM, and of the spatial path output
+    /// (at full width).
     pub const CONTEXT_CHANNELS: usize = 128;
     /// Middle channels of the auxiliary heads (as in the PyTorch reference).
     pub const AUX_HEAD_CHANNELS: usize = 64;
 
-    /// Middle channels of the main head: 256 in the PyTorch ResNet18 reference, 64 in the
-    /// authors' Xception39 model (its main head costs more than the whole backbone otherwise).
+    pub fn width(&self) -> Width {
+        Width(self.width)
+    }
+
+    /// Middle channels of the main head (at full width): 256 in the PyTorch ResNet18
+    /// reference, 64 in the authors' Xception39 model (its main head costs more than the whole
+    /// backbone otherwise).
     pub fn head_channels(&self) -> usize {
         match self.backbone {
             BackboneKind::ResNet18 => 256,

@@ -2,7 +2,7 @@ use burn::prelude::*;
 
 use super::arm::{AttentionRefinementModule, global_average};
 use super::backbone::Backbone;
-use super::config::{BackboneKind, BiSeNetConfig};
+use super::config::{BackboneKind, BiSeNetConfig, Width};
 use super::conv_bn_relu::ConvBnRelu;
 use super::upsample::{resize_nearest, spatial_size};
 
@@ -19,11 +19,11 @@ pub struct ContextPath {
 }
 
 impl ContextPath {
-    pub fn new(kind: BackboneKind, device: &Device) -> Self {
-        let [_, c16, c32] = Backbone::channels(kind);
-        let c = BiSeNetConfig::CONTEXT_CHANNELS;
+    pub fn new(kind: BackboneKind, width: Width, device: &Device) -> Self {
+        let [_, c16, c32] = Backbone::channels(kind, width);
+        let c = width.of(BiSeNetConfig::CONTEXT_CHANNELS);
         Self {
-            backbone: Backbone::new(kind, device),
+            backbone: Backbone::new(kind, width, device),
             arm16: AttentionRefinementModule::new(c16, c, device),
             arm32: AttentionRefinementModule::new(c32, c, device),
             conv_head32: ConvBnRelu::new(c, c, 3, 1, device),

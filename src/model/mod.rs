@@ -25,7 +25,7 @@ mod xception;
 pub use arm::AttentionRefinementModule;
 pub use backbone::Backbone;
 pub use bisenet::{BiSeNet, BiSeNetOutput};
-pub use config::{BackboneKind, BiSeNetConfig};
+pub use config::{BackboneKind, BiSeNetConfig, Width};
 pub use context_path::ContextPath;
 pub use conv_bn_relu::ConvBnRelu;
 pub use ffm::FeatureFusionModule;

@@ -4,6 +4,7 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use super::config::Width;
 use super::conv_bn_relu::{batch_norm, conv};
 
 /// The 3x3 max-pool with stride 2 that both backbones use after their stem.
@@ -71,19 +72,22 @@ pub struct ResNet18 {
 }
 
 impl ResNet18 {
-    /// Channels of the 1/8, 1/16 and 1/32 features.
-    pub const CHANNELS: [usize; 3] = [128, 256, 512];
+    /// Channels of the 1/8, 1/16 and 1/32 features: 128, 256 and 512 at full width.
+    pub fn channels(width: Width) -> [usize; 3] {
+        [128, 256, 512].map(|c| width.of(c))
+    }
 
-    pub fn new(device: &Device) -> Self {
+    pub fn new(width: Width, device: &Device) -> Self {
         let layer = |in_channels, out_channels, stride| {
+            let (in_channels, out_channels) = (width.of(in_channels), width.of(out_channels));
             vec![
                 BasicBlock::new(in_channels, out_channels, stride, device),
                 BasicBlock::new(out_channels, out_channels, 1, device),
             ]
         };
         Self {
-            conv1: conv(3, 64, 7, 2, 1, device),
-            bn1: batch_norm(64, device),
+            conv1: conv(3, width.of(64), 7, 2, 1, device),
+            bn1: batch_norm(width.of(64), device),
             maxpool: stem_max_pool(),
             layer1: layer(64, 64, 1),
             layer2: layer(64, 128, 2),

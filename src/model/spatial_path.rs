@@ -1,5 +1,6 @@
 use burn::prelude::*;
 
+use super::config::Width;
 use super::conv_bn_relu::ConvBnRelu;
 
 /// Spatial Path (paper, Sec. 3.1): three stride-2 ConvBNReLU layers keep a wide, 1/8-resolution
@@ -13,15 +14,16 @@ pub struct SpatialPath {
 }
 
 impl SpatialPath {
-    /// Output channels of the spatial path.
+    /// Output channels of the spatial path (at full width).
     pub const OUT_CHANNELS: usize = 128;
 
-    pub fn new(device: &Device) -> Self {
+    pub fn new(width: Width, device: &Device) -> Self {
+        let c = width.of(64);
         Self {
-            conv1: ConvBnRelu::new(3, 64, 7, 2, device),
-            conv2: ConvBnRelu::new(64, 64, 3, 2, device),
-            conv3: ConvBnRelu::new(64, 64, 3, 2, device),
-            conv_out: ConvBnRelu::new(64, Self::OUT_CHANNELS, 1, 1, device),
+            conv1: ConvBnRelu::new(3, c, 7, 2, device),
+            conv2: ConvBnRelu::new(c, c, 3, 2, device),
+            conv3: ConvBnRelu::new(c, c, 3, 2, device),
+            conv_out: ConvBnRelu::new(c, width.of(Self::OUT_CHANNELS), 1, 1, device),
         }
     }
 

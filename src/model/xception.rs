@@ -19,6 +19,7 @@ use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use super::config::Width;
 use super::conv_bn_relu::{ConvBnRelu, conv};
 use super::resnet::stem_max_pool;
 use burn::nn::conv::Conv2d;
@@ -93,10 +94,18 @@ pub struct Xception39 {
 }
 
 impl Xception39 {
-    /// Channels of the 1/8, 1/16 and 1/32 features.
-    pub const CHANNELS: [usize; 3] = [64, 128, 256];
+    /// Middle channels of the three stages (at full width).
+    const MID_CHANNELS: [usize; 3] = [16, 32, 64];
 
-    pub fn new(device: &Device) -> Self {
+    /// Channels of the 1/8, 1/16 and 1/32 features: 64, 128 and 256 at full width.
+    pub fn channels(width: Width) -> [usize; 3] {
+        Self::MID_CHANNELS.map(|mid| width.of(mid) * XceptionBlock::EXPANSION)
+    }
+
+    pub fn new(width: Width, device: &Device) -> Self {
+        let stem = width.of(8);
+        let [mid8, mid16, mid32] = Self::MID_CHANNELS.map(|mid| width.of(mid));
+        let [c8, c16, _] = Self::channels(width);
         let stage = |in_channels: usize, mid_channels: usize, blocks: usize| {
             let out_channels = mid_channels * XceptionBlock::EXPANSION;
             (0..blocks)
@@ -107,11 +116,11 @@ impl Xception39 {
                 .collect()
         };
         Self {
-            conv1: ConvBnRelu::new(3, 8, 3, 2, device),
+            conv1: ConvBnRelu::new(3, stem, 3, 2, device),
             maxpool: stem_max_pool(),
-            layer1: stage(8, 16, 4),
-            layer2: stage(64, 32, 8),
-            layer3: stage(128, 64, 4),
+            layer1: stage(stem, mid8, 4),
+            layer2: stage(c8, mid16, 8),
+            layer3: stage(c16, mid32, 4),
         }
     }
 

@@ -202,3 +202,36 @@ test('the fake webcam produces labelled frames at a non-zero rate', { skip: !has
     await context.close();
   }
 });
+
+test('an imported PyTorch model runs in the page via ?model= and matches the CLI', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'bisenet-import-'));
+  const weights = join(dir, 'imported.safetensors');
+  execFileSync(BINARY, ['import', join(ROOT, 'tests/fixtures/torch_reference/resnet18.pth'),
+    '--classes', 'camvid', '--mean', '0.3257,0.3690,0.3223', '--std', '0.2112,0.2148,0.2115', '-o', weights]);
+  const image = join(dir, 'pattern.png');
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=90x70', '-frames:v', '1', image]);
+  const labelsDir = join(dir, 'labels');
+  execFileSync(BINARY, ['segment', image, '--output', 'labels', '-o', labelsDir, '--weights', weights]);
+  const native = readGrayPng(await readFile(join(labelsDir, 'pattern.png')));
+
+  const bytes = await readFile(weights);
+  const imported = await serve((path) => (path === '/models/imported.safetensors' ? bytes : null));
+  const context = await launch({ webgpu: false });
+  try {
+    const { page, requests } = await open(context, `${imported.url}?backend=cpu&model=models/imported.safetensors`);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
+    assert.ok(requests.some((u) => u.endsWith('/models/imported.safetensors')));
+    assert.ok(!requests.some((u) => u.endsWith('/models/bisenet-camvid.safetensors')));
+    await page.selectOption('#size-select', 'native');
+    await page.setInputFiles('#file-input', image);
+    await page.waitForFunction(() => window.bisenet.state.last?.name === 'pattern'
+      && document.body.dataset.state === 'ready');
+    const labels = await pageLabels(page);
+    const match = agreement(labels, native.data);
+    console.log(`imported model, page vs native CLI: ${(match * 100).toFixed(3)} % of pixels agree`);
+    assert.ok(match >= 0.999, `only ${match} of pixels agree`);
+  } finally {
+    await context.close();
+    imported.server.close();
+  }
+});
