@@ -6,6 +6,8 @@
 //! - [`segmenter`]: a loaded model ready to label frames.
 //! - [`import`]: PyTorch BiSeNetV1 checkpoints into the weights file (native only).
 
+#[cfg(feature = "native")]
+pub mod bench;
 pub mod classes;
 #[cfg(feature = "native")]
 pub mod data;

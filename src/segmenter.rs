@@ -17,10 +17,11 @@ pub struct Segmenter {
 }
 
 impl Segmenter {
-    /// Wraps a loaded model, dropping its training-only auxiliary heads.
+    /// Wraps a loaded model in its fastest inference form: training-only auxiliary heads
+    /// dropped, BatchNorms folded into the convolutions.
     pub fn new(loaded: LoadedModel, device: Device) -> Self {
         Self {
-            model: loaded.model.without_aux_heads(),
+            model: loaded.model.without_aux_heads().fold_batch_norms(),
             info: loaded.info,
             device,
         }

@@ -205,3 +205,60 @@ fn segment_the_shared_street_photo() {
     let labels = image::open(dir.path().join("out/cityscapes_example.png")).unwrap();
     assert_eq!((labels.width(), labels.height()), (2048, 1024));
 }
+
+#[test]
+fn bench_times_every_stage_and_writes_comparable_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("bench.json");
+    let out = bisenet(&[
+        "bench",
+        "--backbone",
+        "xception39",
+        "--sizes",
+        "64x96,45x67",
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--train-batch",
+        "2",
+        "--train-crop",
+        "64x64",
+        "--json",
+        json_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("training step"), "{}", stdout(&out));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let results = json["results"].as_array().unwrap();
+    let sizes: Vec<&str> = results
+        .iter()
+        .map(|r| r["size"].as_str().unwrap())
+        .collect();
+    assert_eq!(sizes, ["64x96", "45x67"], "sizes are height x width");
+    for r in results {
+        assert_eq!(r["backend"], "flex");
+        assert_eq!(r["backbone"], "xception39");
+        let total = &r["total_ms"];
+        let [min, median, max] = ["min", "median", "max"].map(|k| total[k].as_f64().unwrap());
+        assert!(0.0 < min && min <= median && median <= max, "{total}");
+        let stages: f64 = ["preprocess", "network", "argmax"]
+            .iter()
+            .map(|k| r["stages_ms"][k].as_f64().unwrap())
+            .sum();
+        assert!(
+            stages <= max * 1.01,
+            "stages {stages} ms exceed the total {max} ms"
+        );
+        assert!((r["fps"].as_f64().unwrap() - 1e3 / median).abs() < 1e-6);
+    }
+    let train = &json["train"][0];
+    assert_eq!(train["batch"], 2);
+    assert_eq!(train["crop"], "64x64");
+    assert!(train["step_ms"]["median"].as_f64().unwrap() > 0.0);
+
+    let bad = bisenet(&["bench", "--sizes", "360"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("WIDTHxHEIGHT") || stderr(&bad).contains("expected"));
+}

@@ -93,8 +93,11 @@ fn resnet18_matches_pytorch_at_multiple_and_odd_sizes() {
     assert_eq!(loaded.info.width, 0.0625);
     assert!(!loaded.model.has_aux_heads(), "imports drop the aux heads");
     let parity = fixture("parity.safetensors");
+    let folded = loaded.model.clone().fold_batch_norms();
     for size in ["64x64", "70x90"] {
         check_parity(&loaded.model, &parity, "resnet18", size);
+        // Folding BatchNorm into the convolutions (what inference runs) keeps parity.
+        check_parity(&folded, &parity, "resnet18", size);
     }
 }
 
@@ -106,9 +109,11 @@ fn xception39_matches_pytorch() {
         &Device::flex(),
     )
     .unwrap();
+    let parity = fixture("parity.safetensors");
+    check_parity(&loaded.model, &parity, "xception39", "70x90");
     check_parity(
-        &loaded.model,
-        &fixture("parity.safetensors"),
+        &loaded.model.fold_batch_norms(),
+        &parity,
         "xception39",
         "70x90",
     );

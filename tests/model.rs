@@ -120,3 +120,38 @@ fn batch_of_two_is_two_independent_images() {
         .into_data()
         .assert_approx_eq::<f32>(&alone.into_data(), Default::default());
 }
+
+#[test]
+fn width_multiplier_scales_every_layer_and_is_remembered() {
+    let device = Device::flex();
+    for backbone in BackboneKind::ALL {
+        let full = model(backbone, 11, false).num_trainable_params() as f64;
+        let half = BiSeNetConfig::new(backbone, 11)
+            .with_aux_heads(false)
+            .with_width(0.5)
+            .init(&device);
+        assert_eq!(half.config().width, 0.5);
+        // Convolution parameters scale with the square of the width.
+        let ratio = half.num_trainable_params() as f64 / full;
+        assert!((0.2..0.3).contains(&ratio), "{backbone}: ratio {ratio}");
+        let logits = half.forward(Tensor::zeros([1, 3, 45, 67], &device)).logits;
+        assert_eq!(logits.dims(), [1, 11, 45, 67]);
+    }
+}
+
+#[test]
+fn folding_batch_norms_keeps_the_function() {
+    let device = Device::flex();
+    let net = model(BackboneKind::Xception39, 11, false);
+    let x = Tensor::<4>::random([1, 3, 64, 80], burn::tensor::Distribution::Default, &device);
+    let plain = net.forward(x.clone()).logits;
+    let folded = net.fold_batch_norms().forward(x).logits;
+    // An untrained network's logits are large (no trained BN scales damp them): compare
+    // relative to their magnitude. The PyTorch parity tests check folded models absolutely.
+    let scale: f32 = plain.clone().abs().max().into_scalar();
+    let diff: f32 = (plain - folded).abs().max().into_scalar();
+    assert!(
+        diff <= 1e-5 * scale,
+        "folded network differs by {diff} (logits up to {scale})"
+    );
+}

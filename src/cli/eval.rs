@@ -65,7 +65,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         size_multiple: loaded.info.size_multiple,
         ..EvalOptions::default()
     };
-    let model = loaded.model.without_aux_heads();
+    let model = loaded.model.without_aux_heads().fold_batch_norms();
     let bar = super::progress_bar(dataset.samples.len(), "evaluating");
     let started = Instant::now();
     let confusion = evaluate(

@@ -1,5 +1,6 @@
 //! Command-line front end: argument parsing and file handling over the library.
 
+mod bench;
 mod eval;
 mod import;
 mod info;
@@ -33,6 +34,8 @@ enum Command {
     Segment(segment::SegmentArgs),
     /// Measure accuracy (mIoU) on a labelled dataset split.
     Eval(eval::EvalArgs),
+    /// Measure inference latency per stage (and a training step) on fresh inputs.
+    Bench(bench::BenchArgs),
     /// Show a weights file's architecture, parameter count, classes and metadata.
     Info(info::InfoArgs),
     /// Convert a PyTorch BiSeNetV1 checkpoint (.pth) into a weights file.
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Segment(args) => segment::run(args),
         Command::Eval(args) => eval::run(args).map(|()| ExitCode::SUCCESS),
         Command::Info(args) => info::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => import::run(args).map(|()| ExitCode::SUCCESS),
         Command::Init(args) => init::run(args).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => train::run(args).map(|()| ExitCode::SUCCESS),

@@ -35,6 +35,14 @@ impl Backbone {
         }
     }
 
+    /// Folds every BatchNorm into its convolution (inference only).
+    pub fn fold_batch_norms(&mut self) {
+        match self {
+            Backbone::ResNet18(net) => net.fold_batch_norms(),
+            Backbone::Xception39(net) => net.fold_batch_norms(),
+        }
+    }
+
     /// `[N, 3, H, W]` -> features at 1/8, 1/16 and 1/32 (sizes rounded up).
     pub fn forward(&self, x: Tensor<4>) -> [Tensor<4>; 3] {
         match self {

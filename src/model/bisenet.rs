@@ -80,6 +80,26 @@ impl BiSeNet {
         self
     }
 
+    /// The inference form with every BatchNorm that follows a spatial convolution folded into
+    /// it: the same function, fewer passes over the feature maps. Folded models are for
+    /// running, not for training or saving (the weights file keeps BatchNorms separate).
+    pub fn fold_batch_norms(mut self) -> Self {
+        self.cp.fold_batch_norms();
+        self.sp.fold_batch_norms();
+        self.ffm.convblk.fold_batch_norm();
+        for head in [
+            Some(&mut self.conv_out),
+            self.conv_out16.as_mut(),
+            self.conv_out32.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            head.conv.fold_batch_norm();
+        }
+        self
+    }
+
     /// The configuration that rebuilds this network's architecture.
     pub fn config(&self) -> BiSeNetConfig {
         BiSeNetConfig::new(self.backbone(), self.num_classes())

@@ -32,6 +32,20 @@ impl ContextPath {
         }
     }
 
+    /// Folds every BatchNorm that follows a spatial convolution into it (inference only).
+    pub fn fold_batch_norms(&mut self) {
+        self.backbone.fold_batch_norms();
+        for block in [
+            &mut self.arm16.conv,
+            &mut self.arm32.conv,
+            &mut self.conv_head32,
+            &mut self.conv_head16,
+            &mut self.conv_avg,
+        ] {
+            block.fold_batch_norm();
+        }
+    }
+
     /// `[N, 3, H, W]` -> (`[N, 128, H/8, W/8]`, `[N, 128, H/16, W/16]`): the context feature
     /// fused with the spatial path, and the 1/16 feature an auxiliary head supervises.
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {

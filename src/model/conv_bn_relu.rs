@@ -1,3 +1,4 @@
+use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
@@ -40,11 +41,41 @@ pub(crate) fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
     BatchNormConfig::new(channels).init(device)
 }
 
+/// `bn(conv(x))`, or just `conv(x)` once the BatchNorm is folded into the convolution:
+/// `[N, C_in, H, W]` -> `[N, C_out, H', W']`.
+pub(crate) fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
+    let x = conv.forward(x);
+    match bn {
+        Some(bn) => bn.forward(x),
+        None => x,
+    }
+}
+
+/// Folds an inference-mode BatchNorm into the convolution before it: with
+/// `s = gamma / sqrt(running_var + eps)`, the conv weights are scaled by `s` per output channel
+/// and the bias becomes `beta - running_mean * s` (plus `s * bias` if the conv had one). The
+/// network then skips four full-size elementwise passes per layer. Inference only: the folded
+/// conv no longer has the parameters training or the weights file need.
+pub(crate) fn fold_batch_norm(conv: &mut Conv2d, bn: &mut Option<BatchNorm>) {
+    let Some(norm) = bn.take() else { return };
+    let scale = norm.gamma.val() / norm.running_var.value().add_scalar(norm.epsilon).sqrt(); // [C_out]
+    let shift = norm.beta.val() - norm.running_mean.value() * scale.clone(); // [C_out]
+    let [channels] = scale.dims();
+    let weight = conv.weight.val() * scale.clone().reshape([channels, 1, 1, 1]);
+    let bias = match conv.bias.take() {
+        Some(bias) => bias.val() * scale + shift,
+        None => shift,
+    };
+    conv.weight = Param::from_tensor(weight);
+    conv.bias = Some(Param::from_tensor(bias));
+}
+
 /// Convolution, BatchNorm and (optionally) ReLU: PyTorch's `ConvBNReLU` with fields `conv`, `bn`.
+/// The BatchNorm is `None` once folded into the convolution for inference.
 #[derive(Module, Debug)]
 pub struct ConvBnRelu {
     pub conv: Conv2d,
-    pub bn: BatchNorm,
+    pub bn: Option<BatchNorm>,
     #[module(skip)]
     pub relu: bool,
 }
@@ -60,7 +91,7 @@ impl ConvBnRelu {
     ) -> Self {
         Self {
             conv: conv(in_channels, out_channels, kernel, stride, 1, device),
-            bn: batch_norm(out_channels, device),
+            bn: Some(batch_norm(out_channels, device)),
             relu: true,
         }
     }
@@ -73,7 +104,12 @@ impl ConvBnRelu {
 
     /// `[N, C_in, H, W]` -> `[N, C_out, ceil(H / stride), ceil(W / stride)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.bn.forward(self.conv.forward(x));
+        let x = conv_bn(&self.conv, &self.bn, x);
         if self.relu { relu(x) } else { x }
+    }
+
+    /// Folds the BatchNorm into the convolution (inference only).
+    pub fn fold_batch_norm(&mut self) {
+        fold_batch_norm(&mut self.conv, &mut self.bn);
     }
 }

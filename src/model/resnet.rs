@@ -5,7 +5,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use super::config::Width;
-use super::conv_bn_relu::{batch_norm, conv};
+use super::conv_bn_relu::{batch_norm, conv, conv_bn, fold_batch_norm};
 
 /// The 3x3 max-pool with stride 2 that both backbones use after their stem.
 pub(crate) fn stem_max_pool() -> MaxPool2d {
@@ -19,16 +19,17 @@ pub(crate) fn stem_max_pool() -> MaxPool2d {
 #[derive(Module, Debug)]
 pub struct Downsample {
     pub conv: Conv2d,
-    pub bn: BatchNorm,
+    pub bn: Option<BatchNorm>,
 }
 
-/// ResNet basic block: two 3x3 convs and an identity (or projected) shortcut.
+/// ResNet basic block: two 3x3 convs and an identity (or projected) shortcut. BatchNorms are
+/// `None` once folded into their convolutions for inference.
 #[derive(Module, Debug)]
 pub struct BasicBlock {
     pub conv1: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     pub conv2: Conv2d,
-    pub bn2: BatchNorm,
+    pub bn2: Option<BatchNorm>,
     pub downsample: Option<Downsample>,
 }
 
@@ -36,13 +37,13 @@ impl BasicBlock {
     pub fn new(in_channels: usize, out_channels: usize, stride: usize, device: &Device) -> Self {
         let downsample = (in_channels != out_channels || stride != 1).then(|| Downsample {
             conv: conv(in_channels, out_channels, 1, stride, 1, device),
-            bn: batch_norm(out_channels, device),
+            bn: Some(batch_norm(out_channels, device)),
         });
         Self {
             conv1: conv(in_channels, out_channels, 3, stride, 1, device),
-            bn1: batch_norm(out_channels, device),
+            bn1: Some(batch_norm(out_channels, device)),
             conv2: conv(out_channels, out_channels, 3, 1, 1, device),
-            bn2: batch_norm(out_channels, device),
+            bn2: Some(batch_norm(out_channels, device)),
             downsample,
         }
     }
@@ -50,12 +51,21 @@ impl BasicBlock {
     /// `[N, C_in, H, W]` -> `[N, C_out, ceil(H/stride), ceil(W/stride)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = match &self.downsample {
-            Some(down) => down.bn.forward(down.conv.forward(x.clone())),
+            Some(down) => conv_bn(&down.conv, &down.bn, x.clone()),
             None => x.clone(),
         };
-        let residual = relu(self.bn1.forward(self.conv1.forward(x)));
-        let residual = self.bn2.forward(self.conv2.forward(residual));
+        let residual = relu(conv_bn(&self.conv1, &self.bn1, x));
+        let residual = conv_bn(&self.conv2, &self.bn2, residual);
         relu(residual + shortcut)
+    }
+
+    /// Folds every BatchNorm into its convolution (inference only).
+    pub fn fold_batch_norms(&mut self) {
+        fold_batch_norm(&mut self.conv1, &mut self.bn1);
+        fold_batch_norm(&mut self.conv2, &mut self.bn2);
+        if let Some(down) = &mut self.downsample {
+            fold_batch_norm(&mut down.conv, &mut down.bn);
+        }
     }
 }
 
@@ -63,7 +73,7 @@ impl BasicBlock {
 #[derive(Module, Debug)]
 pub struct ResNet18 {
     pub conv1: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     pub maxpool: MaxPool2d,
     pub layer1: Vec<BasicBlock>,
     pub layer2: Vec<BasicBlock>,
@@ -87,7 +97,7 @@ impl ResNet18 {
         };
         Self {
             conv1: conv(3, width.of(64), 7, 2, 1, device),
-            bn1: batch_norm(width.of(64), device),
+            bn1: Some(batch_norm(width.of(64), device)),
             maxpool: stem_max_pool(),
             layer1: layer(64, 64, 1),
             layer2: layer(64, 128, 2),
@@ -99,7 +109,7 @@ impl ResNet18 {
     /// `[N, 3, H, W]` -> `([N, 128, H/8, W/8], [N, 256, H/16, W/16], [N, 512, H/32, W/32])`
     /// (each size rounded up).
     pub fn forward(&self, x: Tensor<4>) -> [Tensor<4>; 3] {
-        let x = relu(self.bn1.forward(self.conv1.forward(x))); // 1/2
+        let x = relu(conv_bn(&self.conv1, &self.bn1, x)); // 1/2
         let x = self.maxpool.forward(x); // 1/4
         let run = |x, blocks: &[BasicBlock]| blocks.iter().fold(x, |x, b| b.forward(x));
         let x = run(x, &self.layer1);
@@ -107,5 +117,18 @@ impl ResNet18 {
         let feat16 = run(feat8.clone(), &self.layer3);
         let feat32 = run(feat16.clone(), &self.layer4);
         [feat8, feat16, feat32]
+    }
+
+    /// Folds every BatchNorm into its convolution (inference only).
+    pub fn fold_batch_norms(&mut self) {
+        fold_batch_norm(&mut self.conv1, &mut self.bn1);
+        for layer in [
+            &mut self.layer1,
+            &mut self.layer2,
+            &mut self.layer3,
+            &mut self.layer4,
+        ] {
+            layer.iter_mut().for_each(BasicBlock::fold_batch_norms);
+        }
     }
 }

@@ -27,6 +27,18 @@ impl SpatialPath {
         }
     }
 
+    /// Folds every BatchNorm into its convolution (inference only).
+    pub fn fold_batch_norms(&mut self) {
+        for block in [
+            &mut self.conv1,
+            &mut self.conv2,
+            &mut self.conv3,
+            &mut self.conv_out,
+        ] {
+            block.fold_batch_norm();
+        }
+    }
+
     /// `[N, 3, H, W]` -> `[N, 128, ceil(H/8), ceil(W/8)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.conv1.forward(x); // 1/2

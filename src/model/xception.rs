@@ -42,6 +42,10 @@ impl SeparableConvBn {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.pointwise.forward(self.depthwise.forward(x))
     }
+
+    fn fold_batch_norm(&mut self) {
+        self.pointwise.fold_batch_norm();
+    }
 }
 
 /// Xception residual block with expansion 4.
@@ -80,6 +84,13 @@ impl XceptionBlock {
         };
         let residual = self.residual.iter().fold(x, |x, conv| conv.forward(x));
         relu(shortcut + residual)
+    }
+
+    fn fold_batch_norms(&mut self) {
+        self.proj
+            .iter_mut()
+            .chain(&mut self.residual)
+            .for_each(SeparableConvBn::fold_batch_norm);
     }
 }
 
@@ -132,5 +143,13 @@ impl Xception39 {
         let feat16 = run(feat8.clone(), &self.layer2);
         let feat32 = run(feat16.clone(), &self.layer3);
         [feat8, feat16, feat32]
+    }
+
+    /// Folds every BatchNorm into its convolution (inference only).
+    pub fn fold_batch_norms(&mut self) {
+        self.conv1.fold_batch_norm();
+        for layer in [&mut self.layer1, &mut self.layer2, &mut self.layer3] {
+            layer.iter_mut().for_each(XceptionBlock::fold_batch_norms);
+        }
     }
 }

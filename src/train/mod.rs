@@ -24,10 +24,10 @@ pub use loss::OhemCrossEntropy;
 pub use schedule::PolySchedule;
 
 use crate::data::{
-    Augmentation, DataError, Dataset, LabelPolicy, augment, batch_tensors, load_parallel,
+    Augmentation, Batch, DataError, Dataset, LabelPolicy, augment, batch_tensors, load_parallel,
 };
 use crate::eval::{EvalOptions, Metrics, evaluate};
-use crate::model::{BackboneKind, BiSeNetConfig};
+use crate::model::{BackboneKind, BiSeNet, BiSeNetConfig};
 use crate::preprocess::Normalization;
 use crate::weights::{self, ModelInfo, Precision};
 
@@ -217,17 +217,43 @@ fn available_memory() -> Option<u64> {
 }
 
 /// SGD with momentum; weight decay on every parameter except BatchNorm's and biases.
-fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
-    let momentum = Some(MomentumConfig::new().with_momentum(config.momentum));
+pub fn optimizer(momentum: f64, weight_decay: f32) -> ModuleOptimizer {
+    let momentum = Some(MomentumConfig::new().with_momentum(momentum));
     let decayed = SgdConfig::new()
         .with_momentum(momentum.clone())
-        .with_weight_decay(Some(WeightDecayConfig::new(config.weight_decay)));
+        .with_weight_decay(Some(WeightDecayConfig::new(weight_decay)));
     let plain = SgdConfig::new().with_momentum(momentum);
     decayed.init().with_group(
         ParamGroup::from_any_predicates(vec!["gamma", "beta", "bias"]),
         plain.build(),
         None,
     )
+}
+
+/// One SGD step on a batch: forward through the main and auxiliary heads, OHEM loss on each
+/// (auxiliary ones weighted by `aux_weight`), backward, update. Returns the updated model and
+/// the loss.
+pub fn step(
+    model: BiSeNet,
+    optim: &mut ModuleOptimizer,
+    batch: Batch,
+    loss_fn: &OhemCrossEntropy,
+    aux_weight: f32,
+    lr: f64,
+) -> (BiSeNet, f32) {
+    let output = model.forward(batch.images);
+    let mut loss = loss_fn.forward(output.logits, batch.labels.clone());
+    if let Some(aux) = output.aux {
+        for logits in aux {
+            loss = loss
+                + loss_fn
+                    .forward(logits, batch.labels.clone())
+                    .mul_scalar(aux_weight);
+        }
+    }
+    let loss_value: f32 = loss.clone().into_scalar();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    (optim.step(lr, model, grads), loss_value)
 }
 
 /// Trains (or resumes, when `run_dir` holds a checkpoint and `resume` is set) and returns the
@@ -257,7 +283,7 @@ pub fn train(
     let num_classes = train_set.classes.len();
     let model_config = BiSeNetConfig::new(config.backbone, num_classes);
     let mut model = model_config.init(&device);
-    let mut optim = optimizer(config);
+    let mut optim = optimizer(config.momentum, config.weight_decay);
     let mut state = TrainState {
         iteration: 0,
         best_miou: None,
@@ -312,25 +338,14 @@ pub fn train(
         }
         let batch = batch_tensors(&items, &norm, &device);
 
-        let output = model.forward(batch.images);
-        let mut loss = loss_fn.forward(output.logits, batch.labels.clone());
-        if let Some(aux) = output.aux {
-            for logits in aux {
-                loss = loss
-                    + loss_fn
-                        .forward(logits, batch.labels.clone())
-                        .mul_scalar(config.aux_weight);
-            }
-        }
-        let loss_value: f32 = loss.clone().into_scalar();
+        let lr = config.schedule.lr(iteration);
+        let loss_value;
+        (model, loss_value) = step(model, &mut optim, batch, &loss_fn, config.aux_weight, lr);
         if !loss_value.is_finite() {
             return Err(TrainError::Config(format!(
                 "the loss diverged (is {loss_value}) at iteration {iteration}: lower --lr and resume from the last checkpoint"
             )));
         }
-        let lr = config.schedule.lr(iteration);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(lr, model, grads);
         state.iteration += 1;
         observer.step(state.iteration, loss_value, lr);
         log.write(serde_json::json!({"iteration": state.iteration, "loss": loss_value, "lr": lr}));

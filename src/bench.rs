@@ -1,0 +1,231 @@
+//! Speed measurements: the latency of each stage of the inference pipeline, and of a training
+//! step. Every iteration gets fresh input data, because a backend may skip work it has already
+//! seen (wgpu was seen to), and every stage ends with a device sync so its time is its own.
+
+use std::time::Instant;
+
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::data::Batch;
+use crate::model::{BackboneKind, BiSeNetConfig};
+use crate::preprocess::{Frame, Normalization, PixelFormat, normalize_chw};
+use crate::segmenter::Segmenter;
+use crate::train::{OhemCrossEntropy, optimizer, step};
+
+/// Median, minimum and maximum of a set of timings, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Stats {
+    /// Summarises `samples` (at least one).
+    pub fn of(samples: &[f64]) -> Self {
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = match n % 2 {
+            1 => sorted[n / 2],
+            _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        };
+        Self {
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+        }
+    }
+}
+
+/// Median time of each inference stage, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stages {
+    /// RGB bytes to a normalised tensor on the device.
+    pub preprocess: f64,
+    /// The network, logits resized to the input size.
+    pub network: f64,
+    /// Argmax over classes and read-back of the label map.
+    pub argmax: f64,
+}
+
+/// One row of `bisenet bench`: a backend, a backbone, an input size.
+#[derive(Debug, Clone, Serialize)]
+pub struct InferenceResult {
+    pub backend: String,
+    pub backbone: BackboneKind,
+    /// `HxW`.
+    pub size: String,
+    pub total_ms: Stats,
+    pub stages_ms: Stages,
+    /// Frames per second at the median total latency.
+    pub fps: f64,
+}
+
+/// A training-step measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainResult {
+    pub backend: String,
+    pub backbone: BackboneKind,
+    pub batch: usize,
+    /// `HxW` of the crops.
+    pub crop: String,
+    pub step_ms: Stats,
+}
+
+/// What to run and how often.
+#[derive(Debug, Clone, Copy)]
+pub struct Repeats {
+    /// Untimed runs first (allocators, caches, kernel compilation).
+    pub warmup: usize,
+    /// Timed runs.
+    pub iters: usize,
+}
+
+/// `[h, w]` as `HxW`.
+pub fn size_name([h, w]: [usize; 2]) -> String {
+    format!("{h}x{w}")
+}
+
+/// Deterministic noise bytes, different for every `seed`: fresh input for every iteration.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            // xorshift64
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect()
+}
+
+fn millis(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+/// Times the inference pipeline of `segmenter` on `size = [h, w]` frames: preprocessing, the
+/// network, argmax with read-back. `progress` is called after every run.
+pub fn bench_inference(
+    segmenter: &Segmenter,
+    backend: &str,
+    size: [usize; 2],
+    repeats: Repeats,
+    mut progress: impl FnMut(),
+) -> InferenceResult {
+    let [h, w] = size;
+    let device = &segmenter.device;
+    let mut times: [Vec<f64>; 4] = Default::default();
+    for run in 0..repeats.warmup + repeats.iters {
+        let pixels = noise(h * w * 3, run as u64);
+        let frame = Frame::new(&pixels, w, h, PixelFormat::Rgb8).expect("sized buffer");
+
+        let start = Instant::now();
+        let input = segmenter.input(&frame, None);
+        device.sync().ok();
+        let preprocess = millis(start);
+
+        let started = Instant::now();
+        let logits = segmenter.model.logits(input, size);
+        device.sync().ok();
+        let network = millis(started);
+
+        let started = Instant::now();
+        let labels = logits.argmax(1).into_data();
+        let argmax = millis(started);
+        std::hint::black_box(labels);
+
+        if run >= repeats.warmup {
+            let total = millis(start);
+            for (series, value) in times.iter_mut().zip([preprocess, network, argmax, total]) {
+                series.push(value);
+            }
+        }
+        progress();
+    }
+    let [preprocess, network, argmax, total] = times.each_ref().map(|t| Stats::of(t));
+    InferenceResult {
+        backend: backend.to_owned(),
+        backbone: segmenter.model.backbone(),
+        size: size_name(size),
+        total_ms: total,
+        stages_ms: Stages {
+            preprocess: preprocess.median,
+            network: network.median,
+            argmax: argmax.median,
+        },
+        fps: 1e3 / total.median,
+    }
+}
+
+/// The training step to time.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainStep {
+    pub backbone: BackboneKind,
+    pub num_classes: usize,
+    pub batch: usize,
+    /// `[height, width]` of the crops.
+    pub crop: [usize; 2],
+}
+
+/// Times a full training step (forward through all three heads, OHEM losses, backward, SGD
+/// update) of a fresh network on random images and labels. `device` must be an autodiff
+/// device.
+pub fn bench_train_step(
+    spec: TrainStep,
+    device: &Device,
+    backend: &str,
+    repeats: Repeats,
+    mut progress: impl FnMut(),
+) -> TrainResult {
+    let TrainStep {
+        backbone,
+        num_classes,
+        batch,
+        crop,
+    } = spec;
+    let [h, w] = crop;
+    let mut model = BiSeNetConfig::new(backbone, num_classes).init(device);
+    let mut optim = optimizer(0.9, 5e-4);
+    let loss_fn = OhemCrossEntropy::default();
+    let mut times = Vec::with_capacity(repeats.iters);
+    for run in 0..repeats.warmup + repeats.iters {
+        let seed = run as u64;
+        let pixels = noise(batch * h * w * 3, seed);
+        let images: Vec<f32> = pixels
+            .chunks_exact(h * w * 3)
+            .flat_map(|image| {
+                let frame = Frame::new(image, w, h, PixelFormat::Rgb8).expect("sized buffer");
+                normalize_chw(&frame, &Normalization::IMAGENET)
+            })
+            .collect();
+        let labels: Vec<i64> = noise(batch * h * w, !seed)
+            .into_iter()
+            .map(|v| i64::from(v) % num_classes as i64)
+            .collect();
+        let data = Batch {
+            images: Tensor::from_data(TensorData::new(images, [batch, 3, h, w]), device),
+            labels: Tensor::from_data(TensorData::new(labels, [batch, h, w]), device),
+        };
+        device.sync().ok();
+
+        let started = Instant::now();
+        let loss;
+        (model, loss) = step(model, &mut optim, data, &loss_fn, 1.0, 0.01);
+        device.sync().ok();
+        if run >= repeats.warmup {
+            times.push(millis(started));
+        }
+        std::hint::black_box(loss);
+        progress();
+    }
+    TrainResult {
+        backend: backend.to_owned(),
+        backbone,
+        batch,
+        crop: size_name(crop),
+        step_ms: Stats::of(&times),
+    }
+}

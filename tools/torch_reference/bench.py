@@ -1,0 +1,112 @@
+"""Times the PyTorch BiSeNetV1 the way `bisenet bench` times ours, and writes the same JSON.
+
+    python tools/torch_reference/bench.py --backbone resnet18 --sizes 360x480,1024x2048 --json out.json
+
+Eager PyTorch on the CPU, 2 threads, denormals flushed to zero, inference mode, a fresh random
+input every run; the stages are those of our pipeline: uint8 RGB to a normalised tensor, the
+network (logits at the input size), argmax to uint8 labels.
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from bisenet import BiSeNetV1
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+def stats(samples):
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
+
+
+def parse_hw(spec):
+    h, w = spec.lower().split("x")
+    return int(h), int(w)
+
+
+def bench_inference(model, size, warmup, iters, gen):
+    h, w = size
+    times = {"preprocess": [], "network": [], "argmax": [], "total": []}
+    with torch.inference_mode():
+        for run in range(warmup + iters):
+            rgb = torch.randint(0, 256, (h, w, 3), dtype=torch.uint8, generator=gen)
+            start = time.perf_counter()
+            x = rgb.permute(2, 0, 1).unsqueeze(0).float().div_(255).sub_(MEAN).div_(STD).contiguous()
+            t1 = time.perf_counter()
+            logits = model(x)
+            t2 = time.perf_counter()
+            labels = logits.argmax(1).to(torch.uint8)
+            t3 = time.perf_counter()
+            del labels
+            if run >= warmup:
+                for key, value in zip(times, [t1 - start, t2 - t1, t3 - t2, t3 - start]):
+                    times[key].append(value * 1e3)
+    total = stats(times["total"])
+    return {
+        "size": f"{h}x{w}",
+        "total_ms": total,
+        "stages_ms": {k: statistics.median(times[k]) for k in ("preprocess", "network", "argmax")},
+        "fps": 1e3 / total["median"],
+    }
+
+
+def bench_train(backbone, classes, batch, crop, warmup, iters, gen):
+    h, w = crop
+    model = BiSeNetV1(classes, backbone).train()
+    optim = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    times = []
+    for run in range(warmup + iters):
+        x = torch.randn(batch, 3, h, w, generator=gen)
+        y = torch.randint(0, classes, (batch, h, w), generator=gen)
+        start = time.perf_counter()
+        out, aux16, aux32 = model(x)
+        loss = sum(torch.nn.functional.cross_entropy(o, y) for o in (out, aux16, aux32))
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        if run >= warmup:
+            times.append((time.perf_counter() - start) * 1e3)
+    return {"backend": "pytorch", "backbone": backbone, "batch": batch, "crop": f"{h}x{w}", "step_ms": stats(times)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="resnet18", choices=["resnet18", "xception39"])
+    parser.add_argument("--classes", type=int, default=19)
+    parser.add_argument("--sizes", default="360x480,720x960,1024x2048", help="HxW list")
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train-batch", type=int, default=0)
+    parser.add_argument("--train-crop", default="384x480")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # without it libtorch runs 3-8x slower at random here
+    gen = torch.Generator().manual_seed(0)
+    model = BiSeNetV1(args.classes, args.backbone, aux_heads=False).eval()
+    results = []
+    for spec in args.sizes.split(","):
+        result = {"backend": "pytorch", "backbone": args.backbone}
+        result.update(bench_inference(model, parse_hw(spec), args.warmup, args.iters, gen))
+        results.append(result)
+        print(f"pytorch {args.backbone} {result['size']}: {result['total_ms']['median']:.1f} ms "
+              f"(network {result['stages_ms']['network']:.1f})", flush=True)
+    train = []
+    if args.train_batch:
+        train.append(bench_train(args.backbone, args.classes, args.train_batch,
+                                 parse_hw(args.train_crop), args.warmup, args.iters, gen))
+        print(f"pytorch training step: {train[0]['step_ms']['median']:.0f} ms", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "train": train}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Runs `bisenet bench` and the PyTorch reference on the same sizes, one after the other, and
+prints the ratio ours / PyTorch per size: the figure that matters, since absolute times move on
+shared machines.
+
+    python tools/torch_reference/compare.py [--backbone resnet18] [--sizes 360x480,1024x2048]
+        [--iters 10] [--train-batch 4] [--bisenet target/release/bisenet] [--backend flex]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--backend", default="flex")
+    parser.add_argument("--sizes", default="360x480,720x960,1024x2048")
+    parser.add_argument("--iters", default="10")
+    parser.add_argument("--warmup", default="2")
+    parser.add_argument("--train-batch", default="0")
+    parser.add_argument("--train-crop", default="384x480")
+    parser.add_argument("--bisenet", default=os.path.join(ROOT, "target/release/bisenet"))
+    args = parser.parse_args()
+
+    common = ["--backbone", args.backbone, "--sizes", args.sizes, "--iters", args.iters,
+              "--warmup", args.warmup, "--train-batch", args.train_batch, "--train-crop", args.train_crop]
+    with tempfile.TemporaryDirectory() as tmp:
+        ours_json, torch_json = os.path.join(tmp, "ours.json"), os.path.join(tmp, "torch.json")
+        subprocess.run([args.bisenet, "bench", "--backend", args.backend, *common, "--json", ours_json], check=True)
+        subprocess.run([sys.executable, os.path.join(HERE, "bench.py"), *common, "--json", torch_json], check=True)
+        ours, ref = (json.load(open(p)) for p in (ours_json, torch_json))
+
+    print()
+    print(f"| {args.backbone}, HxW | ours ({args.backend}) ms | PyTorch ms | ours / PyTorch | network ours / PyTorch |")
+    print("|---|---|---|---|---|")
+    for a, b in zip(ours["results"], ref["results"]):
+        ratio = a["total_ms"]["median"] / b["total_ms"]["median"]
+        net = a["stages_ms"]["network"] / b["stages_ms"]["network"]
+        print(f"| {a['size']} | {a['total_ms']['median']:.1f} | {b['total_ms']['median']:.1f} | {ratio:.2f}x | {net:.2f}x |")
+    for a, b in zip(ours["train"], ref["train"]):
+        ratio = a["step_ms"]["median"] / b["step_ms"]["median"]
+        print(f"| training step, batch {a['batch']}, {a['crop']} | {a['step_ms']['median']:.0f} | "
+              f"{b['step_ms']['median']:.0f} | {ratio:.2f}x | |")
+
+
+if __name__ == "__main__":
+    main()
