@@ -233,6 +233,13 @@ pub fn to_bytes(
     info: &ModelInfo,
     precision: Precision,
 ) -> Result<Vec<u8>, WeightsError> {
+    if model.is_folded() {
+        return Err(WeightsError::Write(
+            "this model has its BatchNorms folded into the convolutions for inference; save the \
+             model as loaded or trained instead"
+                .to_owned(),
+        ));
+    }
     let mut info = info.clone();
     info.aux_heads = model.has_aux_heads();
     info.backbone = model.backbone();

@@ -145,7 +145,16 @@ fn folding_batch_norms_keeps_the_function() {
     let net = model(BackboneKind::Xception39, 11, false);
     let x = Tensor::<4>::random([1, 3, 64, 80], burn::tensor::Distribution::Default, &device);
     let plain = net.forward(x.clone()).logits;
-    let folded = net.fold_batch_norms().forward(x).logits;
+    let folded = net.fold_batch_norms();
+    assert!(folded.is_folded());
+    let info =
+        bisenet::weights::ModelInfo::new(&folded.config(), bisenet::classes::ClassSet::camvid());
+    let refused = bisenet::weights::to_bytes(&folded, &info, bisenet::weights::Precision::F32);
+    assert!(
+        refused.is_err(),
+        "a folded model cannot be saved: it would not load back"
+    );
+    let folded = folded.forward(x).logits;
     // An untrained network's logits are large (no trained BN scales damp them): compare
     // relative to their magnitude. The PyTorch parity tests check folded models absolutely.
     let scale: f32 = plain.clone().abs().max().into_scalar();

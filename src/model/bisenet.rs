@@ -21,6 +21,9 @@ pub struct BiSeNet {
     /// The channel width multiplier the network was built with.
     #[module(skip)]
     width: f64,
+    /// Whether BatchNorms were folded into the convolutions (inference only).
+    #[module(skip)]
+    folded: bool,
 }
 
 /// Logits of the main head and, when the model has them, of the auxiliary heads; all
@@ -57,6 +60,7 @@ impl BiSeNet {
             conv_out16: config.aux_heads.then(aux_head),
             conv_out32: config.aux_heads.then(aux_head),
             width: config.width,
+            folded: false,
         }
     }
 
@@ -87,6 +91,7 @@ impl BiSeNet {
         self.cp.fold_batch_norms();
         self.sp.fold_batch_norms();
         self.ffm.convblk.fold_batch_norm();
+        self.folded = true;
         for head in [
             Some(&mut self.conv_out),
             self.conv_out16.as_mut(),
@@ -98,6 +103,11 @@ impl BiSeNet {
             head.conv.fold_batch_norm();
         }
         self
+    }
+
+    /// Whether [`Self::fold_batch_norms`] turned this network into its inference-only form.
+    pub fn is_folded(&self) -> bool {
+        self.folded
     }
 
     /// The configuration that rebuilds this network's architecture.

@@ -81,6 +81,7 @@ impl BiSeNetConfig {
     /// Middle channels of the auxiliary heads (as in the PyTorch reference).
     pub const AUX_HEAD_CHANNELS: usize = 64;
 
+    /// The channel width multiplier, to scale layer sizes with.
     pub fn width(&self) -> Width {
         Width(self.width)
     }

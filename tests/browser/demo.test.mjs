@@ -235,3 +235,25 @@ test('an imported PyTorch model runs in the page via ?model= and matches the CLI
     imported.server.close();
   }
 });
+
+test('the bench page times every stage per backend and size', async () => {
+  const context = await launch({ webgpu: false });
+  try {
+    const page = await context.newPage();
+    await page.goto(`${site.url}www/bench.html?frames=2&warmup=1&sizes=48x64,60x80&backends=webgpu,cpu`);
+    await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null, { timeout: 300_000 });
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'done', await page.textContent('#alert'));
+    const results = await page.evaluate(() => window.benchResults);
+    // No WebGPU in this browser: the webgpu runs are skipped, the CPU ones measured.
+    assert.deepEqual(results.map((r) => `${r.backend} ${r.size}`), ['cpu 48x64', 'cpu 60x80']);
+    for (const r of results) {
+      assert.ok(r.total_ms.min > 0 && r.total_ms.min <= r.total_ms.median && r.total_ms.median <= r.total_ms.max);
+      const stages = r.stages_ms.upload + r.stages_ms.network + r.stages_ms.draw;
+      assert.ok(stages <= r.total_ms.max * 1.01 + 0.5, `stages ${stages} vs total ${r.total_ms.max}`);
+      assert.ok(Math.abs(r.fps - 1000 / r.total_ms.median) < 1e-9);
+    }
+    assert.equal(await page.locator('#results tbody tr').count(), 2);
+  } finally {
+    await context.close();
+  }
+});

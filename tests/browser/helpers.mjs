@@ -42,13 +42,17 @@ export async function serve(override = () => null) {
   return { server, url: `http://127.0.0.1:${server.address().port}/` };
 }
 
-/** Headless Chromium; `webgpu: false` leaves WebGPU off. */
-export async function launch({ webgpu = true, camera = null, denyCamera = false } = {}) {
+/**
+ * Headless Chromium; `webgpu: false` leaves WebGPU off; `gpu: true` asks for a real GPU through
+ * Vulkan (for machines that have one; without, WebGPU is SwiftShader).
+ */
+export async function launch({ webgpu = true, gpu = false, camera = null, denyCamera = false } = {}) {
   const args = [
     '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync',
   ];
   if (webgpu) args.push('--enable-unsafe-webgpu');
+  if (gpu) args.push('--enable-features=Vulkan', '--use-vulkan', '--use-angle=vulkan', '--ignore-gpu-blocklist');
   if (camera) {
     args.push('--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
       `--use-file-for-fake-video-capture=${camera}`);

@@ -1,0 +1,107 @@
+// The benchmark page: the demo's pipeline (upload, network with read-back, draw) timed per
+// stage on fresh frames, for each backend and inference size. Results go to the table and to
+// `window.benchResults`; `document.body.dataset.state` becomes `done` (or `error`).
+import init, { Model, checkWeights } from './pkg/bisenet.js';
+
+const params = new URLSearchParams(location.search);
+const FRAMES = Math.max(1, Number(params.get('frames') ?? 30));
+const WARMUP = Math.max(0, Number(params.get('warmup') ?? 3));
+const SIZES = (params.get('sizes') ?? '240x320,360x640').split(',').map((s) => s.split('x').map(Number));
+const BACKENDS = (params.get('backends') ?? 'webgpu,cpu').split(',');
+const WEIGHTS = new URL(params.get('model') ?? 'models/bisenet-camvid.safetensors', new URL('..', location.href));
+
+const $ = (id) => document.getElementById(id);
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+
+// A frame that changes every time (the GPU must not see the same work twice).
+function syntheticFrame(width, height, seed) {
+  const rgba = new Uint8Array(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 4;
+      rgba[i] = (x * 3 + seed * 17) & 255;
+      rgba[i + 1] = (y * 5 + seed * 29) & 255;
+      rgba[i + 2] = ((x ^ y) + seed * 7) & 255;
+      rgba[i + 3] = 255;
+    }
+  }
+  return rgba;
+}
+
+async function benchOne(model, [height, width]) {
+  const canvas = $('output');
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext('2d');
+  const times = { upload: [], network: [], draw: [], total: [] };
+  for (let frame = 0; frame < WARMUP + FRAMES; frame++) {
+    const rgba = syntheticFrame(width, height, frame);
+    const t0 = performance.now();
+    const input = model.upload(rgba, width, height, width, height);
+    const t1 = performance.now();
+    const labels = await model.run(input);
+    const t2 = performance.now();
+    const picture = model.render(rgba, width, height, labels, 'overlay', 0.5);
+    ctx.putImageData(new ImageData(new Uint8ClampedArray(picture.buffer), width, height), 0, 0);
+    const t3 = performance.now();
+    if (frame >= WARMUP) {
+      times.upload.push(t1 - t0);
+      times.network.push(t2 - t1);
+      times.draw.push(t3 - t2);
+      times.total.push(t3 - t0);
+    }
+  }
+  const total = median(times.total);
+  return {
+    backend: model.backend,
+    size: `${height}x${width}`,
+    frames: FRAMES,
+    fps: 1000 / total,
+    total_ms: { median: total, min: Math.min(...times.total), max: Math.max(...times.total) },
+    stages_ms: { upload: median(times.upload), network: median(times.network), draw: median(times.draw) },
+  };
+}
+
+function addRow(r) {
+  const cells = [r.backend, r.size, r.frames, r.fps.toFixed(1), r.total_ms.median.toFixed(1),
+    r.total_ms.min.toFixed(1), r.total_ms.max.toFixed(1), r.stages_ms.upload.toFixed(1),
+    r.stages_ms.network.toFixed(1), r.stages_ms.draw.toFixed(1)];
+  const row = document.createElement('tr');
+  for (const c of cells) row.appendChild(Object.assign(document.createElement('td'), { textContent: String(c) }));
+  $('results').tBodies[0].appendChild(row);
+}
+
+async function main() {
+  window.benchResults = [];
+  try {
+    await init();
+    if (WEIGHTS.origin !== location.origin) throw new Error(`?model=${WEIGHTS}: only this site's own files are loaded`);
+    const response = await fetch(WEIGHTS);
+    if (!response.ok) throw new Error(`${WEIGHTS}: HTTP ${response.status}`);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    checkWeights(bytes);
+    for (const backend of BACKENDS) {
+      if (backend === 'webgpu' && !('gpu' in navigator && await navigator.gpu.requestAdapter())) {
+        $('status').textContent = 'no WebGPU adapter here: skipping webgpu';
+        continue;
+      }
+      $('status').textContent = `starting ${backend}`;
+      const model = await Model.load(bytes, backend);
+      for (const size of SIZES) {
+        $('status').textContent = `running ${backend} at ${size.join('x')}`;
+        const result = await benchOne(model, size);
+        window.benchResults.push(result);
+        addRow(result);
+      }
+      model.free();
+    }
+    $('status').textContent = 'done';
+    document.body.dataset.state = 'done';
+  } catch (e) {
+    $('alert').hidden = false;
+    $('alert').textContent = `The benchmark failed: ${e?.message ?? e}`;
+    document.body.dataset.state = 'error';
+  }
+}
+
+main();
