@@ -19,6 +19,7 @@ pub mod import;
 pub mod model;
 #[cfg(feature = "native")]
 pub mod plot;
+pub mod postprocess;
 pub mod preprocess;
 pub mod render;
 pub mod segmenter;

@@ -1,9 +1,10 @@
-//! A loaded model ready to label frames: preprocessing, network and argmax in one place, so
+//! A loaded model ready to label frames: preprocessing, network and labelling in one place, so
 //! the CLI, the evaluator and the browser run exactly the same computation.
 
 use burn::prelude::*;
 
 use crate::model::BiSeNet;
+use crate::postprocess::upsample_argmax;
 use crate::preprocess::{Frame, frame_to_tensor};
 use crate::render::LabelMap;
 use crate::weights::{LoadedModel, ModelInfo};
@@ -14,15 +15,21 @@ pub struct Segmenter {
     pub model: BiSeNet,
     pub info: ModelInfo,
     pub device: Device,
+    /// Make labels on the CPU from the low-resolution logits ([`upsample_argmax`]) rather than
+    /// with tensor ops on the device: the faster choice on CPU backends, where the device *is*
+    /// the CPU; a GPU resizes and reduces full-size logits quicker than it reads them back.
+    pub labels_on_cpu: bool,
 }
 
 impl Segmenter {
     /// Wraps a loaded model in its fastest inference form: training-only auxiliary heads
-    /// dropped, BatchNorms folded into the convolutions.
+    /// dropped, BatchNorms folded into the convolutions, labels made on the CPU when the device
+    /// is burn's CPU backend.
     pub fn new(loaded: LoadedModel, device: Device) -> Self {
         Self {
             model: loaded.model.without_aux_heads().fold_batch_norms(),
             info: loaded.info,
+            labels_on_cpu: device == Device::flex(),
             device,
         }
     }
@@ -36,16 +43,49 @@ impl Segmenter {
         frame_to_tensor(frame, &self.info.normalization, resize, &self.device)
     }
 
+    /// The network's logits for labels at `out_size = [h, w]`: `[1, classes, h/8, w/8]` when
+    /// labels are made on the CPU, `[1, classes, h, w]` otherwise.
+    pub fn logits(&self, input: Tensor<4>, out_size: [usize; 2]) -> Tensor<4> {
+        match self.labels_on_cpu {
+            true => self.model.forward_low_res(input),
+            false => self.model.logits(input, out_size),
+        }
+    }
+
+    /// Labels at `out_size` from [`Self::logits`], read back synchronously (native; the
+    /// browser reads back asynchronously and calls [`Self::labels_from_data`]).
+    pub fn labels(&self, logits: Tensor<4>, out_size: [usize; 2]) -> LabelMap {
+        let data = match self.labels_on_cpu {
+            true => logits.into_data(),
+            false => logits.argmax(1).into_data(),
+        };
+        self.labels_from_data(&data, out_size)
+    }
+
+    /// Labels at `out_size = [h, w]` from read-back data: low-resolution logits when labels
+    /// are made on the CPU, class ids otherwise.
+    pub fn labels_from_data(&self, data: &TensorData, out_size: [usize; 2]) -> LabelMap {
+        let [height, width] = out_size;
+        if !self.labels_on_cpu {
+            return label_map_from_data(data, width, height);
+        }
+        let [_, classes, h, w] = data.shape()[..] else {
+            panic!(
+                "low-resolution logits are [1, classes, h, w], got {:?}",
+                data.shape()
+            );
+        };
+        let logits = data.as_slice::<f32>().expect("f32 logits");
+        let ids = upsample_argmax(logits, classes, [h, w], out_size);
+        LabelMap { width, height, ids }
+    }
+
     /// Labels a frame: inference at `size` (or the frame's own size), labels at the frame's
-    /// size, read back synchronously (native). The browser runs the same two steps, `input`
-    /// then `model.predict`, separately so it can time them, and reads back asynchronously.
+    /// size. The browser runs the same steps, timing them separately.
     pub fn segment(&self, frame: &Frame, size: Option<[usize; 2]>) -> LabelMap {
-        let input = self.input(frame, size);
-        let ids = self
-            .model
-            .predict(input, [frame.height, frame.width])
-            .into_data();
-        label_map_from_data(&ids, frame.width, frame.height)
+        let out_size = [frame.height, frame.width];
+        let logits = self.logits(self.input(frame, size), out_size);
+        self.labels(logits, out_size)
     }
 }
 

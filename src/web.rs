@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::preprocess::{Frame, PixelFormat};
 use crate::render::{LabelMap, colorize, labels_png, overlay};
-use crate::segmenter::{Segmenter, label_map_from_data};
+use crate::segmenter::Segmenter;
 use crate::weights;
 
 #[wasm_bindgen(start)]
@@ -118,12 +118,20 @@ impl Model {
             width,
             height,
         } = input;
-        let ids = self.segmenter.model.predict(tensor, [height, width]);
+        let out_size = [height, width];
+        let logits = self.segmenter.logits(tensor, out_size);
+        // On the CPU backend the low-resolution logits come back and become labels here; on
+        // WebGPU the GPU makes the labels and only they come back.
+        let segmenter = Rc::clone(&self.segmenter);
         wasm_bindgen_futures::future_to_promise(async move {
-            let data = ids.into_data_async().await.map_err(|e| {
+            let data = match segmenter.labels_on_cpu {
+                true => logits.into_data_async().await,
+                false => logits.argmax(1).into_data_async().await,
+            };
+            let data = data.map_err(|e| {
                 JsValue::from(JsError::new(&format!("reading the result back: {e:?}")))
             })?;
-            let labels = label_map_from_data(&data, width, height);
+            let labels = segmenter.labels_from_data(&data, out_size);
             Ok(js_sys::Uint8Array::from(labels.ids.as_slice()).into())
         })
     }

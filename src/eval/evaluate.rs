@@ -6,6 +6,7 @@ use crate::data::{DataError, Dataset, LabelPolicy, load_parallel};
 use crate::image_io::frame;
 use crate::model::BiSeNet;
 use crate::model::upsample::resize_bilinear;
+use crate::postprocess::upsample_argmax;
 use crate::preprocess::{Normalization, frame_to_tensor, round_up_to_multiple};
 
 /// How to run the network over each image.
@@ -53,17 +54,47 @@ pub fn evaluate(
             let image = frame(&sample.image);
             let input = frame_to_tensor(&image, norm, None, device);
             let size = [image.height, image.width];
-            let prediction = predict_averaged(model, input, size, options);
-            let ids: Vec<u8> = prediction
-                .into_data()
-                .iter::<i64>()
-                .map(|id| id as u8)
-                .collect();
+            let ids = predict_ids(model, input, size, options, device);
             confusion.add(sample.label.as_raw(), &ids);
             progress();
         }
     }
     Ok(confusion)
+}
+
+/// Class ids at `size`, row-major. On the CPU backend, single-scale labels come from the
+/// low-resolution logits through the fused [`upsample_argmax`], as in the segmenter.
+fn predict_ids(
+    model: &BiSeNet,
+    input: Tensor<4>,
+    size: [usize; 2],
+    options: &EvalOptions,
+    device: &Device,
+) -> Vec<u8> {
+    let single_scale = options.scales == [1.0] && !options.flip;
+    if !(single_scale && *device == Device::flex()) {
+        let prediction = predict_averaged(model, input, size, options);
+        return prediction
+            .into_data()
+            .iter::<i64>()
+            .map(|id| id as u8)
+            .collect();
+    }
+    let run_size = round_up_to_multiple(size, options.size_multiple);
+    let input = match run_size == size {
+        true => input,
+        false => resize_bilinear(input, run_size),
+    };
+    let logits = model.forward_low_res(input).into_data(); // [1, classes, h/8, w/8]
+    let [_, classes, h, w] = logits.shape()[..] else {
+        unreachable!("the network returns [N, C, H, W]")
+    };
+    upsample_argmax(
+        logits.as_slice::<f32>().expect("f32 logits"),
+        classes,
+        [h, w],
+        size,
+    )
 }
 
 /// Class ids `[1, H, W]`; with several scales or flipping, the argmax of the summed class
