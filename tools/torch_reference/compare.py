@@ -38,16 +38,17 @@ def main():
         ours, ref = (json.load(open(p)) for p in (ours_json, torch_json))
 
     print()
-    print(f"| {args.backbone}, HxW | ours ({args.backend}) ms | PyTorch ms | ours / PyTorch | network ours / PyTorch |")
-    print("|---|---|---|---|---|")
+    # Whole pipelines (RGB bytes in, labels out) are compared: the stages split differently
+    # (ours makes labels from 1/8-resolution logits on the CPU), the work done is the same.
+    print(f"| {args.backbone}, HxW | ours ({args.backend}) ms | PyTorch ms | ours / PyTorch |")
+    print("|---|---|---|---|")
     for a, b in zip(ours["results"], ref["results"]):
         ratio = a["total_ms"]["median"] / b["total_ms"]["median"]
-        net = a["stages_ms"]["network"] / b["stages_ms"]["network"]
-        print(f"| {a['size']} | {a['total_ms']['median']:.1f} | {b['total_ms']['median']:.1f} | {ratio:.2f}x | {net:.2f}x |")
+        print(f"| {a['size']} | {a['total_ms']['median']:.1f} | {b['total_ms']['median']:.1f} | {ratio:.2f}x |")
     for a, b in zip(ours["train"], ref["train"]):
         ratio = a["step_ms"]["median"] / b["step_ms"]["median"]
         print(f"| training step, batch {a['batch']}, {a['crop']} | {a['step_ms']['median']:.0f} | "
-              f"{b['step_ms']['median']:.0f} | {ratio:.2f}x | |")
+              f"{b['step_ms']['median']:.0f} | {ratio:.2f}x |")
 
 
 if __name__ == "__main__":
