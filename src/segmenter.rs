@@ -90,7 +90,7 @@ impl Segmenter {
 }
 
 /// Converts read-back class ids (any integer dtype) into a label map.
-pub fn label_map_from_data(data: &TensorData, width: usize, height: usize) -> LabelMap {
+fn label_map_from_data(data: &TensorData, width: usize, height: usize) -> LabelMap {
     let ids = data.iter::<i64>().map(|id| id as u8).collect();
     LabelMap { width, height, ids }
 }
