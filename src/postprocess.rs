@@ -7,6 +7,8 @@
 //! low-resolution rows it needs once, then every pixel blends two columns per class and keeps
 //! the best: the same numbers (up to float rounding), one pass, no large buffer.
 
+use burn::tensor::TensorData;
+
 /// Source coordinates of a bilinear resize along one axis with `align_corners = false` (PyTorch's
 /// convention): for each output index, the two input indices and the weight of the second.
 fn taps(input: usize, output: usize) -> Vec<(usize, usize, f32)> {
@@ -54,6 +56,19 @@ fn label_row(
         }
         *label = best_class as u8;
     }
+}
+
+/// Class ids at `out = [h, w]` of one image's read-back low-resolution logits
+/// `[1, classes, h', w']` (what [`crate::model::BiSeNet::forward_low_res`] returns).
+pub fn labels_from_logits(logits: &TensorData, out: [usize; 2]) -> Vec<u8> {
+    let [1, classes, h, w] = logits.shape()[..] else {
+        panic!(
+            "expected logits [1, classes, h, w], got {:?}",
+            logits.shape()
+        );
+    };
+    let values = logits.as_slice::<f32>().expect("logits are f32");
+    upsample_argmax(values, classes, [h, w], out)
 }
 
 /// Class ids at `out = [out_h, out_w]` of low-resolution logits `[classes, h, w]` (row-major,

@@ -4,7 +4,7 @@
 use burn::prelude::*;
 
 use crate::model::BiSeNet;
-use crate::postprocess::upsample_argmax;
+use crate::postprocess::labels_from_logits;
 use crate::preprocess::{Frame, frame_to_tensor};
 use crate::render::LabelMap;
 use crate::weights::{LoadedModel, ModelInfo};
@@ -15,7 +15,7 @@ pub struct Segmenter {
     pub model: BiSeNet,
     pub info: ModelInfo,
     pub device: Device,
-    /// Make labels on the CPU from the low-resolution logits ([`upsample_argmax`]) rather than
+    /// Make labels on the CPU from the low-resolution logits ([`labels_from_logits`]) rather than
     /// with tensor ops on the device: the faster choice on CPU backends, where the device *is*
     /// the CPU; a GPU resizes and reduces full-size logits quicker than it reads them back.
     pub labels_on_cpu: bool,
@@ -69,14 +69,7 @@ impl Segmenter {
         if !self.labels_on_cpu {
             return label_map_from_data(data, width, height);
         }
-        let [_, classes, h, w] = data.shape()[..] else {
-            panic!(
-                "low-resolution logits are [1, classes, h, w], got {:?}",
-                data.shape()
-            );
-        };
-        let logits = data.as_slice::<f32>().expect("f32 logits");
-        let ids = upsample_argmax(logits, classes, [h, w], out_size);
+        let ids = labels_from_logits(data, out_size);
         LabelMap { width, height, ids }
     }
 

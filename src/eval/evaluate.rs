@@ -6,7 +6,7 @@ use crate::data::{DataError, Dataset, LabelPolicy, load_parallel};
 use crate::image_io::frame;
 use crate::model::BiSeNet;
 use crate::model::upsample::resize_bilinear;
-use crate::postprocess::upsample_argmax;
+use crate::postprocess::labels_from_logits;
 use crate::preprocess::{Normalization, frame_to_tensor, round_up_to_multiple};
 
 /// How to run the network over each image.
@@ -63,7 +63,7 @@ pub fn evaluate(
 }
 
 /// Class ids at `size`, row-major. On the CPU backend, single-scale labels come from the
-/// low-resolution logits through the fused [`upsample_argmax`], as in the segmenter.
+/// low-resolution logits through the fused [`labels_from_logits`], as in the segmenter.
 fn predict_ids(
     model: &BiSeNet,
     input: Tensor<4>,
@@ -85,16 +85,7 @@ fn predict_ids(
         true => input,
         false => resize_bilinear(input, run_size),
     };
-    let logits = model.forward_low_res(input).into_data(); // [1, classes, h/8, w/8]
-    let [_, classes, h, w] = logits.shape()[..] else {
-        unreachable!("the network returns [N, C, H, W]")
-    };
-    upsample_argmax(
-        logits.as_slice::<f32>().expect("f32 logits"),
-        classes,
-        [h, w],
-        size,
-    )
+    labels_from_logits(&model.forward_low_res(input).into_data(), size)
 }
 
 /// Class ids `[1, H, W]`; with several scales or flipping, the argmax of the summed class
