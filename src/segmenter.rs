@@ -39,8 +39,8 @@ impl Segmenter {
     pub fn input(&self, frame: &Frame, size: Option<[usize; 2]>) -> Tensor<4> {
         let requested = size.unwrap_or([frame.height, frame.width]);
         let size = self.info.inference_size(requested);
-        let resize = (size != [frame.height, frame.width]).then_some(size);
-        frame_to_tensor(frame, &self.info.normalization, resize, &self.device)
+        // Resizing to the frame's own size is free: the resize returns its input.
+        frame_to_tensor(frame, &self.info.normalization, Some(size), &self.device)
     }
 
     /// The network's logits for labels at `out_size = [h, w]`: `[1, classes, h/8, w/8]` when

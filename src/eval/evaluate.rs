@@ -62,6 +62,13 @@ pub fn evaluate(
     Ok(confusion)
 }
 
+/// The size the network runs at for an image of `size` at `scale`: rounded up to the model's
+/// size multiple. (Resizing to the image's own size is free: the resize returns its input.)
+fn run_size(size: [usize; 2], scale: f32, options: &EvalOptions) -> [usize; 2] {
+    let scaled = size.map(|s| ((s as f32 * scale).round() as usize).max(8));
+    round_up_to_multiple(scaled, options.size_multiple)
+}
+
 /// Class ids at `size`, row-major. On the CPU backend, single-scale labels come from the
 /// low-resolution logits through the fused [`labels_from_logits`], as in the segmenter.
 fn predict_ids(
@@ -80,11 +87,7 @@ fn predict_ids(
             .map(|id| id as u8)
             .collect();
     }
-    let run_size = round_up_to_multiple(size, options.size_multiple);
-    let input = match run_size == size {
-        true => input,
-        false => resize_bilinear(input, run_size),
-    };
+    let input = resize_bilinear(input, run_size(size, 1.0, options));
     labels_from_logits(&model.forward_low_res(input).into_data(), size)
 }
 
@@ -96,20 +99,12 @@ pub fn predict_averaged(
     size: [usize; 2],
     options: &EvalOptions,
 ) -> Tensor<3, Int> {
-    let run_size = |scale: f32| {
-        let scaled = size.map(|s| ((s as f32 * scale).round() as usize).max(8));
-        round_up_to_multiple(scaled, options.size_multiple)
-    };
     if options.scales == [1.0] && !options.flip {
-        let input = match run_size(1.0) {
-            run if run == size => input,
-            run => resize_bilinear(input, run),
-        };
-        return model.predict(input, size);
+        return model.predict(resize_bilinear(input, run_size(size, 1.0, options)), size);
     }
     let mut sum: Option<Tensor<4>> = None;
     for &scale in &options.scales {
-        let scaled = resize_bilinear(input.clone(), run_size(scale));
+        let scaled = resize_bilinear(input.clone(), run_size(size, scale, options));
         let mut variants = vec![softmax(model.logits(scaled.clone(), size), 1)];
         if options.flip {
             let flipped = model.logits(scaled.flip([3]), size).flip([3]);

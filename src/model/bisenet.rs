@@ -21,9 +21,6 @@ pub struct BiSeNet {
     /// The channel width multiplier the network was built with.
     #[module(skip)]
     width: f64,
-    /// Whether BatchNorms were folded into the convolutions (inference only).
-    #[module(skip)]
-    folded: bool,
 }
 
 /// Logits of the main head and, when the model has them, of the auxiliary heads; all
@@ -60,7 +57,6 @@ impl BiSeNet {
             conv_out16: config.aux_heads.then(aux_head),
             conv_out32: config.aux_heads.then(aux_head),
             width: config.width,
-            folded: false,
         }
     }
 
@@ -91,7 +87,6 @@ impl BiSeNet {
         self.cp.fold_batch_norms();
         self.sp.fold_batch_norms();
         self.ffm.convblk.fold_batch_norm();
-        self.folded = true;
         for head in [
             Some(&mut self.conv_out),
             self.conv_out16.as_mut(),
@@ -107,7 +102,8 @@ impl BiSeNet {
 
     /// Whether [`Self::fold_batch_norms`] turned this network into its inference-only form.
     pub fn is_folded(&self) -> bool {
-        self.folded
+        // Folding removes every such BatchNorm at once; the spatial path's first is one of them.
+        self.sp.conv1.bn.is_none()
     }
 
     /// The configuration that rebuilds this network's architecture.
