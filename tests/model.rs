@@ -158,8 +158,8 @@ fn folding_batch_norms_keeps_the_function() {
     // An untrained network's logits are large (no trained BN scales damp them): compare
     // relative to their magnitude. Folding reorders the f32 arithmetic of ~40 layers, so the
     // rounding differences grow with depth: typically 1-2e-6 of the magnitude, 1.6e-5 on one
-    // random draw in CI. A wrong fold (a missed bias or scale) is off by O(1) of it, far above 1e-4. The
-    // PyTorch parity tests check folded models absolutely.
+    // random draw in CI. A wrong fold (a missed bias or scale) is off by O(1) of it, far above
+    // 1e-4. The PyTorch parity tests check folded models absolutely.
     let scale: f32 = plain.clone().abs().max().into_scalar();
     let diff: f32 = (plain - folded).abs().max().into_scalar();
     assert!(
