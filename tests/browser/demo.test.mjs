@@ -4,11 +4,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
-import { ROOT, SHARED, hasShared, serve, launch, open, pageLabels, readGrayPng } from './helpers.mjs';
+import { ROOT, SHARED, hasShared, serve, launch, open, pageLabels, readGrayPng, scratchDir } from './helpers.mjs';
 
 const PHOTO = join(SHARED, 'samples/cityscapes_example.png');
 const BINARY = join(ROOT, 'target/release/bisenet');
@@ -19,7 +18,7 @@ after(() => site.server.close());
 
 /** Labels written by the native CLI for the photo at `size` (WxH), or at its own size. */
 async function nativeLabels(size) {
-  const dir = await mkdtemp(join(tmpdir(), 'bisenet-native-'));
+  const dir = await scratchDir('native-');
   const args = ['segment', PHOTO, '--output', 'labels', '-o', dir, '--weights', join(ROOT, 'models/bisenet-camvid.safetensors')];
   if (size) args.push('--size', size);
   execFileSync(BINARY, args);
@@ -184,7 +183,7 @@ test('a second visit works offline from the Cache API', async () => {
 });
 
 test('the fake webcam produces labelled frames at a non-zero rate', { skip: !hasShared && 'no ../shared/data' }, async () => {
-  const clip = join(await mkdtemp(join(tmpdir(), 'bisenet-clip-')), 'clip.y4m');
+  const clip = join(await scratchDir('clip-'), 'clip.y4m');
   execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', join(SHARED, 'samples/driving.mp4'),
     '-t', '3', '-vf', 'scale=320:240', '-pix_fmt', 'yuv420p', clip]);
   const context = await launch({ webgpu: false, camera: clip });
@@ -204,7 +203,7 @@ test('the fake webcam produces labelled frames at a non-zero rate', { skip: !has
 });
 
 test('an imported PyTorch model runs in the page via ?model= and matches the CLI', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'bisenet-import-'));
+  const dir = await scratchDir('import-');
   const weights = join(dir, 'imported.safetensors');
   execFileSync(BINARY, ['import', join(ROOT, 'tests/fixtures/torch_reference/resnet18.pth'),
     '--classes', 'camvid', '--mean', '0.3257,0.3690,0.3223', '--std', '0.2112,0.2148,0.2115', '-o', weights]);

@@ -2,7 +2,7 @@
 // the flags that work on these machines, and a minimal PNG reader for 8-bit label maps.
 import { createServer } from 'node:http';
 import { readFile, mkdtemp } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { extname, join, normalize, resolve } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
@@ -42,6 +42,18 @@ export async function serve(override = () => null) {
   return { server, url: `http://127.0.0.1:${server.address().port}/` };
 }
 
+let scratchRoot = null;
+
+/** A fresh temporary folder, under one per-process root that is removed when the process exits. */
+export async function scratchDir(prefix) {
+  if (!scratchRoot) {
+    scratchRoot = mkdtemp(join(tmpdir(), 'bisenet-test-'));
+    const root = await scratchRoot;
+    process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+  }
+  return mkdtemp(join(await scratchRoot, prefix));
+}
+
 /**
  * Headless Chromium; `webgpu: false` leaves WebGPU off; `gpu: true` asks for a real GPU through
  * Vulkan (for machines that have one; without, WebGPU is SwiftShader).
@@ -59,7 +71,7 @@ export async function launch({ webgpu = true, gpu = false, camera = null, denyCa
   }
   // A camera exists, but the permission prompt is answered "block".
   if (denyCamera) args.push('--use-fake-device-for-media-stream', '--deny-permission-prompts');
-  const userDataDir = await mkdtemp(join(tmpdir(), 'bisenet-chromium-'));
+  const userDataDir = await scratchDir('chromium-');
   return chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true, args,
   });

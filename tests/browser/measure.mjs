@@ -3,13 +3,11 @@
 //   node tests/browser/measure.mjs [frames]
 // (needs www/pkg, /usr/bin/chromium, ffmpeg and ../shared/data).
 import { execFileSync } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
-import { SHARED, serve, launch, open } from './helpers.mjs';
+import { SHARED, serve, launch, open, scratchDir } from './helpers.mjs';
 
 const frames = Number(process.argv[2] ?? 10);
-const clip = join(await mkdtemp(join(tmpdir(), 'bisenet-clip-')), 'clip.y4m');
+const clip = join(await scratchDir('clip-'), 'clip.y4m');
 execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', join(SHARED, 'samples/driving.mp4'),
   '-t', '4', '-vf', 'scale=640:480', '-pix_fmt', 'yuv420p', clip]);
 const site = await serve();
