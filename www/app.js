@@ -48,9 +48,8 @@ function errorText(e) { return e instanceof Error ? e.message : String(e); }
 
 // ---------- weights: fetch with progress, Cache API, verification ----------
 
-async function fetchWithProgress(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`the model ${url} could not be downloaded (HTTP ${response.status})`);
+// Reads a response body, showing progress; refuses a body shorter than its Content-Length.
+async function readWithProgress(response) {
   const total = Number(response.headers.get('Content-Length')) || 0;
   const reader = response.body.getReader();
   const chunks = [];
@@ -85,29 +84,63 @@ function weightsUrl() {
   return url.pathname;
 }
 
-// Returns verified weight bytes: from the Cache API when a good copy is there (so a second
-// visit works offline), else downloaded, checked, then cached.
+// The validators a server gave with a response, kept with the cached copy so that a later visit
+// can ask "has it changed?" instead of downloading the model again.
+const VALIDATORS = [['ETag', 'If-None-Match'], ['Last-Modified', 'If-Modified-Since']];
+
+// Returns verified weight bytes. A cached copy is revalidated with a conditional request when
+// the server can be reached: "not modified" keeps it, a new file replaces it (so a returning
+// visitor gets an updated model). Offline, or when the server fails, the cached copy is used.
 async function loadWeights() {
   const url = weightsUrl();
   const cache = 'caches' in self ? await caches.open(CACHE_NAME).catch(() => null) : null;
-  const cached = cache && await cache.match(url);
-  if (cached) {
-    const bytes = new Uint8Array(await cached.arrayBuffer());
+  let cached = null;
+  const stored = cache && await cache.match(url);
+  if (stored) {
+    const bytes = new Uint8Array(await stored.arrayBuffer());
     try {
       checkWeights(bytes);
-      document.body.dataset.weights = 'cache';
-      return bytes;
+      cached = { bytes, headers: stored.headers };
     } catch (e) {
       await cache.delete(url); // a bad cached copy is replaced, never used
     }
   }
-  const bytes = await fetchWithProgress(url);
-  checkWeights(bytes); // throws with the reason: truncated, not a weights file, ...
+  const fromCache = () => {
+    document.body.dataset.weights = 'cache';
+    return cached.bytes;
+  };
+
+  const conditions = {};
+  for (const [validator, condition] of VALIDATORS) {
+    const value = cached?.headers.get(validator);
+    if (value) conditions[condition] = value;
+  }
+  let response;
+  try {
+    response = await fetch(url, { cache: 'no-store', headers: conditions });
+  } catch (e) {
+    if (cached) return fromCache();
+    throw new Error(`the model ${url} could not be downloaded (${errorText(e)}); check the connection and reload`);
+  }
+  if (cached && (response.status === 304 || !response.ok)) return fromCache();
+  if (!response.ok) throw new Error(`the model ${url} could not be downloaded (HTTP ${response.status})`);
+  let bytes;
+  try {
+    bytes = await readWithProgress(response);
+    checkWeights(bytes); // throws with the reason: truncated, not a weights file, ...
+  } catch (e) {
+    if (!cached) throw e;
+    showNotice(`The new model could not be used (${errorText(e)}); running the copy saved earlier.`);
+    return fromCache();
+  }
   document.body.dataset.weights = 'network';
   if (cache) {
-    await cache.put(url, new Response(bytes, {
-      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.length) },
-    })).catch(() => {});
+    const headers = { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.length) };
+    for (const [validator] of VALIDATORS) {
+      const value = response.headers.get(validator);
+      if (value) headers[validator] = value;
+    }
+    await cache.put(url, new Response(bytes, { headers })).catch(() => {});
   }
   return bytes;
 }

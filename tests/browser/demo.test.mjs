@@ -126,6 +126,45 @@ test('a truncated weights file is an error message, not a hang', async () => {
   }
 });
 
+test('a cached model is revalidated: kept while unchanged, replaced when the server has a new one', async () => {
+  const newer = join(await scratchDir('update-'), 'newer.safetensors');
+  execFileSync(BINARY, ['init', '--backbone', 'xception39', '--classes', 'camvid', '-o', newer]);
+  let model = await readFile(join(ROOT, 'models/bisenet-camvid.safetensors'));
+  const site2 = await serve((path) => (path === '/models/bisenet-camvid.safetensors' ? model : null));
+  const context = await launch({ webgpu: false });
+  const visit = async () => {
+    const { page, requests } = await open(context, `${site2.url}?backend=cpu`);
+    try {
+      assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
+      return {
+        weights: await page.evaluate(() => document.body.dataset.weights),
+        info: await page.evaluate(() => JSON.stringify(window.bisenet.state.info)),
+        asked: requests.some((u) => u.endsWith('/models/bisenet-camvid.safetensors')),
+      };
+    } finally {
+      await page.close();
+    }
+  };
+  try {
+    const first = await visit();
+    assert.equal(first.weights, 'network');
+    const unchanged = await visit();
+    assert.ok(unchanged.asked, 'the cached copy must be revalidated with the server');
+    assert.equal(unchanged.weights, 'cache');
+    assert.equal(unchanged.info, first.info);
+    model = await readFile(newer);
+    const updated = await visit();
+    assert.equal(updated.weights, 'network');
+    assert.notEqual(updated.info, first.info, 'the new model must replace the cached one');
+    const again = await visit();
+    assert.equal(again.weights, 'cache');
+    assert.equal(again.info, updated.info);
+  } finally {
+    await context.close();
+    site2.server.close();
+  }
+});
+
 test('a video file plays and is segmented like the camera', { skip: !hasShared && 'no ../shared/data' }, async () => {
   const context = await launch({ webgpu: false });
   try {

@@ -1,6 +1,7 @@
 // Shared by the browser tests: a static server for the repository, a headless Chromium with
 // the flags that work on these machines, and a minimal PNG reader for 8-bit label maps.
 import { createServer } from 'node:http';
+import { createHash } from 'node:crypto';
 import { readFile, mkdtemp } from 'node:fs/promises';
 import { existsSync, rmSync } from 'node:fs';
 import { extname, join, normalize, resolve } from 'node:path';
@@ -18,25 +19,34 @@ const TYPES = {
   '.safetensors': 'application/octet-stream', '.y4m': 'video/x-yuv4mpeg',
 };
 
-/** Serves the repository root on 127.0.0.1 (a random port); `override(path)` may answer a path. */
+/**
+ * Serves the repository root on 127.0.0.1 (a random port); `override(path)` may answer a path.
+ * Every answer carries an ETag (a hash of the body) and a matching `If-None-Match` gets 304,
+ * as a real static server does with its validators.
+ */
 export async function serve(override = () => null) {
   const server = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    const replaced = override(path);
-    if (replaced) {
-      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': replaced.length });
-      return res.end(replaced);
+    let body = override(path);
+    let type = 'application/octet-stream';
+    if (!body) {
+      const file = normalize(join(ROOT, path === '/' ? 'index.html' : path));
+      if (!file.startsWith(ROOT)) { res.writeHead(403); return res.end(); }
+      try {
+        body = await readFile(file);
+        type = TYPES[extname(file)] ?? type;
+      } catch {
+        res.writeHead(404);
+        return res.end();
+      }
     }
-    const file = normalize(join(ROOT, path === '/' ? 'index.html' : path));
-    if (!file.startsWith(ROOT)) { res.writeHead(403); return res.end(); }
-    try {
-      const body = await readFile(file);
-      res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
-      res.end(body);
-    } catch {
-      res.writeHead(404);
-      res.end();
+    const etag = `"${createHash('sha1').update(body).digest('hex')}"`;
+    if (req.headers['if-none-match'] === etag) {
+      res.writeHead(304, { ETag: etag });
+      return res.end();
     }
+    res.writeHead(200, { 'Content-Type': type, 'Content-Length': body.length, ETag: etag });
+    res.end(body);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return { server, url: `http://127.0.0.1:${server.address().port}/` };
