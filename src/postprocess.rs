@@ -7,7 +7,19 @@
 //! low-resolution rows it needs once, then every pixel blends two columns per class and keeps
 //! the best: the same numbers (up to float rounding), one pass, no large buffer.
 
-use burn::tensor::TensorData;
+use burn::tensor::{Device, TensorData};
+
+/// Whether labels are best made on the CPU from the low-resolution logits ([`labels_from_logits`])
+/// rather than with tensor ops on `device`: yes on burn's CPU backend, where the device *is* the
+/// CPU; a GPU resizes and reduces full-size logits quicker than it reads them back.
+pub fn labels_on_cpu(device: &Device) -> bool {
+    *device == Device::flex()
+}
+
+/// Read-back class ids (any integer dtype, as `argmax` returns them) as bytes.
+pub fn ids_from_data(data: &TensorData) -> Vec<u8> {
+    data.iter::<i64>().map(|id| id as u8).collect()
+}
 
 /// Source coordinates of a bilinear resize along one axis with `align_corners = false` (PyTorch's
 /// convention): for each output index, the two input indices and the weight of the second.

@@ -4,7 +4,7 @@
 use burn::prelude::*;
 
 use crate::model::BiSeNet;
-use crate::postprocess::labels_from_logits;
+use crate::postprocess::{ids_from_data, labels_from_logits, labels_on_cpu};
 use crate::preprocess::{Frame, frame_to_tensor};
 use crate::render::LabelMap;
 use crate::weights::{LoadedModel, ModelInfo};
@@ -15,9 +15,8 @@ pub struct Segmenter {
     pub model: BiSeNet,
     pub info: ModelInfo,
     pub device: Device,
-    /// Make labels on the CPU from the low-resolution logits ([`labels_from_logits`]) rather than
-    /// with tensor ops on the device: the faster choice on CPU backends, where the device *is*
-    /// the CPU; a GPU resizes and reduces full-size logits quicker than it reads them back.
+    /// Make labels on the CPU from the low-resolution logits rather than with tensor ops on the
+    /// device (see [`labels_on_cpu`]).
     pub labels_on_cpu: bool,
 }
 
@@ -29,7 +28,7 @@ impl Segmenter {
         Self {
             model: loaded.model.without_aux_heads().fold_batch_norms(),
             info: loaded.info,
-            labels_on_cpu: device == Device::flex(),
+            labels_on_cpu: labels_on_cpu(&device),
             device,
         }
     }
@@ -66,10 +65,10 @@ impl Segmenter {
     /// are made on the CPU, class ids otherwise.
     pub fn labels_from_data(&self, data: &TensorData, out_size: [usize; 2]) -> LabelMap {
         let [height, width] = out_size;
-        if !self.labels_on_cpu {
-            return label_map_from_data(data, width, height);
-        }
-        let ids = labels_from_logits(data, out_size);
+        let ids = match self.labels_on_cpu {
+            true => labels_from_logits(data, out_size),
+            false => ids_from_data(data),
+        };
         LabelMap { width, height, ids }
     }
 
@@ -80,10 +79,4 @@ impl Segmenter {
         let logits = self.logits(self.input(frame, size), out_size);
         self.labels(logits, out_size)
     }
-}
-
-/// Converts read-back class ids (any integer dtype) into a label map.
-fn label_map_from_data(data: &TensorData, width: usize, height: usize) -> LabelMap {
-    let ids = data.iter::<i64>().map(|id| id as u8).collect();
-    LabelMap { width, height, ids }
 }

@@ -122,8 +122,10 @@ async function loadWeights() {
     if (cached) return fromCache();
     throw new Error(`the model ${url} could not be downloaded (${errorText(e)}); check the connection and reload`);
   }
-  if (cached && (response.status === 304 || !response.ok)) return fromCache();
-  if (!response.ok) throw new Error(`the model ${url} could not be downloaded (HTTP ${response.status})`);
+  if (!response.ok) { // 304 "not modified" included
+    if (cached) return fromCache();
+    throw new Error(`the model ${url} could not be downloaded (HTTP ${response.status})`);
+  }
   let bytes;
   try {
     bytes = await readWithProgress(response);

@@ -6,7 +6,7 @@ use crate::data::{DataError, Dataset, LabelPolicy, load_parallel};
 use crate::image_io::frame;
 use crate::model::BiSeNet;
 use crate::model::upsample::resize_bilinear;
-use crate::postprocess::labels_from_logits;
+use crate::postprocess::{ids_from_data, labels_from_logits, labels_on_cpu};
 use crate::preprocess::{Normalization, frame_to_tensor, round_up_to_multiple};
 
 /// How to run the network over each image.
@@ -32,6 +32,13 @@ impl Default for EvalOptions {
             size_multiple: None,
             chunk: 4,
         }
+    }
+}
+
+impl EvalOptions {
+    /// One pass per image: no extra scales, no mirrored copy.
+    fn is_single_scale(&self) -> bool {
+        self.scales == [1.0] && !self.flip
     }
 }
 
@@ -78,14 +85,8 @@ fn predict_ids(
     options: &EvalOptions,
     device: &Device,
 ) -> Vec<u8> {
-    let single_scale = options.scales == [1.0] && !options.flip;
-    if !(single_scale && *device == Device::flex()) {
-        let prediction = predict_averaged(model, input, size, options);
-        return prediction
-            .into_data()
-            .iter::<i64>()
-            .map(|id| id as u8)
-            .collect();
+    if !(options.is_single_scale() && labels_on_cpu(device)) {
+        return ids_from_data(&predict_averaged(model, input, size, options).into_data());
     }
     let input = resize_bilinear(input, run_size(size, 1.0, options));
     labels_from_logits(&model.forward_low_res(input).into_data(), size)
@@ -99,7 +100,7 @@ pub fn predict_averaged(
     size: [usize; 2],
     options: &EvalOptions,
 ) -> Tensor<3, Int> {
-    if options.scales == [1.0] && !options.flip {
+    if options.is_single_scale() {
         return model.predict(resize_bilinear(input, run_size(size, 1.0, options)), size);
     }
     let mut sum: Option<Tensor<4>> = None;
