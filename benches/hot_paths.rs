@@ -3,8 +3,11 @@
 
 use bisenet::classes::ClassSet;
 use bisenet::model::{BackboneKind, BiSeNetConfig};
+use bisenet::postprocess::upsample_argmax;
 use bisenet::preprocess::{Frame, Normalization, PixelFormat, frame_to_tensor, normalize_chw};
 use bisenet::render::{LabelMap, colorize};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2dConfig;
 use burn::prelude::*;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
@@ -61,11 +64,87 @@ fn network(c: &mut Criterion) {
     group.finish();
 }
 
+/// A single convolution: `channels` in and out, square `kernel`, `stride`, input `[h, w]`.
+struct ConvLayer {
+    name: &'static str,
+    channels: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    input: [usize; 2],
+}
+
+/// Convolutions of ResNet18 BiSeNet on a 360x480 frame. `tools/torch_reference/conv_layers.py`
+/// times the same shapes in PyTorch.
+const CONV_LAYERS: [ConvLayer; 4] = [
+    ConvLayer {
+        name: "7x7 s2 3->64 at 360x480",
+        channels: [3, 64],
+        kernel: 7,
+        stride: 2,
+        input: [360, 480],
+    },
+    ConvLayer {
+        name: "3x3 s2 64->64 at 180x240",
+        channels: [64, 64],
+        kernel: 3,
+        stride: 2,
+        input: [180, 240],
+    },
+    ConvLayer {
+        name: "3x3 64->64 at 90x120",
+        channels: [64, 64],
+        kernel: 3,
+        stride: 1,
+        input: [90, 120],
+    },
+    ConvLayer {
+        name: "3x3 512->512 at 12x15",
+        channels: [512, 512],
+        kernel: 3,
+        stride: 1,
+        input: [12, 15],
+    },
+];
+
+fn conv_layers(c: &mut Criterion) {
+    let device = Device::flex();
+    let mut group = c.benchmark_group("conv2d");
+    group.sample_size(10);
+    for layer in CONV_LAYERS {
+        let pad = layer.kernel / 2;
+        let conv = Conv2dConfig::new(layer.channels, [layer.kernel, layer.kernel])
+            .with_stride([layer.stride, layer.stride])
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .init(&device);
+        let [h, w] = layer.input;
+        let mut seed = 0.0;
+        group.bench_function(layer.name, |b| {
+            b.iter_batched(
+                || {
+                    // Fresh input every run.
+                    seed += 1.0;
+                    Tensor::<4>::ones([1, layer.channels[0], h, w], &device).mul_scalar(seed)
+                },
+                |x| conv.forward(x).into_data(),
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
 fn postprocess(c: &mut Criterion) {
     let device = Device::flex();
     let logits = Tensor::<4>::random([1, 11, H, W], burn::tensor::Distribution::Default, &device);
     c.bench_function("argmax + read-back 11x360x480", |b| {
         b.iter(|| logits.clone().argmax(1).into_data())
+    });
+    // What the CPU backend runs instead: labels from the 1/8-resolution logits.
+    let low_res: Vec<f32> = (0..11 * (H / 8) * (W / 8))
+        .map(|i| (i * 37 % 101) as f32 / 10.0)
+        .collect();
+    c.bench_function("upsample_argmax 11x45x60 -> 360x480", |b| {
+        b.iter(|| upsample_argmax(&low_res, 11, [H / 8, W / 8], [H, W]))
     });
     let labels = LabelMap {
         width: W,
@@ -78,5 +157,5 @@ fn postprocess(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, preprocess, network, postprocess);
+criterion_group!(benches, preprocess, network, conv_layers, postprocess);
 criterion_main!(benches);
