@@ -142,28 +142,34 @@ fn width_multiplier_scales_every_layer_and_is_remembered() {
 #[test]
 fn folding_batch_norms_keeps_the_function() {
     let device = Device::flex();
-    let net = model(BackboneKind::Xception39, 11, false);
-    let x = Tensor::<4>::random([1, 3, 64, 80], burn::tensor::Distribution::Default, &device);
-    let plain = net.forward(x.clone()).logits;
-    let folded = net.fold_batch_norms();
-    assert!(folded.is_folded());
-    let info =
-        bisenet::weights::ModelInfo::new(&folded.config(), bisenet::classes::ClassSet::camvid());
-    let refused = bisenet::weights::to_bytes(&folded, &info, bisenet::weights::Precision::F32);
-    assert!(
-        refused.is_err(),
-        "a folded model cannot be saved: it would not load back"
-    );
-    let folded = folded.forward(x).logits;
-    // An untrained network's logits are large (no trained BN scales damp them): compare
-    // relative to their magnitude. Folding reorders the f32 arithmetic of ~40 layers, so the
-    // rounding differences grow with depth: typically 1-2e-6 of the magnitude, 1.6e-5 on one
-    // random draw in CI. A wrong fold (a missed bias or scale) is off by O(1) of it, far above
-    // 1e-4. The PyTorch parity tests check folded models absolutely.
-    let scale: f32 = plain.clone().abs().max().into_scalar();
-    let diff: f32 = (plain - folded).abs().max().into_scalar();
-    assert!(
-        diff <= 1e-4 * scale,
-        "folded network differs by {diff} (logits up to {scale})"
-    );
+    for backbone in BackboneKind::ALL {
+        let net = model(backbone, 11, false);
+        let x = Tensor::<4>::random([1, 3, 64, 80], burn::tensor::Distribution::Default, &device);
+        let plain = net.forward(x.clone()).logits;
+        let folded = net.fold_batch_norms();
+        assert!(folded.is_folded());
+        let info = bisenet::weights::ModelInfo::new(
+            &folded.config(),
+            bisenet::classes::ClassSet::camvid(),
+        );
+        let refused = bisenet::weights::to_bytes(&folded, &info, bisenet::weights::Precision::F32);
+        assert!(
+            refused.is_err(),
+            "a folded model cannot be saved: it would not load back"
+        );
+        // The folded network also runs the fused CPU convolution (bias, shortcut and ReLU
+        // inside), so this compares it, end to end, with burn's convolution and BatchNorm.
+        let folded = folded.forward(x).logits;
+        // An untrained network's logits are large (no trained BN scales damp them): compare
+        // relative to their magnitude. Folding reorders the f32 arithmetic of ~40 layers, so
+        // the rounding differences grow with depth: typically 1-2e-6 of the magnitude, 1.6e-5
+        // on one random draw in CI. A wrong fold (a missed bias or scale) is off by O(1) of
+        // it, far above 1e-4. The PyTorch parity tests check folded models absolutely.
+        let scale: f32 = plain.clone().abs().max().into_scalar();
+        let diff: f32 = (plain - folded).abs().max().into_scalar();
+        assert!(
+            diff <= 1e-4 * scale,
+            "{backbone}: folded network differs by {diff} (logits up to {scale})"
+        );
+    }
 }

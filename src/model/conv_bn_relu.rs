@@ -4,6 +4,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use super::cpu_conv::try_conv2d;
+
 /// He-normal initialisation (fan-out, ReLU gain), as torchvision uses for ResNets trained
 /// from scratch; burn's default (PyTorch's `kaiming_uniform(a=sqrt(5))`) trains slower here.
 pub(crate) fn he_normal() -> Initializer {
@@ -44,11 +46,31 @@ pub(crate) fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
 /// `bn(conv(x))`, or just `conv(x)` once the BatchNorm is folded into the convolution:
 /// `[N, C_in, H, W]` -> `[N, C_out, H', W']`.
 pub(crate) fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
-    let x = conv.forward(x);
-    match bn {
-        Some(bn) => bn.forward(x),
-        None => x,
+    conv_bn_act(conv, bn, x, None, false)
+}
+
+/// `bn(conv(x)) + residual`, then ReLU if `apply_relu`: `[N, C_in, H, W]` -> `[N, C_out, H', W']`.
+/// Once the BatchNorm is folded, inference on the CPU runs it all as one fused convolution.
+pub(crate) fn conv_bn_act(
+    conv: &Conv2d,
+    bn: &Option<BatchNorm>,
+    x: Tensor<4>,
+    residual: Option<Tensor<4>>,
+    apply_relu: bool,
+) -> Tensor<4> {
+    if bn.is_none()
+        && let Some(y) = try_conv2d(conv, &x, residual.as_ref(), apply_relu)
+    {
+        return y;
     }
+    let mut y = conv.forward(x);
+    if let Some(bn) = bn {
+        y = bn.forward(y);
+    }
+    if let Some(residual) = residual {
+        y = y + residual;
+    }
+    if apply_relu { relu(y) } else { y }
 }
 
 /// Folds an inference-mode BatchNorm into the convolution before it: with
@@ -104,8 +126,7 @@ impl ConvBnRelu {
 
     /// `[N, C_in, H, W]` -> `[N, C_out, ceil(H / stride), ceil(W / stride)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = conv_bn(&self.conv, &self.bn, x);
-        if self.relu { relu(x) } else { x }
+        conv_bn_act(&self.conv, &self.bn, x, None, self.relu)
     }
 
     /// Folds the BatchNorm into the convolution (inference only).

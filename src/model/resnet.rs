@@ -2,10 +2,9 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use super::config::Width;
-use super::conv_bn_relu::{batch_norm, conv, conv_bn, fold_batch_norm};
+use super::conv_bn_relu::{batch_norm, conv, conv_bn, conv_bn_act, fold_batch_norm};
 
 /// The 3x3 max-pool with stride 2 that both backbones use after their stem.
 pub(crate) fn stem_max_pool() -> MaxPool2d {
@@ -54,9 +53,8 @@ impl BasicBlock {
             Some(down) => conv_bn(&down.conv, &down.bn, x.clone()),
             None => x.clone(),
         };
-        let residual = relu(conv_bn(&self.conv1, &self.bn1, x));
-        let residual = conv_bn(&self.conv2, &self.bn2, residual);
-        relu(residual + shortcut)
+        let residual = conv_bn_act(&self.conv1, &self.bn1, x, None, true);
+        conv_bn_act(&self.conv2, &self.bn2, residual, Some(shortcut), true)
     }
 
     /// Folds every BatchNorm into its convolution (inference only).
@@ -109,7 +107,7 @@ impl ResNet18 {
     /// `[N, 3, H, W]` -> `([N, 128, H/8, W/8], [N, 256, H/16, W/16], [N, 512, H/32, W/32])`
     /// (each size rounded up).
     pub fn forward(&self, x: Tensor<4>) -> [Tensor<4>; 3] {
-        let x = relu(conv_bn(&self.conv1, &self.bn1, x)); // 1/2
+        let x = conv_bn_act(&self.conv1, &self.bn1, x, None, true); // 1/2
         let x = self.maxpool.forward(x); // 1/4
         let run = |x, blocks: &[BasicBlock]| blocks.iter().fold(x, |x, b| b.forward(x));
         let x = run(x, &self.layer1);

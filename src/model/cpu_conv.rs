@@ -1,0 +1,490 @@
+//! The inference convolution on the CPU (burn's flex backend), written for BiSeNet's layers.
+//!
+//! burn-flex 0.22 runs a convolution as tiles of 512 pixels: the whole input is first copied to
+//! NHWC on one thread, each tile is unfolded (im2col) into a freshly zeroed buffer, multiplied
+//! with gemm, and scattered back to NCHW one value at a time. A profile of ResNet18 BiSeNet at
+//! 360x480 spent more time in that bookkeeping than in gemm's multiply kernels. Here the patch
+//! matrix is unfolded straight from the NCHW rows, gemm writes straight into the NCHW output,
+//! bias, residual and ReLU are applied to each tile while it is still in cache, and the tiles
+//! (bands of output rows, split by output channel when there are few) run on all cores.
+//!
+//! It runs only where it applies: a flex tensor outside autodiff, f32, `groups = 1`, no dilation,
+//! explicit padding. Everything else (training, WebGPU, depthwise convolutions) goes through
+//! burn's own `Conv2d::forward`, which the tests compare this against.
+
+use std::ops::Range;
+
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::{DType, TensorData};
+
+/// `[N, C_in, H, W]` -> `[N, C_out, H', W']`: `conv(x) (+ residual)`, then ReLU if
+/// `apply_relu`; `None` where this path does not apply (the caller then runs burn's).
+///
+/// `residual` must have the output's shape; adding it inside the convolution saves a pass over
+/// the feature map (ResNet's `relu(bn2(conv2(..)) + shortcut)`).
+pub(crate) fn try_conv2d(
+    conv: &Conv2d,
+    x: &Tensor<4>,
+    residual: Option<&Tensor<4>>,
+    apply_relu: bool,
+) -> Option<Tensor<4>> {
+    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
+        return None;
+    };
+    if conv.groups != 1 || conv.dilation != [1, 1] {
+        return None;
+    }
+    let input = f32_flex(x)?;
+    let weight = f32_flex(&conv.weight.val())?;
+    let bias = match &conv.bias {
+        Some(bias) => Some(f32_flex(&bias.val())?),
+        None => None,
+    };
+    let [batch, channels_in, height, width] = x.dims();
+    let [channels_out, weight_channels, kernel_h, kernel_w] = conv.weight.dims();
+    if weight_channels != channels_in
+        || height + top + bottom < kernel_h
+        || width + left + right < kernel_w
+    {
+        return None; // let burn report the mismatch
+    }
+    let geometry = Geometry {
+        channels_in,
+        height,
+        width,
+        channels_out,
+        kernel: [kernel_h, kernel_w],
+        stride: conv.stride,
+        padding: [top, left],
+        out_h: (height + top + bottom - kernel_h) / conv.stride[0] + 1,
+        out_w: (width + left + right - kernel_w) / conv.stride[1] + 1,
+    };
+    let output_shape = [batch, channels_out, geometry.out_h, geometry.out_w];
+    let residual = match residual {
+        Some(residual) if residual.dims() == output_shape => Some(f32_flex(residual)?),
+        Some(_) => return None,
+        None => None,
+    };
+
+    let mut output = vec![0.0f32; output_shape.iter().product()];
+    run(
+        &geometry,
+        Operands {
+            input: contiguous(&input),
+            weight: contiguous(&weight),
+            bias: bias.as_ref().map(contiguous),
+            residual: residual.as_ref().map(contiguous),
+            apply_relu,
+        },
+        batch,
+        &mut output,
+    );
+    let data = TensorData::new(output, output_shape);
+    Some(Tensor::from_primitive::<Flex>(FlexTensor::from_data(data)))
+}
+
+/// The tensor's flex primitive, if it is a plain (non-autodiff) f32 flex tensor.
+fn f32_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
+    if tensor.dtype() != DType::F32 {
+        return None;
+    }
+    let primitive = tensor.clone().try_into_primitive::<Flex>().ok()?;
+    Some(if primitive.is_contiguous() {
+        primitive
+    } else {
+        primitive.to_contiguous()
+    })
+}
+
+/// The elements of a contiguous f32 flex tensor, in row-major order.
+fn contiguous(tensor: &FlexTensor) -> &[f32] {
+    let (start, end) = tensor
+        .layout()
+        .contiguous_offsets()
+        .expect("made contiguous by f32_flex");
+    &tensor.storage::<f32>()[start..end]
+}
+
+/// Sizes of one convolution; padding is `[top, left]` (bottom and right follow from the output).
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    channels_in: usize,
+    height: usize,
+    width: usize,
+    channels_out: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    out_h: usize,
+    out_w: usize,
+}
+
+impl Geometry {
+    /// Rows of the patch matrix: one per (input channel, kernel row, kernel column).
+    fn patch_len(&self) -> usize {
+        self.channels_in * self.kernel[0] * self.kernel[1]
+    }
+
+    fn out_pixels(&self) -> usize {
+        self.out_h * self.out_w
+    }
+
+    /// A 1x1, stride-1, unpadded convolution reads its input as the patch matrix as it is.
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+
+    /// Output rows per tile: a patch matrix of about 128 Ki floats (512 KiB, within L2),
+    /// and at least 64 pixels so that gemm's micro-kernel (64 pixels wide) has full tiles.
+    fn rows_per_tile(&self) -> usize {
+        let pixels = (128 * 1024 / self.patch_len()).max(64);
+        pixels.div_ceil(self.out_w).clamp(1, self.out_h)
+    }
+}
+
+/// Borrowed inputs of one call, in NCHW (weights `[C_out, C_in, kh, kw]`).
+struct Operands<'a> {
+    input: &'a [f32],
+    weight: &'a [f32],
+    bias: Option<&'a [f32]>,
+    residual: Option<&'a [f32]>,
+    apply_relu: bool,
+}
+
+/// One unit of work: a band of output rows of one image, for a range of output channels.
+#[derive(Clone, Debug)]
+struct Tile {
+    image: usize,
+    rows: Range<usize>,
+    channels: Range<usize>,
+}
+
+/// Splits the output into tiles: bands of rows, and when there are fewer bands than cores
+/// (the small, deep maps at 1/16 and 1/32), output channels in blocks of at least 64 too.
+fn tiles(geometry: &Geometry, batch: usize, threads: usize) -> Vec<Tile> {
+    let rows_per_tile = geometry.rows_per_tile();
+    let bands = batch * geometry.out_h.div_ceil(rows_per_tile);
+    let wanted_blocks = (2 * threads).div_ceil(bands);
+    let blocks = wanted_blocks.min(geometry.channels_out / 64).max(1);
+    let block_len = geometry.channels_out.div_ceil(blocks);
+    let mut tiles = Vec::new();
+    for image in 0..batch {
+        for start in (0..geometry.out_h).step_by(rows_per_tile) {
+            let rows = start..(start + rows_per_tile).min(geometry.out_h);
+            for first in (0..geometry.channels_out).step_by(block_len) {
+                let channels = first..(first + block_len).min(geometry.channels_out);
+                tiles.push(Tile {
+                    image,
+                    rows: rows.clone(),
+                    channels,
+                });
+            }
+        }
+    }
+    tiles
+}
+
+/// The output buffer, shared by tiles that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct OutputPtr(*mut f32);
+// SAFETY: every tile writes only its own (channel range x row band) of one image, and the
+// tiles of one call partition the output, so no two threads touch the same element.
+unsafe impl Send for OutputPtr {}
+unsafe impl Sync for OutputPtr {}
+
+fn run(geometry: &Geometry, operands: Operands, batch: usize, output: &mut [f32]) {
+    assert_eq!(
+        output.len(),
+        batch * geometry.channels_out * geometry.out_pixels()
+    );
+    let output = OutputPtr(output.as_mut_ptr());
+    let work = |patches: &mut Vec<f32>, tile: Tile| {
+        run_tile(geometry, &operands, &tile, patches, output);
+    };
+    #[cfg(feature = "native")]
+    {
+        use rayon::prelude::*;
+        tiles(geometry, batch, rayon::current_num_threads())
+            .into_par_iter()
+            .for_each_init(Vec::new, work);
+    }
+    #[cfg(not(feature = "native"))]
+    {
+        let mut patches = Vec::new();
+        for tile in tiles(geometry, batch, 1) {
+            work(&mut patches, tile);
+        }
+    }
+}
+
+/// Computes one tile: unfold its patches, multiply by the weights, then bias, residual, ReLU.
+fn run_tile(
+    geometry: &Geometry,
+    operands: &Operands,
+    tile: &Tile,
+    patches: &mut Vec<f32>,
+    output: OutputPtr,
+) {
+    let pixels = geometry.out_pixels();
+    let patch_len = geometry.patch_len();
+    let input_len = geometry.channels_in * geometry.height * geometry.width;
+    let input = &operands.input[tile.image * input_len..][..input_len];
+    let first_pixel = tile.rows.start * geometry.out_w;
+    let tile_pixels = tile.rows.len() * geometry.out_w;
+
+    // The patch matrix `[patch_len, tile_pixels]` and the distance between its rows.
+    let (patch_matrix, patch_row_stride) = if geometry.is_pointwise() {
+        (&input[first_pixel..], pixels)
+    } else {
+        patches.resize(patch_len * tile_pixels, 0.0);
+        unfold(geometry, input, tile.rows.clone(), patches);
+        (&patches[..], tile_pixels)
+    };
+
+    let image_offset = tile.image * geometry.channels_out * pixels;
+    let weight =
+        &operands.weight[tile.channels.start * patch_len..][..tile.channels.len() * patch_len];
+    // SAFETY: the destination is the (tile.channels x tile pixels) block of this image in the
+    // `[N, C_out, H' * W']` output, rows `pixels` apart: in bounds (asserted in `run`), and
+    // written by this tile alone. The weight and patch slices hold `m x k` and `k x n` values
+    // with the strides given.
+    unsafe {
+        let destination = output
+            .0
+            .add(image_offset + tile.channels.start * pixels + first_pixel);
+        gemm::gemm(
+            tile.channels.len(),
+            tile_pixels,
+            patch_len,
+            destination,
+            1,
+            pixels as isize,
+            false,
+            weight.as_ptr(),
+            1,
+            patch_len as isize,
+            patch_matrix.as_ptr(),
+            1,
+            patch_row_stride as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+
+    for channel in tile.channels.clone() {
+        let offset = image_offset + channel * pixels + first_pixel;
+        // SAFETY: this row segment lies in the tile's own block (see above).
+        let row = unsafe { std::slice::from_raw_parts_mut(output.0.add(offset), tile_pixels) };
+        if let Some(bias) = operands.bias {
+            let bias = bias[channel];
+            row.iter_mut().for_each(|value| *value += bias);
+        }
+        if let Some(residual) = operands.residual {
+            let residual = &residual[offset..][..tile_pixels];
+            row.iter_mut()
+                .zip(residual)
+                .for_each(|(value, r)| *value += r);
+        }
+        if operands.apply_relu {
+            row.iter_mut().for_each(|value| *value = value.max(0.0));
+        }
+    }
+}
+
+/// Writes the patch matrix of output rows `rows` into `patches` (`[C_in * kh * kw, pixels]`,
+/// row-major): row `(c, ky, kx)` holds input channel `c` at offset `(ky, kx)` under every output
+/// pixel of the band, zero where that falls in the padding. Rows of the input are copied as
+/// runs, so a stride-1 convolution unfolds with `memcpy`.
+fn unfold(geometry: &Geometry, input: &[f32], rows: Range<usize>, patches: &mut [f32]) {
+    let Geometry {
+        height,
+        width,
+        kernel: [kernel_h, kernel_w],
+        stride: [stride_h, stride_w],
+        padding: [pad_top, pad_left],
+        out_w,
+        ..
+    } = *geometry;
+    let tile_pixels = rows.len() * out_w;
+    let mut patch_rows = patches.chunks_exact_mut(tile_pixels);
+    for plane in input.chunks_exact(height * width) {
+        for ky in 0..kernel_h {
+            for kx in 0..kernel_w {
+                let patch_row = patch_rows.next().expect("patch matrix sized by run_tile");
+                // Output columns whose input column `ox * stride + kx - pad_left` is inside.
+                let first = pad_left.saturating_sub(kx).div_ceil(stride_w).min(out_w);
+                let end = if width + pad_left > kx {
+                    ((width + pad_left - kx - 1) / stride_w + 1).min(out_w)
+                } else {
+                    0
+                }
+                .max(first);
+                for (oy, out_row) in rows.clone().zip(patch_row.chunks_exact_mut(out_w)) {
+                    let iy = (oy * stride_h + ky).wrapping_sub(pad_top);
+                    if iy >= height {
+                        out_row.fill(0.0);
+                        continue;
+                    }
+                    let in_row = &plane[iy * width..][..width];
+                    out_row[..first].fill(0.0);
+                    out_row[end..].fill(0.0);
+                    if first == end {
+                        continue;
+                    }
+                    let start = first * stride_w + kx - pad_left;
+                    if stride_w == 1 {
+                        out_row[first..end].copy_from_slice(&in_row[start..start + end - first]);
+                    } else {
+                        let sources = in_row[start..].iter().step_by(stride_w);
+                        out_row[first..end]
+                            .iter_mut()
+                            .zip(sources)
+                            .for_each(|(out, value)| *out = *value);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::Distribution;
+    use burn::tensor::activation::relu;
+
+    use super::*;
+
+    /// A convolution with random weights (and bias), and a random input for it.
+    struct Case {
+        batch: usize,
+        channels: [usize; 2],
+        size: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        /// top, left, bottom, right
+        padding: [usize; 4],
+        bias: bool,
+    }
+
+    impl Case {
+        fn new(channels: [usize; 2], size: [usize; 2], kernel: usize, stride: usize) -> Self {
+            let pad = kernel / 2;
+            Self {
+                batch: 1,
+                channels,
+                size,
+                kernel,
+                stride,
+                padding: [pad; 4],
+                bias: true,
+            }
+        }
+
+        fn build(&self, device: &Device) -> (Conv2d, Tensor<4>) {
+            let [top, left, bottom, right] = self.padding;
+            let conv = Conv2dConfig::new(self.channels, [self.kernel, self.kernel])
+                .with_stride([self.stride, self.stride])
+                .with_padding(PaddingConfig2d::Explicit(top, left, bottom, right))
+                .with_bias(self.bias)
+                .init(device);
+            let [height, width] = self.size;
+            let shape = [self.batch, self.channels[0], height, width];
+            let x = Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), device);
+            (conv, x)
+        }
+    }
+
+    fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b).abs().max().into_scalar()
+    }
+
+    /// Every geometry the unfold distinguishes: 1x1 read in place, strided 1x1 (ResNet's
+    /// projections), 3x3 and 7x7 with stride 1 and 2, padding wider than the kernel reaches,
+    /// lopsided padding, odd sizes, a batch, and deep small maps split by output channel.
+    #[test]
+    fn matches_burns_convolution() {
+        let device = Device::flex();
+        let mut cases = vec![
+            Case::new([8, 16], [9, 11], 1, 1),
+            Case::new([8, 16], [9, 11], 1, 2),
+            Case::new([5, 12], [13, 17], 3, 1),
+            Case::new([5, 12], [13, 17], 3, 2),
+            Case::new([3, 16], [30, 41], 7, 2),
+            Case::new([256, 256], [6, 7], 3, 1),
+            Case::new([64, 192], [3, 5], 3, 2),
+            Case {
+                padding: [2, 0, 1, 3],
+                ..Case::new([4, 6], [10, 12], 3, 1)
+            },
+            Case {
+                padding: [3, 3, 3, 3],
+                bias: false,
+                ..Case::new([4, 6], [5, 4], 1, 1)
+            },
+            Case {
+                batch: 3,
+                ..Case::new([6, 70], [17, 9], 3, 2)
+            },
+        ];
+        // Enough output rows for several bands: tiles must not overlap or leave gaps.
+        cases.push(Case::new([32, 8], [140, 9], 3, 1));
+        for case in cases {
+            let (conv, x) = case.build(&device);
+            let expected = conv.forward(x.clone());
+            let fast = try_conv2d(&conv, &x, None, false).expect("the fast path applies");
+            let diff = max_abs_diff(expected, fast);
+            let tolerance = 1e-5 * (case.channels[0] * case.kernel * case.kernel) as f32;
+            assert!(
+                diff <= tolerance,
+                "{:?} {}x{} stride {} padding {:?}: off by {diff}",
+                case.size,
+                case.kernel,
+                case.kernel,
+                case.stride,
+                case.padding
+            );
+        }
+    }
+
+    #[test]
+    fn fuses_residual_and_relu() {
+        let device = Device::flex();
+        let (conv, x) = Case::new([16, 24], [12, 15], 3, 2).build(&device);
+        let expected = conv.forward(x.clone());
+        let residual = Tensor::random(expected.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+        let expected = relu(expected + residual.clone());
+        let fast = try_conv2d(&conv, &x, Some(&residual), true).expect("the fast path applies");
+        assert!(max_abs_diff(expected, fast) <= 1e-4);
+    }
+
+    #[test]
+    fn leaves_what_it_does_not_handle_to_burn() {
+        let device = Device::flex();
+        let (conv, x) = Case::new([8, 8], [10, 10], 3, 1).build(&device);
+        let grouped = Conv2dConfig::new([8, 8], [3, 3])
+            .with_groups(8)
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        assert!(try_conv2d(&grouped, &x, None, false).is_none());
+        let same = Conv2dConfig::new([8, 8], [3, 3])
+            .with_padding(PaddingConfig2d::Same)
+            .init(&device);
+        assert!(try_conv2d(&same, &x, None, false).is_none());
+        let wrong_residual = Tensor::zeros([1, 8, 5, 5], &device);
+        assert!(try_conv2d(&conv, &x, Some(&wrong_residual), false).is_none());
+        // Training keeps burn's convolution, which has a backward pass.
+        let training = device.clone().autodiff();
+        let (conv, x) = Case::new([8, 8], [10, 10], 3, 1).build(&training);
+        assert!(try_conv2d(&conv, &x, None, false).is_none());
+    }
+}
