@@ -2,12 +2,10 @@
 //! (`bisenet bench` measures the whole pipeline per input size; this isolates each step.)
 
 use bisenet::classes::ClassSet;
-use bisenet::model::{BackboneKind, BiSeNetConfig};
+use bisenet::model::{BackboneKind, BiSeNetConfig, ConvBnRelu};
 use bisenet::postprocess::upsample_argmax;
 use bisenet::preprocess::{Frame, Normalization, PixelFormat, frame_to_tensor, normalize_chw};
 use bisenet::render::{LabelMap, colorize};
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::Conv2dConfig;
 use burn::prelude::*;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
@@ -106,26 +104,39 @@ const CONV_LAYERS: [ConvLayer; 4] = [
     },
 ];
 
+/// Each layer twice: burn's `Conv2d::forward`, and the inference convolution the network runs
+/// (a folded `ConvBnRelu`: the same convolution with bias and ReLU fused).
 fn conv_layers(c: &mut Criterion) {
     let device = Device::flex();
     let mut group = c.benchmark_group("conv2d");
     group.sample_size(10);
     for layer in CONV_LAYERS {
-        let pad = layer.kernel / 2;
-        let conv = Conv2dConfig::new(layer.channels, [layer.kernel, layer.kernel])
-            .with_stride([layer.stride, layer.stride])
-            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-            .init(&device);
+        let [channels_in, channels_out] = layer.channels;
+        let mut block = ConvBnRelu::new(
+            channels_in,
+            channels_out,
+            layer.kernel,
+            layer.stride,
+            &device,
+        );
+        block.fold_batch_norm();
         let [h, w] = layer.input;
         let mut seed = 0.0;
-        group.bench_function(layer.name, |b| {
+        let mut fresh_input = || {
+            seed += 1.0;
+            Tensor::<4>::ones([1, channels_in, h, w], &device).mul_scalar(seed)
+        };
+        group.bench_function(format!("burn/{}", layer.name), |b| {
             b.iter_batched(
-                || {
-                    // Fresh input every run.
-                    seed += 1.0;
-                    Tensor::<4>::ones([1, layer.channels[0], h, w], &device).mul_scalar(seed)
-                },
-                |x| conv.forward(x).into_data(),
+                &mut fresh_input,
+                |x| block.conv.forward(x).into_data(),
+                BatchSize::PerIteration,
+            )
+        });
+        group.bench_function(format!("bisenet/{}", layer.name), |b| {
+            b.iter_batched(
+                &mut fresh_input,
+                |x| block.forward(x).into_data(),
                 BatchSize::PerIteration,
             )
         });

@@ -129,6 +129,12 @@ impl ConvBnRelu {
         conv_bn_act(&self.conv, &self.bn, x, None, self.relu)
     }
 
+    /// `relu(bn(conv(x)) + shortcut)`, whatever `relu` says: the last block of a residual
+    /// branch, with the shortcut's addition and the ReLU after it fused into the convolution.
+    pub fn forward_residual(&self, x: Tensor<4>, shortcut: Tensor<4>) -> Tensor<4> {
+        conv_bn_act(&self.conv, &self.bn, x, Some(shortcut), true)
+    }
+
     /// Folds the BatchNorm into the convolution (inference only).
     pub fn fold_batch_norm(&mut self) {
         fold_batch_norm(&mut self.conv, &mut self.bn);

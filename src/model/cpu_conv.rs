@@ -12,6 +12,7 @@
 //! explicit padding. Everything else (training, WebGPU, depthwise convolutions) goes through
 //! burn's own `Conv2d::forward`, which the tests compare this against.
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use burn::backend::Flex;
@@ -46,7 +47,8 @@ pub(crate) fn try_conv2d(
     };
     let [batch, channels_in, height, width] = x.dims();
     let [channels_out, weight_channels, kernel_h, kernel_w] = conv.weight.dims();
-    if weight_channels != channels_in
+    if channels_in == 0
+        || weight_channels != channels_in
         || height + top + bottom < kernel_h
         || width + left + right < kernel_w
     {
@@ -70,7 +72,8 @@ pub(crate) fn try_conv2d(
         None => None,
     };
 
-    let mut output = vec![0.0f32; output_shape.iter().product()];
+    let len = output_shape.iter().product();
+    let mut output = Vec::with_capacity(len);
     run(
         &geometry,
         Operands {
@@ -81,8 +84,11 @@ pub(crate) fn try_conv2d(
             apply_relu,
         },
         batch,
-        &mut output,
+        &mut output.spare_capacity_mut()[..len],
     );
+    // SAFETY: the tiles partition the output, and gemm (with `k = patch_len > 0` and
+    // `read_dst = false`) wrote every element of each before its epilogue read it.
+    unsafe { output.set_len(len) };
     let data = TensorData::new(output, output_shape);
     Some(Tensor::from_primitive::<Flex>(FlexTensor::from_data(data)))
 }
@@ -196,12 +202,13 @@ struct OutputPtr(*mut f32);
 unsafe impl Send for OutputPtr {}
 unsafe impl Sync for OutputPtr {}
 
-fn run(geometry: &Geometry, operands: Operands, batch: usize, output: &mut [f32]) {
+/// Computes the convolution into `output` (`[N, C_out, H' * W']`), writing every element.
+fn run(geometry: &Geometry, operands: Operands, batch: usize, output: &mut [MaybeUninit<f32>]) {
     assert_eq!(
         output.len(),
         batch * geometry.channels_out * geometry.out_pixels()
     );
-    let output = OutputPtr(output.as_mut_ptr());
+    let output = OutputPtr(output.as_mut_ptr().cast());
     let work = |patches: &mut Vec<f32>, tile: Tile| {
         run_tile(geometry, &operands, &tile, patches, output);
     };
@@ -281,7 +288,8 @@ fn run_tile(
 
     for channel in tile.channels.clone() {
         let offset = image_offset + channel * pixels + first_pixel;
-        // SAFETY: this row segment lies in the tile's own block (see above).
+        // SAFETY: this row segment lies in the tile's own block (see above), which gemm has
+        // just written in full.
         let row = unsafe { std::slice::from_raw_parts_mut(output.0.add(offset), tile_pixels) };
         if let Some(bias) = operands.bias {
             let bias = bias[channel];
@@ -301,8 +309,11 @@ fn run_tile(
 
 /// Writes the patch matrix of output rows `rows` into `patches` (`[C_in * kh * kw, pixels]`,
 /// row-major): row `(c, ky, kx)` holds input channel `c` at offset `(ky, kx)` under every output
-/// pixel of the band, zero where that falls in the padding. Rows of the input are copied as
-/// runs, so a stride-1 convolution unfolds with `memcpy`.
+/// pixel of the band, zero where that falls in the padding.
+///
+/// Every piece is a run copy: with stride `s`, the input row is first split into its `s` phases
+/// (columns `p, p + s, p + 2s, ...`), and kernel column `kx` then reads one phase contiguously.
+/// A strided gather per kernel column was the unfold's whole cost in the 7x7 stride-2 stem.
 fn unfold(geometry: &Geometry, input: &[f32], rows: Range<usize>, patches: &mut [f32]) {
     let Geometry {
         height,
@@ -314,44 +325,79 @@ fn unfold(geometry: &Geometry, input: &[f32], rows: Range<usize>, patches: &mut 
         ..
     } = *geometry;
     let tile_pixels = rows.len() * out_w;
-    let mut patch_rows = patches.chunks_exact_mut(tile_pixels);
-    for plane in input.chunks_exact(height * width) {
+    let phase_len = width.div_ceil(stride_w);
+    let mut phases = vec![0.0f32; stride_w * phase_len];
+    // Where kernel column `kx` reads: phase `p`, shifted by `q` (input column `(ox + q) * s + p`),
+    // and the output columns `first..end` whose input column lies inside the row.
+    let columns: Vec<(Range<usize>, Range<usize>)> = (0..kernel_w)
+        .map(|kx| {
+            let offset = kx as isize - pad_left as isize;
+            let (phase, shift) = (
+                offset.rem_euclid(stride_w as isize) as usize,
+                offset.div_euclid(stride_w as isize),
+            );
+            let phase_cols = width.saturating_sub(phase).div_ceil(stride_w) as isize;
+            let clamp = |v: isize| v.clamp(0, out_w as isize) as usize;
+            let (first, end) = (clamp(-shift), clamp(phase_cols - shift));
+            let end = end.max(first);
+            let source = (first as isize + shift).max(0) as usize;
+            let source = phase * phase_len + source..phase * phase_len + source + (end - first);
+            (first..end, source)
+        })
+        .collect();
+
+    for (channel, plane) in input.chunks_exact(height * width).enumerate() {
         for ky in 0..kernel_h {
-            for kx in 0..kernel_w {
-                let patch_row = patch_rows.next().expect("patch matrix sized by run_tile");
-                // Output columns whose input column `ox * stride + kx - pad_left` is inside.
-                let first = pad_left.saturating_sub(kx).div_ceil(stride_w).min(out_w);
-                let end = if width + pad_left > kx {
-                    ((width + pad_left - kx - 1) / stride_w + 1).min(out_w)
-                } else {
-                    0
+            let first_row = (channel * kernel_h + ky) * kernel_w;
+            for (band_row, oy) in rows.clone().enumerate() {
+                let out_at = |kx: usize| (first_row + kx) * tile_pixels + band_row * out_w;
+                let iy = (oy * stride_h + ky).wrapping_sub(pad_top);
+                if iy >= height {
+                    for kx in 0..kernel_w {
+                        patches[out_at(kx)..][..out_w].fill(0.0);
+                    }
+                    continue;
                 }
-                .max(first);
-                for (oy, out_row) in rows.clone().zip(patch_row.chunks_exact_mut(out_w)) {
-                    let iy = (oy * stride_h + ky).wrapping_sub(pad_top);
-                    if iy >= height {
-                        out_row.fill(0.0);
-                        continue;
-                    }
-                    let in_row = &plane[iy * width..][..width];
-                    out_row[..first].fill(0.0);
-                    out_row[end..].fill(0.0);
-                    if first == end {
-                        continue;
-                    }
-                    let start = first * stride_w + kx - pad_left;
-                    if stride_w == 1 {
-                        out_row[first..end].copy_from_slice(&in_row[start..start + end - first]);
-                    } else {
-                        let sources = in_row[start..].iter().step_by(stride_w);
-                        out_row[first..end]
-                            .iter_mut()
-                            .zip(sources)
-                            .for_each(|(out, value)| *out = *value);
-                    }
+                let in_row = &plane[iy * width..][..width];
+                let source_row = if stride_w == 1 {
+                    in_row
+                } else {
+                    split_phases(in_row, stride_w, &mut phases);
+                    &phases[..]
+                };
+                for (kx, (inside, source)) in columns.iter().enumerate() {
+                    let out_row = &mut patches[out_at(kx)..][..out_w];
+                    out_row[..inside.start].fill(0.0);
+                    out_row[inside.end..].fill(0.0);
+                    out_row[inside.clone()].copy_from_slice(&source_row[source.clone()]);
                 }
             }
         }
+    }
+}
+
+/// Splits `row` into its `stride` phases, one after another in `phases` (each
+/// `row.len().div_ceil(stride)` long): phase `p` holds columns `p, p + stride, ...`.
+fn split_phases(row: &[f32], stride: usize, phases: &mut [f32]) {
+    let phase_len = row.len().div_ceil(stride);
+    if stride == 2 {
+        // Pairwise, so that it compiles to shuffles rather than one load per value.
+        let (even, odd) = phases.split_at_mut(phase_len);
+        let pairs = row.chunks_exact(2);
+        if let [last] = pairs.remainder() {
+            even[phase_len - 1] = *last;
+        }
+        for ((pair, even), odd) in pairs.zip(even.iter_mut()).zip(odd.iter_mut()) {
+            *even = pair[0];
+            *odd = pair[1];
+        }
+        return;
+    }
+    for (phase, out) in phases.chunks_exact_mut(phase_len).enumerate() {
+        let columns = row.iter().skip(phase).step_by(stride);
+        out.iter_mut()
+            .zip(columns)
+            .for_each(|(out, value)| *out = *value);
     }
 }
 

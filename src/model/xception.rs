@@ -17,7 +17,6 @@
 
 use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use super::config::Width;
 use super::conv_bn_relu::{ConvBnRelu, conv};
@@ -41,6 +40,12 @@ impl SeparableConvBn {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.pointwise.forward(self.depthwise.forward(x))
+    }
+
+    /// `relu(forward(x) + shortcut)`, the end of a residual block, in one fused step.
+    fn forward_residual(&self, x: Tensor<4>, shortcut: Tensor<4>) -> Tensor<4> {
+        self.pointwise
+            .forward_residual(self.depthwise.forward(x), shortcut)
     }
 
     fn fold_batch_norm(&mut self) {
@@ -82,8 +87,9 @@ impl XceptionBlock {
             Some(proj) => proj.forward(x.clone()),
             None => x.clone(),
         };
-        let residual = self.residual.iter().fold(x, |x, conv| conv.forward(x));
-        relu(shortcut + residual)
+        let (last, first) = self.residual.split_last().expect("three separable convs");
+        let x = first.iter().fold(x, |x, conv| conv.forward(x));
+        last.forward_residual(x, shortcut)
     }
 
     fn fold_batch_norms(&mut self) {
