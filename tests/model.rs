@@ -157,8 +157,8 @@ fn folding_batch_norms_keeps_the_function() {
             refused.is_err(),
             "a folded model cannot be saved: it would not load back"
         );
-        // The folded network also runs the fused CPU convolution (bias, shortcut and ReLU
-        // inside), so this compares it, end to end, with burn's convolution and BatchNorm.
+        // The folded network also fuses bias, shortcut and ReLU into the CPU convolution; the
+        // plain one runs BatchNorm, addition and ReLU as separate tensor ops.
         let folded = folded.forward(x).logits;
         // An untrained network's logits are large (no trained BN scales damp them): compare
         // relative to their magnitude. Folding reorders the f32 arithmetic of ~40 layers, so

@@ -50,7 +50,8 @@ pub(crate) fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Te
 }
 
 /// `bn(conv(x)) + residual`, then ReLU if `apply_relu`: `[N, C_in, H, W]` -> `[N, C_out, H', W']`.
-/// Once the BatchNorm is folded, inference on the CPU runs it all as one fused convolution.
+/// For inference on the CPU the convolution is this crate's own (`cpu_conv`); once the
+/// BatchNorm is folded into it, the residual and ReLU are fused into it too.
 pub(crate) fn conv_bn_act(
     conv: &Conv2d,
     bn: &Option<BatchNorm>,
@@ -58,15 +59,16 @@ pub(crate) fn conv_bn_act(
     residual: Option<Tensor<4>>,
     apply_relu: bool,
 ) -> Tensor<4> {
-    if bn.is_none()
-        && let Some(y) = try_conv2d(conv, &x, residual.as_ref(), apply_relu)
-    {
-        return y;
-    }
-    let mut y = conv.forward(x);
-    if let Some(bn) = bn {
-        y = bn.forward(y);
-    }
+    let mut y = match bn {
+        None => match try_conv2d(conv, &x, residual.as_ref(), apply_relu) {
+            Some(fused) => return fused,
+            None => conv.forward(x),
+        },
+        Some(bn) => {
+            let y = try_conv2d(conv, &x, None, false).unwrap_or_else(|| conv.forward(x));
+            bn.forward(y)
+        }
+    };
     if let Some(residual) = residual {
         y = y + residual;
     }
