@@ -36,7 +36,7 @@ pub(crate) fn try_conv2d(
     let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
         return None;
     };
-    if conv.groups != 1 || conv.dilation != [1, 1] {
+    if conv.groups != 1 || conv.dilation != [1, 1] || conv.stride.contains(&0) {
         return None;
     }
     let input = f32_flex(x)?;
@@ -313,7 +313,8 @@ fn run_tile(
 ///
 /// Every piece is a run copy: with stride `s`, the input row is first split into its `s` phases
 /// (columns `p, p + s, p + 2s, ...`), and kernel column `kx` then reads one phase contiguously.
-/// A strided gather per kernel column was the unfold's whole cost in the 7x7 stride-2 stem.
+/// (Gathering every kernel column with a stride instead was the hottest loop of the 7x7
+/// stride-2 stem.)
 fn unfold(geometry: &Geometry, input: &[f32], rows: Range<usize>, patches: &mut [f32]) {
     let Geometry {
         height,
