@@ -64,44 +64,45 @@ fn network(c: &mut Criterion) {
 
 /// A single convolution: `channels` in and out, square `kernel`, `stride`, input `[h, w]`.
 struct ConvLayer {
-    name: &'static str,
     channels: [usize; 2],
     kernel: usize,
     stride: usize,
     input: [usize; 2],
 }
 
+impl ConvLayer {
+    const fn new(channels: [usize; 2], kernel: usize, stride: usize, input: [usize; 2]) -> Self {
+        Self {
+            channels,
+            kernel,
+            stride,
+            input,
+        }
+    }
+
+    /// The name `tools/torch_reference/conv_layers.py` prints too, e.g. "3x3 s2 64->64 at 180x240".
+    fn name(&self) -> String {
+        let Self {
+            channels: [channels_in, channels_out],
+            kernel,
+            stride,
+            input: [h, w],
+        } = self;
+        let stride = match stride {
+            1 => String::new(),
+            s => format!(" s{s}"),
+        };
+        format!("{kernel}x{kernel}{stride} {channels_in}->{channels_out} at {h}x{w}")
+    }
+}
+
 /// Convolutions of ResNet18 BiSeNet on a 360x480 frame. `tools/torch_reference/conv_layers.py`
 /// times the same shapes in PyTorch.
 const CONV_LAYERS: [ConvLayer; 4] = [
-    ConvLayer {
-        name: "7x7 s2 3->64 at 360x480",
-        channels: [3, 64],
-        kernel: 7,
-        stride: 2,
-        input: [360, 480],
-    },
-    ConvLayer {
-        name: "3x3 s2 64->64 at 180x240",
-        channels: [64, 64],
-        kernel: 3,
-        stride: 2,
-        input: [180, 240],
-    },
-    ConvLayer {
-        name: "3x3 64->64 at 90x120",
-        channels: [64, 64],
-        kernel: 3,
-        stride: 1,
-        input: [90, 120],
-    },
-    ConvLayer {
-        name: "3x3 512->512 at 12x15",
-        channels: [512, 512],
-        kernel: 3,
-        stride: 1,
-        input: [12, 15],
-    },
+    ConvLayer::new([3, 64], 7, 2, [360, 480]),
+    ConvLayer::new([64, 64], 3, 2, [180, 240]),
+    ConvLayer::new([64, 64], 3, 1, [90, 120]),
+    ConvLayer::new([512, 512], 3, 1, [12, 15]),
 ];
 
 /// Each layer twice: burn's `Conv2d::forward`, and the inference convolution the network runs
@@ -126,14 +127,14 @@ fn conv_layers(c: &mut Criterion) {
             seed += 1.0;
             Tensor::<4>::ones([1, channels_in, h, w], &device).mul_scalar(seed)
         };
-        group.bench_function(format!("burn/{}", layer.name), |b| {
+        group.bench_function(format!("burn/{}", layer.name()), |b| {
             b.iter_batched(
                 &mut fresh_input,
                 |x| block.conv.forward(x).into_data(),
                 BatchSize::PerIteration,
             )
         });
-        group.bench_function(format!("bisenet/{}", layer.name), |b| {
+        group.bench_function(format!("bisenet/{}", layer.name()), |b| {
             b.iter_batched(
                 &mut fresh_input,
                 |x| block.forward(x).into_data(),
