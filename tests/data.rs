@@ -121,6 +121,52 @@ fn camvid_list_with_missing_files_and_bad_lines() {
     ));
 }
 
+#[test]
+fn camvid_split_can_be_a_list_file_outside_the_root() {
+    let root = tempfile::tempdir().unwrap();
+    let lists = tempfile::tempdir().unwrap();
+    let list = lists.path().join("cross-drive-val.txt");
+    std::fs::write(&list, "train/0006R0_1.png trainannot/0006R0_1.png\n").unwrap();
+    let dataset = data::camvid(root.path(), list.to_str().unwrap()).unwrap();
+    assert_eq!(dataset.name, "camvid/cross-drive-val");
+    // Entries stay relative to the dataset root, not to the list's folder.
+    assert_eq!(
+        dataset.samples[0].image,
+        root.path().join("train/0006R0_1.png")
+    );
+    let missing = lists.path().join("nosuch.txt");
+    let err = data::camvid(root.path(), missing.to_str().unwrap()).unwrap_err();
+    assert!(err.to_string().contains("nosuch.txt"), "{err}");
+}
+
+/// The committed cross-drive lists hold out exactly drive 0006R0, and together they are
+/// `trainval`, which is the SegNet release's train + val.
+#[test]
+fn committed_cross_drive_splits_hold_out_one_whole_drive() {
+    let root = Path::new("../shared/data/camvid");
+    if !root.is_dir() {
+        eprintln!(
+            "skipped: no ../shared/data/camvid (the CamVid images of the project's machines)"
+        );
+        return;
+    }
+    let open = |split: &str| data::camvid(root, split).unwrap().samples;
+    let drive = |s: &data::Sample| s.image.file_name().unwrap().to_string_lossy()[..6].to_owned();
+    let held_out = open("splits/camvid/cross-drive-val.txt");
+    let train = open("splits/camvid/cross-drive-train.txt");
+    assert_eq!(held_out.len(), 101);
+    assert!(held_out.iter().all(|s| drive(s) == "0006R0"));
+    assert!(train.iter().all(|s| drive(s) != "0006R0"));
+    let mut both: Vec<_> = held_out.into_iter().chain(train).collect();
+    let mut trainval = open("splits/camvid/trainval.txt");
+    let mut release: Vec<_> = open("train").into_iter().chain(open("val")).collect();
+    for list in [&mut both, &mut trainval, &mut release] {
+        list.sort_by(|a, b| a.image.cmp(&b.image));
+    }
+    assert_eq!(both, release);
+    assert_eq!(trainval, release);
+}
+
 fn camvid_one(
     dir: &Path,
     image: impl FnOnce(&Path),
@@ -237,6 +283,17 @@ fn eval_cli_on_a_folder_dataset_reports_per_class_iou_and_json() {
         "every labelled pixel, and only those, is counted"
     );
     assert!(report["per_class"]["cold"].is_number() || report["per_class"]["cold"].is_null());
+    // Pixel counts per class are the ground-truth rows of the confusion matrix.
+    for (row, name) in confusion.iter().zip(["warm", "cold"]) {
+        let row_sum: u64 = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(report["per_class_pixels"][name], row_sum, "{name}");
+    }
+    assert!(stdout(&out).contains("pixels"), "{}", stdout(&out));
 
     // A model with another class count is refused with both counts named.
     let camvid = dir.path().join("camvid.safetensors");

@@ -15,6 +15,7 @@ fn perfect_prediction_scores_one() {
     assert_eq!(m.miou, 1.0);
     assert_eq!(m.pixel_accuracy, 1.0);
     assert_eq!(m.per_class_iou, vec![Some(1.0); 3]);
+    assert_eq!(m.per_class_pixels, vec![2, 2, 2]);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bisenet::train::{OhemCrossEntropy, PolySchedule};
+use bisenet::train::{OhemCrossEntropy, PolySchedule, sqrt_median_frequency};
 use burn::prelude::*;
 use common::{bisenet, stderr};
 
@@ -52,6 +52,44 @@ fn all_void_batch_has_zero_loss() {
         .forward(logits, labels)
         .into_scalar();
     assert_eq!(loss, 0.0);
+}
+
+/// Class weights make the loss a weighted mean over the kept pixels: equal weights change
+/// nothing, and weighting one class pulls the loss toward that class's pixels.
+#[test]
+fn class_weights_give_a_weighted_mean_of_the_kept_pixels() {
+    let device = Device::flex();
+    // 2 classes, 2 pixels, both hard: pixel 0 (class 0) has p = sigmoid(-1), pixel 1 (class 1)
+    // has p = sigmoid(-3).
+    let logits = || Tensor::<1>::from_floats([-1.0, 3.0, 0.0, 0.0], &device).reshape([1, 2, 1, 2]);
+    let labels = || Tensor::<1, Int>::from_ints([0, 1], &device).reshape([1, 1, 2]);
+    let loss = |weights: Option<Vec<f32>>| -> f32 {
+        OhemCrossEntropy {
+            class_weights: weights,
+            ..OhemCrossEntropy::default()
+        }
+        .forward(logits(), labels())
+        .into_scalar()
+    };
+    let nll = |margin: f32| (1.0f32 + margin.exp()).ln();
+    let (l0, l1) = (nll(1.0), nll(3.0));
+    assert!((loss(None) - (l0 + l1) / 2.0).abs() < 1e-5);
+    assert!((loss(Some(vec![2.0, 2.0])) - loss(None)).abs() < 1e-5);
+    let weighted = loss(Some(vec![3.0, 1.0]));
+    assert!(
+        (weighted - (3.0 * l0 + l1) / 4.0).abs() < 1e-5,
+        "{weighted}"
+    );
+}
+
+#[test]
+fn sqrt_median_frequency_lifts_rare_classes() {
+    // Median count 100: a class 100x rarer gets 10x, one 4x more common gets 1/2.
+    let weights = sqrt_median_frequency(&[400, 100, 1, 100, 0]);
+    let expected = [0.5, 1.0, 10.0, 1.0, 1.0];
+    for (w, e) in weights.iter().zip(expected) {
+        assert!((w - e).abs() < 1e-6, "{weights:?}");
+    }
 }
 
 #[test]

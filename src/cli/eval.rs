@@ -87,12 +87,21 @@ pub fn run(args: EvalArgs) -> Result<()> {
         images,
         weights_path.display()
     );
-    println!("{:<16} {:>7}", "class", "IoU");
-    for (name, iou) in dataset.classes.names.iter().zip(&metrics.per_class_iou) {
-        match iou {
-            Some(iou) => println!("{name:<16} {:>7.2}", iou * 100.0),
-            None => println!("{name:<16} {:>7}", "n/a"),
-        }
+    let total_pixels = metrics.per_class_pixels.iter().sum::<u64>().max(1) as f64;
+    println!(
+        "{:<16} {:>7} {:>12} {:>7}",
+        "class", "IoU", "pixels", "share"
+    );
+    for ((name, iou), &pixels) in dataset
+        .classes
+        .names
+        .iter()
+        .zip(&metrics.per_class_iou)
+        .zip(&metrics.per_class_pixels)
+    {
+        let iou = iou.map_or("n/a".to_owned(), |iou| format!("{:.2}", iou * 100.0));
+        let share = pixels as f64 / total_pixels * 100.0;
+        println!("{name:<16} {iou:>7} {pixels:>12} {share:>6.2}%");
     }
     let absent = metrics
         .per_class_iou
@@ -116,6 +125,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
             .zip(&metrics.per_class_iou)
             .map(|(name, iou)| (name.clone(), json!(iou)))
             .collect();
+        let pixels: serde_json::Map<_, _> = dataset
+            .classes
+            .names
+            .iter()
+            .zip(&metrics.per_class_pixels)
+            .map(|(name, pixels)| (name.clone(), json!(pixels)))
+            .collect();
         let report = json!({
             "dataset": dataset.name,
             "weights": weights_path,
@@ -123,6 +139,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             "miou": metrics.miou,
             "pixel_accuracy": metrics.pixel_accuracy,
             "per_class": per_class,
+            "per_class_pixels": pixels,
             "confusion": confusion.rows(),
             "scales": args.scales,
             "flip": args.flip,

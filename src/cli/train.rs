@@ -4,7 +4,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use bisenet::eval::Metrics;
 use bisenet::model::BackboneKind;
-use bisenet::train::{self, PolySchedule, TrainConfig, TrainObserver};
+use bisenet::train::{self, ClassWeighting, PolySchedule, TrainConfig, TrainObserver};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar};
 
@@ -45,6 +45,13 @@ pub struct TrainArgs {
     /// Largest random scale (the smallest is 0.5).
     #[arg(long, default_value_t = 2.0)]
     max_scale: f32,
+    /// Colour jitter: brightness, contrast and saturation each scaled by 1 ± this.
+    #[arg(long, default_value_t = 0.4)]
+    jitter: f32,
+    /// Class weights of the loss: uniform, or sqrt-median-frequency (from the training
+    /// split's label frequencies; lifts thin and rare classes).
+    #[arg(long, value_enum, default_value = "uniform")]
+    class_weights: ClassWeighting,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Checkpoint every N iterations.
@@ -89,7 +96,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         momentum: 0.9,
         weight_decay: args.weight_decay,
         aux_weight: 1.0,
+        class_weighting: args.class_weights,
         scale_range: (0.5, args.max_scale),
+        jitter: args.jitter,
         seed: args.seed,
         checkpoint_every: args.checkpoint_every.max(1),
         validate_every: args.validate_every.max(1),

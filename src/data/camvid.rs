@@ -6,8 +6,21 @@ use crate::classes::ClassSet;
 /// CamVid in the SegNet layout: `ROOT/SPLIT.txt` lists `image label` per line, paths relative
 /// to `ROOT` (a leading `/SegNet/CamVid/` prefix, as in the original tutorial lists, is
 /// stripped). 11 classes, 11 = void.
+///
+/// `split` is a split name (`val` reads `ROOT/val.txt`) or, when it ends in `.txt`, the path
+/// of a list file kept elsewhere, such as the cross-drive splits in this repository's
+/// `splits/camvid/`: its entries are still relative to `ROOT`, so one copy of the images
+/// serves every split.
 pub fn camvid(root: &Path, split: &str) -> Result<Dataset, DataError> {
-    let list = root.join(format!("{split}.txt"));
+    let (list, split) = match split.strip_suffix(".txt") {
+        Some(stem) => (
+            Path::new(split).to_owned(),
+            Path::new(stem)
+                .file_name()
+                .map_or(stem.into(), |n| n.to_string_lossy()),
+        ),
+        None => (root.join(format!("{split}.txt")), split.into()),
+    };
     let text = std::fs::read_to_string(&list).map_err(|source| DataError::List {
         path: list.clone(),
         source,

@@ -17,6 +17,9 @@ pub struct Metrics {
     /// IoU per class; `None` for a class absent from both ground truth and predictions, which
     /// is left out of the mean.
     pub per_class_iou: Vec<Option<f64>>,
+    /// Ground-truth pixels of each class: how rare each class is, and so how much its IoU
+    /// can be trusted.
+    pub per_class_pixels: Vec<u64>,
 }
 
 impl ConfusionMatrix {
@@ -68,10 +71,11 @@ impl ConfusionMatrix {
     pub fn metrics(&self) -> Metrics {
         let n = self.num_classes;
         let at = |t: usize, p: usize| self.counts[t * n + p];
+        let per_class_pixels: Vec<u64> = (0..n).map(|c| (0..n).map(|p| at(c, p)).sum()).collect();
         let per_class_iou: Vec<Option<f64>> = (0..n)
             .map(|c| {
                 let tp = at(c, c);
-                let fn_ = (0..n).map(|p| at(c, p)).sum::<u64>() - tp;
+                let fn_ = per_class_pixels[c] - tp;
                 let fp = (0..n).map(|t| at(t, c)).sum::<u64>() - tp;
                 let union = tp + fp + fn_;
                 (union > 0).then(|| tp as f64 / union as f64)
@@ -93,6 +97,7 @@ impl ConfusionMatrix {
                 correct as f64 / total as f64
             },
             per_class_iou,
+            per_class_pixels,
         }
     }
 }

@@ -5,12 +5,18 @@ use burn::tensor::activation::log_softmax;
 /// the model gets wrong with confidence (`p(true class) < 0.7`) contribute, but never fewer
 /// than 1/16 of the labelled pixels; the hardest are kept then. Pixels labelled with the
 /// ignore id (any id `>= classes`) never contribute.
-#[derive(Debug, Clone, Copy)]
+///
+/// With `class_weights`, each kept pixel counts with its true class's weight (a weighted mean),
+/// so thin and rare classes are not outvoted by road and sky; which pixels are hard is still
+/// decided on the unweighted loss.
+#[derive(Debug, Clone)]
 pub struct OhemCrossEntropy {
     /// Pixels whose true-class probability is below this are "hard".
     pub probability_threshold: f32,
     /// Minimum share of the labelled pixels kept.
     pub min_kept: f32,
+    /// One weight per class, or `None` for all equal.
+    pub class_weights: Option<Vec<f32>>,
 }
 
 impl Default for OhemCrossEntropy {
@@ -18,6 +24,7 @@ impl Default for OhemCrossEntropy {
         Self {
             probability_threshold: 0.7,
             min_kept: 1.0 / 16.0,
+            class_weights: None,
         }
     }
 }
@@ -26,18 +33,28 @@ impl OhemCrossEntropy {
     /// `logits: [N, C, H, W]`, `labels: [N, H, W]` -> scalar loss `[1]`.
     pub fn forward(&self, logits: Tensor<4>, labels: Tensor<3, Int>) -> Tensor<1> {
         let [_, classes, _, _] = logits.dims();
+        let device = logits.device();
         let valid = labels.clone().lower_elem(classes as i64); // [N, H, W]
         let safe_labels = labels.mask_fill(valid.clone().bool_not(), 0);
         let nll = log_softmax(logits, 1)
-            .gather(1, safe_labels.unsqueeze_dim(1))
+            .gather(1, safe_labels.clone().unsqueeze_dim(1))
             .squeeze_dim::<3>(1)
             .neg(); // [N, H, W]
         let nll = nll.mask_fill(valid.clone().bool_not(), 0.0);
 
         let cut = self.cut_off(&nll, &valid);
-        let kept = nll.clone().greater_elem(cut).bool_and(valid).float();
-        let count = kept.clone().sum().clamp_min(1.0);
-        (nll * kept).sum().div(count)
+        let mut kept = nll.clone().greater_elem(cut).bool_and(valid).float(); // [N, H, W]
+        if let Some(weights) = &self.class_weights {
+            assert_eq!(weights.len(), classes, "one class weight per class");
+            let dims = safe_labels.dims();
+            let weights = Tensor::<1>::from_floats(weights.as_slice(), &device);
+            let per_pixel = weights
+                .select(0, safe_labels.flatten::<1>(0, 2))
+                .reshape(dims);
+            kept = kept * per_pixel;
+        }
+        let total_weight = kept.clone().sum().clamp_min(1e-6);
+        (nll * kept).sum().div(total_weight)
     }
 
     /// The loss value above which pixels are kept: `-ln(threshold)`, lowered to the loss of the

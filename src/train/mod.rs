@@ -3,6 +3,7 @@
 //! validation and crash-safe checkpoints that resume exactly.
 
 pub mod checkpoint;
+mod class_weights;
 mod loss;
 mod schedule;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use checkpoint::TrainState;
+pub use class_weights::{ClassWeighting, class_pixel_counts, sqrt_median_frequency};
 pub use loss::OhemCrossEntropy;
 pub use schedule::PolySchedule;
 
@@ -49,10 +51,20 @@ pub struct TrainConfig {
     pub weight_decay: f32,
     /// Weight of each auxiliary head's loss.
     pub aux_weight: f32,
+    /// How the loss weighs classes (runs saved before this option are uniform).
+    #[serde(default)]
+    pub class_weighting: ClassWeighting,
     pub scale_range: (f32, f32),
+    /// Colour jitter strength (brightness, contrast, saturation each scaled by `1 ± jitter`).
+    #[serde(default = "paper_jitter")]
+    pub jitter: f32,
     pub seed: u64,
     pub checkpoint_every: usize,
     pub validate_every: usize,
+}
+
+fn paper_jitter() -> f32 {
+    Augmentation::paper([0, 0]).jitter
 }
 
 #[derive(Debug, Error)]
@@ -125,6 +137,12 @@ impl TrainConfig {
         }
         if self.iterations == 0 {
             return Err(TrainError::Config("--iters must be at least 1".into()));
+        }
+        if !(0.0..1.0).contains(&self.jitter) {
+            return Err(TrainError::Config(format!(
+                "--jitter {} must be at least 0 and below 1",
+                self.jitter
+            )));
         }
         if !(self.scale_range.0 > 0.0 && self.scale_range.0 <= self.scale_range.1) {
             return Err(TrainError::Config(format!(
@@ -313,9 +331,13 @@ pub fn train(
 
     let augmentation = Augmentation {
         scale: config.scale_range,
+        jitter: config.jitter,
         ..Augmentation::paper(config.crop)
     };
-    let loss_fn = OhemCrossEntropy::default();
+    let loss_fn = OhemCrossEntropy {
+        class_weights: config.class_weighting.weights(train_set)?,
+        ..OhemCrossEntropy::default()
+    };
     let norm = Normalization::IMAGENET;
     let mut log = LogWriter::open(&files.log()).map_err(checkpoint_error(&files.log()))?;
     observer.started(state.iteration, config);
