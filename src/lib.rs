@@ -5,6 +5,7 @@
 //! - [`preprocess`], [`render`], [`classes`]: pixels in and out, shared by every front end.
 //! - [`segmenter`]: a loaded model ready to label frames.
 //! - [`import`]: PyTorch BiSeNetV1 checkpoints into the weights file (native only).
+//! - `kernels`: the CPU convolution (forward and backward) the model runs on flex.
 
 #[cfg(feature = "native")]
 pub mod bench;
@@ -16,6 +17,7 @@ pub mod eval;
 pub mod image_io;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod import;
+mod kernels;
 pub mod model;
 #[cfg(feature = "native")]
 pub mod plot;

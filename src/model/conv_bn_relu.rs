@@ -4,7 +4,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::cpu_conv::try_conv2d;
+use crate::kernels;
 
 /// He-normal initialisation (fan-out, ReLU gain), as torchvision uses for ResNets trained
 /// from scratch; burn's default (PyTorch's `kaiming_uniform(a=sqrt(5))`) trains slower here.
@@ -50,8 +50,8 @@ pub(crate) fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Te
 }
 
 /// `bn(conv(x)) + residual`, then ReLU if `apply_relu`: `[N, C_in, H, W]` -> `[N, C_out, H', W']`.
-/// For inference on the CPU the convolution is this crate's own (`cpu_conv`); once the
-/// BatchNorm is folded into it, the residual and ReLU are fused into it too.
+/// On the CPU the convolution is this crate's own (`crate::kernels`); once the BatchNorm is
+/// folded into it, the residual and ReLU are fused into it too.
 pub(crate) fn conv_bn_act(
     conv: &Conv2d,
     bn: &Option<BatchNorm>,
@@ -59,16 +59,10 @@ pub(crate) fn conv_bn_act(
     residual: Option<Tensor<4>>,
     apply_relu: bool,
 ) -> Tensor<4> {
-    let mut y = match bn {
-        None => match try_conv2d(conv, &x, residual.as_ref(), apply_relu) {
-            Some(fused) => return fused,
-            None => conv.forward(x),
-        },
-        Some(bn) => {
-            let y = try_conv2d(conv, &x, None, false).unwrap_or_else(|| conv.forward(x));
-            bn.forward(y)
-        }
+    let Some(bn) = bn else {
+        return kernels::conv2d(conv, x, residual, apply_relu);
     };
+    let mut y = bn.forward(kernels::conv2d(conv, x, None, false));
     if let Some(residual) = residual {
         y = y + residual;
     }

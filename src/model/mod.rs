@@ -15,7 +15,6 @@ mod bisenet;
 mod config;
 mod context_path;
 mod conv_bn_relu;
-mod cpu_conv;
 mod ffm;
 mod head;
 mod resnet;

@@ -21,6 +21,7 @@ use burn::prelude::*;
 use super::config::Width;
 use super::conv_bn_relu::{ConvBnRelu, conv};
 use super::resnet::stem_max_pool;
+use crate::kernels;
 use burn::nn::conv::Conv2d;
 
 /// Depthwise 3x3 conv followed by a pointwise 1x1 ConvBN(ReLU).
@@ -39,13 +40,14 @@ impl SeparableConvBn {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.pointwise.forward(self.depthwise.forward(x))
+        self.pointwise
+            .forward(kernels::conv2d(&self.depthwise, x, None, false))
     }
 
     /// `relu(forward(x) + shortcut)`, the end of a residual block, in one fused step.
     fn forward_residual(&self, x: Tensor<4>, shortcut: Tensor<4>) -> Tensor<4> {
         self.pointwise
-            .forward_residual(self.depthwise.forward(x), shortcut)
+            .forward_residual(kernels::conv2d(&self.depthwise, x, None, false), shortcut)
     }
 
     fn fold_batch_norm(&mut self) {

@@ -1,4 +1,5 @@
-//! The inference convolution on the CPU (burn's flex backend), written for BiSeNet's layers.
+//! The dense convolution's forward pass on the CPU (burn's flex backend), written for BiSeNet's
+//! layers: inference (with bias, residual and ReLU fused) and the forward half of training.
 //!
 //! burn-flex 0.22 runs a convolution as tiles of 512 pixels: the whole input is first copied to
 //! NHWC on one thread, each tile is unfolded (im2col) into a freshly zeroed buffer, multiplied
@@ -8,9 +9,10 @@
 //! bias, residual and ReLU are applied to each tile while it is still in cache, and the tiles
 //! (bands of output rows, split by output channel when there are few) run on all cores.
 //!
-//! It runs only where it applies: a flex tensor outside autodiff, f32, `groups = 1`, no dilation,
-//! explicit padding. Everything else (training, WebGPU, depthwise convolutions) goes through
-//! burn's own `Conv2d::forward`, which the tests compare this against.
+//! `try_conv2d` runs only where it applies: a flex tensor outside autodiff, f32, `groups = 1`,
+//! no dilation, explicit padding; `super::autodiff` runs the same forward under autodiff.
+//! Everything else (WebGPU, depthwise inference) goes through burn's own `Conv2d::forward`,
+//! which the tests compare this against.
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -33,48 +35,23 @@ pub(crate) fn try_conv2d(
     residual: Option<&Tensor<4>>,
     apply_relu: bool,
 ) -> Option<Tensor<4>> {
-    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
-        return None;
-    };
-    if conv.groups != 1 || conv.dilation != [1, 1] || conv.stride.contains(&0) {
+    if conv.groups != 1 {
         return None;
     }
+    let geometry = Geometry::of(conv, x.dims())?;
     let input = f32_flex(x)?;
     let weight = f32_flex(&conv.weight.val())?;
     let bias = match &conv.bias {
         Some(bias) => Some(f32_flex(&bias.val())?),
         None => None,
     };
-    let [batch, channels_in, height, width] = x.dims();
-    let [channels_out, weight_channels, kernel_h, kernel_w] = conv.weight.dims();
-    if channels_in == 0
-        || weight_channels != channels_in
-        || height + top + bottom < kernel_h
-        || width + left + right < kernel_w
-    {
-        return None; // let burn report the mismatch
-    }
-    let geometry = Geometry {
-        channels_in,
-        height,
-        width,
-        channels_out,
-        kernel: [kernel_h, kernel_w],
-        stride: conv.stride,
-        padding: [top, left],
-        out_h: (height + top + bottom - kernel_h) / conv.stride[0] + 1,
-        out_w: (width + left + right - kernel_w) / conv.stride[1] + 1,
-    };
-    let output_shape = [batch, channels_out, geometry.out_h, geometry.out_w];
+    let output_shape = geometry.output_shape();
     let residual = match residual {
         Some(residual) if residual.dims() == output_shape => Some(f32_flex(residual)?),
         Some(_) => return None,
         None => None,
     };
-
-    let len = output_shape.iter().product();
-    let mut output = Vec::with_capacity(len);
-    run(
+    let output = forward(
         &geometry,
         Operands {
             input: contiguous(&input),
@@ -83,14 +60,20 @@ pub(crate) fn try_conv2d(
             residual: residual.as_ref().map(contiguous),
             apply_relu,
         },
-        batch,
-        &mut output.spare_capacity_mut()[..len],
     );
+    Some(Tensor::from_primitive::<Flex>(output))
+}
+
+/// The convolution of `operands` as a new flex tensor `[N, C_out, H', W']`.
+pub(super) fn forward(geometry: &Geometry, operands: Operands) -> FlexTensor {
+    let output_shape = geometry.output_shape();
+    let len = output_shape.iter().product();
+    let mut output = Vec::with_capacity(len);
+    run(geometry, operands, &mut output.spare_capacity_mut()[..len]);
     // SAFETY: the tiles partition the output, and gemm (with `k = patch_len > 0` and
     // `read_dst = false`) wrote every element of each before its epilogue read it.
     unsafe { output.set_len(len) };
-    let data = TensorData::new(output, output_shape);
-    Some(Tensor::from_primitive::<Flex>(FlexTensor::from_data(data)))
+    FlexTensor::from_data(TensorData::new(output, output_shape))
 }
 
 /// The tensor's flex primitive, if it is a plain (non-autodiff) f32 flex tensor.
@@ -99,48 +82,95 @@ fn f32_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
         return None;
     }
     let primitive = tensor.clone().try_into_primitive::<Flex>().ok()?;
-    Some(if primitive.is_contiguous() {
-        primitive
+    Some(made_contiguous(primitive))
+}
+
+/// The same tensor with a contiguous row-major layout.
+pub(super) fn made_contiguous(tensor: FlexTensor) -> FlexTensor {
+    if tensor.is_contiguous() {
+        tensor
     } else {
-        primitive.to_contiguous()
-    })
+        tensor.to_contiguous()
+    }
 }
 
 /// The elements of a contiguous f32 flex tensor, in row-major order.
-fn contiguous(tensor: &FlexTensor) -> &[f32] {
+pub(super) fn contiguous(tensor: &FlexTensor) -> &[f32] {
     let (start, end) = tensor
         .layout()
         .contiguous_offsets()
-        .expect("made contiguous by f32_flex");
+        .expect("a contiguous tensor (see made_contiguous)");
     &tensor.storage::<f32>()[start..end]
 }
 
 /// Sizes of one convolution; padding is `[top, left]` (bottom and right follow from the output).
-#[derive(Clone, Copy, Debug)]
-struct Geometry {
-    channels_in: usize,
-    height: usize,
-    width: usize,
-    channels_out: usize,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    out_h: usize,
-    out_w: usize,
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Geometry {
+    pub batch: usize,
+    pub channels_in: usize,
+    pub height: usize,
+    pub width: usize,
+    pub channels_out: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub out_h: usize,
+    pub out_w: usize,
 }
 
 impl Geometry {
+    /// The geometry of `conv` applied to an input of `input_dims`; `None` where these kernels
+    /// do not apply (dilation, `Same` padding, a zero stride) or the shapes do not fit, which
+    /// burn then reports.
+    pub fn of(conv: &Conv2d, input_dims: [usize; 4]) -> Option<Self> {
+        let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
+            return None;
+        };
+        if conv.dilation != [1, 1] || conv.stride.contains(&0) {
+            return None;
+        }
+        let [batch, channels_in, height, width] = input_dims;
+        let [channels_out, weight_channels, kernel_h, kernel_w] = conv.weight.dims();
+        if channels_in == 0
+            || weight_channels * conv.groups != channels_in
+            || height + top + bottom < kernel_h
+            || width + left + right < kernel_w
+        {
+            return None;
+        }
+        Some(Self {
+            batch,
+            channels_in,
+            height,
+            width,
+            channels_out,
+            kernel: [kernel_h, kernel_w],
+            stride: conv.stride,
+            padding: [top, left],
+            out_h: (height + top + bottom - kernel_h) / conv.stride[0] + 1,
+            out_w: (width + left + right - kernel_w) / conv.stride[1] + 1,
+        })
+    }
+
+    pub fn output_shape(&self) -> [usize; 4] {
+        [self.batch, self.channels_out, self.out_h, self.out_w]
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.channels_in * self.height * self.width
+    }
+
     /// Rows of the patch matrix: one per (input channel, kernel row, kernel column).
-    fn patch_len(&self) -> usize {
+    pub fn patch_len(&self) -> usize {
         self.channels_in * self.kernel[0] * self.kernel[1]
     }
 
-    fn out_pixels(&self) -> usize {
+    pub fn out_pixels(&self) -> usize {
         self.out_h * self.out_w
     }
 
     /// A 1x1, stride-1, unpadded convolution reads its input as the patch matrix as it is.
-    fn is_pointwise(&self) -> bool {
+    pub fn is_pointwise(&self) -> bool {
         self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
     }
 
@@ -153,12 +183,12 @@ impl Geometry {
 }
 
 /// Borrowed inputs of one call, in NCHW (weights `[C_out, C_in, kh, kw]`).
-struct Operands<'a> {
-    input: &'a [f32],
-    weight: &'a [f32],
-    bias: Option<&'a [f32]>,
-    residual: Option<&'a [f32]>,
-    apply_relu: bool,
+pub(super) struct Operands<'a> {
+    pub input: &'a [f32],
+    pub weight: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub residual: Option<&'a [f32]>,
+    pub apply_relu: bool,
 }
 
 /// One unit of work: a band of output rows of one image, for a range of output channels.
@@ -171,7 +201,8 @@ struct Tile {
 
 /// Splits the output into tiles: bands of rows, and when there are fewer bands than cores
 /// (the small, deep maps at 1/16 and 1/32), output channels in blocks of at least 64 too.
-fn tiles(geometry: &Geometry, batch: usize, threads: usize) -> Vec<Tile> {
+fn tiles(geometry: &Geometry, threads: usize) -> Vec<Tile> {
+    let batch = geometry.batch;
     let rows_per_tile = geometry.rows_per_tile();
     let bands = batch * geometry.out_h.div_ceil(rows_per_tile);
     let wanted_blocks = (2 * threads).div_ceil(bands);
@@ -203,10 +234,10 @@ unsafe impl Send for OutputPtr {}
 unsafe impl Sync for OutputPtr {}
 
 /// Computes the convolution into `output` (`[N, C_out, H' * W']`), writing every element.
-fn run(geometry: &Geometry, operands: Operands, batch: usize, output: &mut [MaybeUninit<f32>]) {
+fn run(geometry: &Geometry, operands: Operands, output: &mut [MaybeUninit<f32>]) {
     assert_eq!(
         output.len(),
-        batch * geometry.channels_out * geometry.out_pixels()
+        geometry.batch * geometry.channels_out * geometry.out_pixels()
     );
     let output = OutputPtr(output.as_mut_ptr().cast());
     let work = |patches: &mut Vec<f32>, tile: Tile| {
@@ -215,14 +246,14 @@ fn run(geometry: &Geometry, operands: Operands, batch: usize, output: &mut [Mayb
     #[cfg(feature = "native")]
     {
         use rayon::prelude::*;
-        tiles(geometry, batch, rayon::current_num_threads())
+        tiles(geometry, rayon::current_num_threads())
             .into_par_iter()
             .for_each_init(Vec::new, work);
     }
     #[cfg(not(feature = "native"))]
     {
         let mut patches = Vec::new();
-        for tile in tiles(geometry, batch, 1) {
+        for tile in tiles(geometry, 1) {
             work(&mut patches, tile);
         }
     }
@@ -238,7 +269,7 @@ fn run_tile(
 ) {
     let pixels = geometry.out_pixels();
     let patch_len = geometry.patch_len();
-    let input_len = geometry.channels_in * geometry.height * geometry.width;
+    let input_len = geometry.input_len();
     let input = &operands.input[tile.image * input_len..][..input_len];
     let first_pixel = tile.rows.start * geometry.out_w;
     let tile_pixels = tile.rows.len() * geometry.out_w;
@@ -315,7 +346,7 @@ fn run_tile(
 /// (columns `p, p + s, p + 2s, ...`), and kernel column `kx` then reads one phase contiguously.
 /// (Gathering every kernel column with a stride instead was the hottest loop of the 7x7
 /// stride-2 stem.)
-fn unfold(geometry: &Geometry, input: &[f32], rows: Range<usize>, patches: &mut [f32]) {
+pub(super) fn unfold(geometry: &Geometry, input: &[f32], rows: Range<usize>, patches: &mut [f32]) {
     let Geometry {
         height,
         width,
@@ -529,7 +560,7 @@ mod tests {
         assert!(try_conv2d(&same, &x, None, false).is_none());
         let wrong_residual = Tensor::zeros([1, 8, 5, 5], &device);
         assert!(try_conv2d(&conv, &x, Some(&wrong_residual), false).is_none());
-        // Training keeps burn's convolution, which has a backward pass.
+        // Autodiff tensors take `super::autodiff`'s path, which records the backward pass.
         let training = device.clone().autodiff();
         let (conv, x) = Case::new([8, 8], [10, 10], 3, 1).build(&training);
         assert!(try_conv2d(&conv, &x, None, false).is_none());

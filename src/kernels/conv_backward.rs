@@ -1,0 +1,250 @@
+//! Gradients of the dense (`groups = 1`) convolution on the CPU.
+//!
+//! With `X_n = im2col(x_n)` (`[C_in * kh * kw, H' * W']`, as `conv::unfold` writes it) the
+//! forward pass is `Y_n = W . X_n`. So
+//! - the weight gradient is `dW = sum_n dY_n . X_n^T`: one gemm per tile of output rows,
+//!   accumulated in place (burn 0.22's generic backward runs it as a convolution whose "kernel"
+//!   is the whole output gradient, a memory-bound loop per input channel);
+//! - the input gradient is `dx_n = col2im(W^T . dY_n)`: the same tiles, multiplied the other
+//!   way and folded back onto the input rows (burn's runs a transposed convolution);
+//! - the bias gradient is the sum of `dY` over images and pixels.
+//!
+//! Both gradients share one unfolded tile. Images run in parallel, each worker with its own
+//! weight-gradient accumulator (folded tiles overlap in the input, so an image is one worker's).
+
+use std::ops::Range;
+
+use super::conv::{Geometry, unfold};
+
+/// Output rows per tile of the backward pass: the patch matrix of about 256 Ki floats (1 MiB),
+/// and at least 256 pixels, so that the weight-gradient gemm (whose inner dimension is the tile's
+/// pixels) does enough work per read and write of the accumulator.
+fn rows_per_tile(geometry: &Geometry) -> usize {
+    let pixels = (256 * 1024 / geometry.patch_len()).max(256);
+    pixels.div_ceil(geometry.out_w).clamp(1, geometry.out_h)
+}
+
+/// Gradients of a dense convolution: `(dx, dW)` for `x: [N, C_in, H, W]`,
+/// `weight: [C_out, C_in, kh, kw]` and the output gradient `dy: [N, C_out, H', W']`, all
+/// row-major. `dx` is `None` when not wanted (the network's input needs none).
+pub(super) fn conv2d_backward(
+    geometry: &Geometry,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    want_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>) {
+    let input_len = geometry.input_len();
+    let output_len = geometry.channels_out * geometry.out_pixels();
+    let weight_len = geometry.channels_out * geometry.patch_len();
+    let mut dx = want_dx.then(|| vec![0.0f32; geometry.batch * input_len]);
+
+    let per_image =
+        |image: usize, dx_image: Option<&mut [f32]>, dw: &mut [f32], patches: &mut Vec<f32>| {
+            image_backward(
+                geometry,
+                &x[image * input_len..][..input_len],
+                weight,
+                &dy[image * output_len..][..output_len],
+                dx_image,
+                dw,
+                patches,
+            );
+        };
+
+    #[cfg(feature = "native")]
+    let dw = {
+        use rayon::prelude::*;
+        let accumulate = |(mut dw, mut patches): (Vec<f32>, Vec<f32>), (image, dx_image)| {
+            per_image(image, dx_image, &mut dw, &mut patches);
+            (dw, patches)
+        };
+        let fresh = || (vec![0.0f32; weight_len], Vec::new());
+        let sum = |(mut a, p): (Vec<f32>, Vec<f32>), (b, _): (Vec<f32>, Vec<f32>)| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            (a, p)
+        };
+        match dx.as_mut() {
+            Some(dx) => dx
+                .par_chunks_mut(input_len)
+                .enumerate()
+                .map(|(image, dx_image)| (image, Some(dx_image)))
+                .fold(fresh, accumulate)
+                .reduce(fresh, sum),
+            None => (0..geometry.batch)
+                .into_par_iter()
+                .map(|image| (image, None))
+                .fold(fresh, accumulate)
+                .reduce(fresh, sum),
+        }
+        .0
+    };
+    #[cfg(not(feature = "native"))]
+    let dw = {
+        let (mut dw, mut patches) = (vec![0.0f32; weight_len], Vec::new());
+        for image in 0..geometry.batch {
+            let dx_image = dx
+                .as_mut()
+                .map(|dx| &mut dx[image * input_len..][..input_len]);
+            per_image(image, dx_image, &mut dw, &mut patches);
+        }
+        dw
+    };
+    (dx, dw)
+}
+
+/// One image's share: adds `dY_n . X_n^T` to `dw` and writes `col2im(W^T . dY_n)` to `dx`
+/// (zeroed by the caller), a band of output rows at a time.
+fn image_backward(
+    geometry: &Geometry,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    mut dx: Option<&mut [f32]>,
+    dw: &mut [f32],
+    patches: &mut Vec<f32>,
+) {
+    let pixels = geometry.out_pixels();
+    let patch_len = geometry.patch_len();
+    let channels_out = geometry.channels_out;
+    let rows_per_tile = rows_per_tile(geometry);
+    for start in (0..geometry.out_h).step_by(rows_per_tile) {
+        let rows = start..(start + rows_per_tile).min(geometry.out_h);
+        let first_pixel = rows.start * geometry.out_w;
+        let tile_pixels = rows.len() * geometry.out_w;
+        let dy_tile = &dy[first_pixel..];
+
+        // dW += dY_tile [C_out, tile] . patches^T [tile, K]
+        let (patch_matrix, patch_row_stride) = if geometry.is_pointwise() {
+            (&x[first_pixel..], pixels)
+        } else {
+            patches.resize(patch_len * tile_pixels, 0.0);
+            unfold(geometry, x, rows.clone(), patches);
+            (&patches[..], tile_pixels)
+        };
+        // SAFETY: dw is `[C_out, K]`; dY's tile rows are `pixels` apart with `tile_pixels`
+        // values each; the patch matrix holds K rows of `tile_pixels` values,
+        // `patch_row_stride` apart. All in bounds, and dw is this worker's own.
+        unsafe {
+            gemm::gemm(
+                channels_out,
+                patch_len,
+                tile_pixels,
+                dw.as_mut_ptr(),
+                1,
+                patch_len as isize,
+                true,
+                dy_tile.as_ptr(),
+                1,
+                pixels as isize,
+                patch_matrix.as_ptr(),
+                patch_row_stride as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+
+        let Some(dx) = dx.as_deref_mut() else {
+            continue;
+        };
+        // dcols [K, tile] = W^T [K, C_out] . dY_tile [C_out, tile]; pointwise: straight into dx.
+        let (destination, destination_stride) = if geometry.is_pointwise() {
+            (&mut dx[first_pixel..], pixels)
+        } else {
+            (&mut patches[..], tile_pixels)
+        };
+        // SAFETY: W^T reads the `[C_out, K]` weights transposed; the destination holds K rows
+        // of `tile_pixels` values, `destination_stride` apart (dx's own rows when pointwise,
+        // whose pixels this tile alone covers).
+        unsafe {
+            gemm::gemm(
+                patch_len,
+                tile_pixels,
+                channels_out,
+                destination.as_mut_ptr(),
+                1,
+                destination_stride as isize,
+                false,
+                weight.as_ptr(),
+                patch_len as isize,
+                1,
+                dy_tile.as_ptr(),
+                1,
+                pixels as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        if !geometry.is_pointwise() {
+            fold(geometry, patches, rows, dx);
+        }
+    }
+}
+
+/// Adds the column matrix of output rows `rows` (`[C_in * kh * kw, pixels]`, the layout
+/// `unfold` writes) back onto the input it was read from: the transpose of `unfold`, where
+/// every input pixel receives the sum of the columns that read it.
+pub(super) fn fold(geometry: &Geometry, columns: &[f32], rows: Range<usize>, dx: &mut [f32]) {
+    let Geometry {
+        height,
+        width,
+        kernel: [kernel_h, kernel_w],
+        stride: [stride_h, stride_w],
+        padding: [pad_top, pad_left],
+        out_w,
+        ..
+    } = *geometry;
+    let tile_pixels = rows.len() * out_w;
+    for (channel, plane) in dx.chunks_exact_mut(height * width).enumerate() {
+        for ky in 0..kernel_h {
+            for (band_row, oy) in rows.clone().enumerate() {
+                let iy = (oy * stride_h + ky).wrapping_sub(pad_top);
+                if iy >= height {
+                    continue;
+                }
+                let in_row = &mut plane[iy * width..][..width];
+                for kx in 0..kernel_w {
+                    let row = (channel * kernel_h + ky) * kernel_w + kx;
+                    let column = &columns[row * tile_pixels + band_row * out_w..][..out_w];
+                    let inside = inside_columns(kx, pad_left, stride_w, width, out_w);
+                    if inside.is_empty() {
+                        continue;
+                    }
+                    let first_input = inside.start * stride_w + kx - pad_left;
+                    let values = &column[inside];
+                    if stride_w == 1 {
+                        let target = &mut in_row[first_input..][..values.len()];
+                        target.iter_mut().zip(values).for_each(|(t, v)| *t += v);
+                    } else {
+                        let target = in_row[first_input..].iter_mut().step_by(stride_w);
+                        target.zip(values).for_each(|(t, v)| *t += v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The output columns `ox` whose input column `ox * stride + kx - pad` lies inside a row of
+/// `width` (an empty range at `0..0` when none does).
+pub(super) fn inside_columns(
+    kx: usize,
+    pad: usize,
+    stride: usize,
+    width: usize,
+    out_w: usize,
+) -> Range<usize> {
+    // ox * stride + kx >= pad  and  ox * stride + kx < width + pad
+    let first = pad.saturating_sub(kx).div_ceil(stride);
+    let end = (width + pad).saturating_sub(kx).div_ceil(stride).min(out_w);
+    if first >= end { 0..0 } else { first..end }
+}

@@ -1,0 +1,41 @@
+//! CPU kernels for burn's flex backend: the convolution BiSeNet spends its time in, forward
+//! (inference, fused with bias, residual and ReLU) and backward (training), reached through
+//! burn's backend-extension route (`Tensor::try_into_primitive` / `from_primitive`). These are
+//! not paper blocks: the model calls [`conv2d`], which picks the fastest path that applies and
+//! otherwise runs burn's own `Conv2d::forward` (WebGPU, other dtypes, unusual geometries).
+
+#[cfg(not(target_arch = "wasm32"))]
+mod autodiff;
+mod conv;
+#[cfg(not(target_arch = "wasm32"))]
+mod conv_backward;
+#[cfg(not(target_arch = "wasm32"))]
+mod depthwise;
+
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+/// `conv(x) (+ residual)`, then ReLU if `apply_relu`: `[N, C_in, H, W]` -> `[N, C_out, H', W']`.
+///
+/// On flex this is the crate's own convolution: for inference with bias, residual and ReLU
+/// fused into each tile; for training (an autodiff device) with its own backward pass.
+pub(crate) fn conv2d(
+    conv: &Conv2d,
+    x: Tensor<4>,
+    residual: Option<Tensor<4>>,
+    apply_relu: bool,
+) -> Tensor<4> {
+    if let Some(fused) = conv::try_conv2d(conv, &x, residual.as_ref(), apply_relu) {
+        return fused;
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    let y = autodiff::try_conv2d(conv, &x).unwrap_or_else(|| conv.forward(x));
+    #[cfg(target_arch = "wasm32")]
+    let y = conv.forward(x);
+    let y = match residual {
+        Some(residual) => y + residual,
+        None => y,
+    };
+    if apply_relu { relu(y) } else { y }
+}
