@@ -11,6 +11,8 @@ mod conv;
 mod conv_backward;
 #[cfg(not(target_arch = "wasm32"))]
 mod depthwise;
+#[cfg(not(target_arch = "wasm32"))]
+mod resize;
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
@@ -38,4 +40,16 @@ pub(crate) fn conv2d(
         None => y,
     };
     if apply_relu { relu(y) } else { y }
+}
+
+/// Bilinear resize with `align_corners = false` to `size` (`[h, w]`) with the crate's kernel on
+/// flex (forward, and backward when training); `None` elsewhere.
+pub(crate) fn resize_bilinear(x: &Tensor<4>, size: [usize; 2]) -> Option<Tensor<4>> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return resize::try_resize_bilinear(x, size);
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = (x, size);
+        None
+    }
 }

@@ -14,6 +14,11 @@ pub fn resize_nearest(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
 /// Bilinear resize to `[h, w]` with `align_corners = false`, as BiSeNet's heads use
 /// (burn's own default is `align_corners = true`).
 pub fn resize_bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
+    if spatial_size(&x) != size
+        && let Some(resized) = crate::kernels::resize_bilinear(&x, size)
+    {
+        return resized;
+    }
     resize(x, size, InterpolateMode::Bilinear)
 }
 
