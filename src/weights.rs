@@ -107,7 +107,7 @@ pub enum Precision {
 /// Why a weights file could not be used.
 #[derive(Debug, Error)]
 pub enum WeightsError {
-    #[error("cannot read weights file {path}: {source}")]
+    #[error("cannot read weights file {path}")]
     Io {
         path: String,
         source: std::io::Error,

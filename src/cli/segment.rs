@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use bisenet::image_io::{self, ImageIoError};
+use bisenet::image_io;
 use bisenet::render::{colorize, overlay};
 use bisenet::segmenter::Segmenter;
 use clap::{Args, ValueEnum};
@@ -59,7 +59,7 @@ pub fn run(args: SegmentArgs) -> Result<ExitCode> {
     for file in &files {
         bar.set_message(file.display().to_string());
         if let Err(error) = segment_one(&segmenter, file, &args) {
-            bar.suspend(|| eprintln!("skipped {error}"));
+            bar.suspend(|| eprintln!("skipped {error:#}"));
             failures += 1;
         }
         bar.inc(1);
@@ -78,7 +78,7 @@ pub fn run(args: SegmentArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn segment_one(segmenter: &Segmenter, file: &Path, args: &SegmentArgs) -> Result<(), ImageIoError> {
+fn segment_one(segmenter: &Segmenter, file: &Path, args: &SegmentArgs) -> Result<()> {
     let image = image_io::read_rgb(file)?;
     let frame = image_io::frame(&image);
     let labels = segmenter.segment(&frame, args.size);
@@ -100,5 +100,6 @@ fn segment_one(segmenter: &Segmenter, file: &Path, args: &SegmentArgs) -> Result
             labels.height,
             &out,
         ),
-    }
+    }?;
+    Ok(())
 }

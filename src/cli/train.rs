@@ -63,12 +63,17 @@ pub struct TrainArgs {
     /// Run folder: checkpoints, log.jsonl, curves.png, best.safetensors.
     #[arg(long, default_value = "runs/camvid")]
     out: PathBuf,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint (on any backend).
     #[arg(long)]
     resume: bool,
+    /// Where to train: flex (the CPU) or wgpu (a GPU through Vulkan, Metal or DX12; needs a
+    /// build with `--features wgpu`).
+    #[arg(long, value_enum, default_value_t)]
+    backend: super::Backend,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    let device = args.backend.device()?;
     let train_set = args.dataset.kind().open(&args.root, &args.split)?;
     let val_set = args.dataset.kind().open(&args.root, &args.val_split)?;
     let per_epoch = train_set.samples.len().div_ceil(args.batch.max(1));
@@ -110,6 +115,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &val_set,
         &args.out,
         args.resume,
+        &device,
         &mut progress,
     )
     .with_context(|| format!("training in {}", args.out.display()))?;

@@ -82,7 +82,7 @@ impl DatasetKind {
 
 #[derive(Debug, Error)]
 pub enum DataError {
-    #[error("{path}: cannot read the list file: {source}")]
+    #[error("{path}: cannot read the list file")]
     List {
         path: PathBuf,
         source: std::io::Error,

@@ -73,7 +73,7 @@ pub enum TrainError {
     Data(#[from] DataError),
     #[error("{0}")]
     Config(String),
-    #[error("checkpoint {path}: {source}")]
+    #[error("checkpoint {path}")]
     Checkpoint {
         path: PathBuf,
         source: std::io::Error,
@@ -274,19 +274,22 @@ pub fn step(
     (optim.step(lr, model, grads), loss_value)
 }
 
-/// Trains (or resumes, when `run_dir` holds a checkpoint and `resume` is set) and returns the
-/// final state. Validation mIoU is measured every `validate_every` iterations and at the end;
-/// the best model is exported to `best.safetensors`.
+/// Trains on `device` (its autodiff form; `Device::flex()` for the CPU) or resumes, when
+/// `run_dir` holds a checkpoint and `resume` is set, and returns the final state. Checkpoints
+/// do not depend on the device, so a run started on one backend resumes on another.
+/// Validation mIoU is measured every `validate_every` iterations and at the end; the best
+/// model is exported to `best.safetensors`.
 pub fn train(
     config: &TrainConfig,
     train_set: &Dataset,
     val_set: &Dataset,
     run_dir: &Path,
     resume: bool,
+    device: &Device,
     observer: &mut impl TrainObserver,
 ) -> Result<TrainState, TrainError> {
     config.validate(train_set)?;
-    let device = Device::flex().autodiff();
+    let device = device.clone().autodiff();
     let files = RunFiles {
         dir: run_dir.to_owned(),
     };
