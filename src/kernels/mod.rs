@@ -10,6 +10,8 @@ mod conv;
 #[cfg(not(target_arch = "wasm32"))]
 mod conv_backward;
 #[cfg(not(target_arch = "wasm32"))]
+mod cross_entropy;
+#[cfg(not(target_arch = "wasm32"))]
 mod depthwise;
 #[cfg(not(target_arch = "wasm32"))]
 mod resize;
@@ -40,6 +42,14 @@ pub(crate) fn conv2d(
         None => y,
     };
     if apply_relu { relu(y) } else { y }
+}
+
+/// `-log softmax(logits)[label]` per pixel (`[N, C, H, W]`, `[N, H, W]` -> `[N, H, W]`, 0 where
+/// the label is not a class), fused forward and backward, for training on flex; `None`
+/// elsewhere.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn pixel_nll(logits: &Tensor<4>, labels: &Tensor<3, Int>) -> Option<Tensor<3>> {
+    cross_entropy::try_pixel_nll(logits, labels)
 }
 
 /// Bilinear resize with `align_corners = false` to `size` (`[h, w]`) with the crate's kernel on

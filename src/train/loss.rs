@@ -35,12 +35,15 @@ impl OhemCrossEntropy {
         let [_, classes, _, _] = logits.dims();
         let device = logits.device();
         let valid = labels.clone().lower_elem(classes as i64); // [N, H, W]
-        let safe_labels = labels.mask_fill(valid.clone().bool_not(), 0);
-        let nll = log_softmax(logits, 1)
-            .gather(1, safe_labels.clone().unsqueeze_dim(1))
-            .squeeze_dim::<3>(1)
-            .neg(); // [N, H, W]
-        let nll = nll.mask_fill(valid.clone().bool_not(), 0.0);
+        let safe_labels = labels.clone().mask_fill(valid.clone().bool_not(), 0);
+        let nll = match crate::kernels::pixel_nll(&logits, &labels) {
+            Some(nll) => nll, // the fused kernel on flex
+            None => log_softmax(logits, 1)
+                .gather(1, safe_labels.clone().unsqueeze_dim(1))
+                .squeeze_dim::<3>(1)
+                .neg()
+                .mask_fill(valid.clone().bool_not(), 0.0),
+        }; // [N, H, W], 0 where unlabelled
 
         let cut = self.cut_off(&nll, &valid);
         let mut kept = nll.clone().greater_elem(cut).bool_and(valid).float(); // [N, H, W]
