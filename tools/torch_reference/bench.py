@@ -1,10 +1,14 @@
 """Times the PyTorch BiSeNetV1 the way `bisenet bench` times ours, and writes the same JSON.
 
     python tools/torch_reference/bench.py --backbone resnet18 --sizes 360x480,1024x2048 --json out.json
+        [--onnxruntime]
 
 Eager PyTorch on the CPU, 2 threads, denormals flushed to zero, inference mode, a fresh random
 input every run; the stages are those of our pipeline: uint8 RGB to a normalised tensor, the
-network (logits at the input size), argmax to uint8 labels.
+network (logits at the input size), argmax to uint8 labels. `--onnxruntime` also times the same
+network exported to ONNX (per size, static shapes) in ONNX Runtime's CPU provider with the same
+threads and all graph optimisations (it fuses convolution, BatchNorm and ReLU), when the
+`onnxruntime` package is installed.
 """
 
 import argparse
@@ -55,6 +59,49 @@ def bench_inference(model, size, warmup, iters, gen):
     }
 
 
+def bench_onnxruntime(model, size, threads, warmup, iters, gen):
+    """The same pipeline with the network run by ONNX Runtime (numpy pre- and post-processing)."""
+    import os
+    import tempfile
+
+    import numpy as np
+    import onnxruntime as ort
+
+    h, w = size
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bisenet.onnx")
+        torch.onnx.export(model, torch.zeros(1, 3, h, w), path, dynamo=False,
+                          input_names=["x"], output_names=["logits"], opset_version=17)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    mean, std = MEAN.numpy(), STD.numpy()
+    times = {"preprocess": [], "network": [], "argmax": [], "total": []}
+    for run in range(warmup + iters):
+        rgb = torch.randint(0, 256, (h, w, 3), dtype=torch.uint8, generator=gen).numpy()
+        start = time.perf_counter()
+        x = np.ascontiguousarray((rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255 - mean) / std)
+        t1 = time.perf_counter()
+        (logits,) = session.run(None, {"x": x})
+        t2 = time.perf_counter()
+        labels = logits.argmax(1).astype(np.uint8)
+        t3 = time.perf_counter()
+        del labels
+        if run >= warmup:
+            for key, value in zip(times, [t1 - start, t2 - t1, t3 - t2, t3 - start]):
+                times[key].append(value * 1e3)
+    total = stats(times["total"])
+    return {
+        "backend": "onnxruntime",
+        "size": f"{h}x{w}",
+        "total_ms": total,
+        "stages_ms": {k: statistics.median(times[k]) for k in ("preprocess", "network", "argmax")},
+        "fps": 1e3 / total["median"],
+    }
+
+
 def bench_train(backbone, classes, batch, crop, warmup, iters, gen):
     h, w = crop
     model = BiSeNetV1(classes, backbone).train()
@@ -84,6 +131,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-batch", type=int, default=0)
     parser.add_argument("--train-crop", default="384x480")
+    parser.add_argument("--onnxruntime", action="store_true",
+                        help="also time the network exported to ONNX in ONNX Runtime")
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -98,6 +147,14 @@ def main():
         results.append(result)
         print(f"pytorch {args.backbone} {result['size']}: {result['total_ms']['median']:.1f} ms "
               f"(network {result['stages_ms']['network']:.1f})", flush=True)
+    onnxruntime = []
+    if args.onnxruntime:
+        for spec in args.sizes.split(","):
+            result = bench_onnxruntime(model, parse_hw(spec), args.threads, args.warmup, args.iters, gen)
+            result["backbone"] = args.backbone
+            onnxruntime.append(result)
+            print(f"onnxruntime {args.backbone} {result['size']}: {result['total_ms']['median']:.1f} ms "
+                  f"(network {result['stages_ms']['network']:.1f})", flush=True)
     train = []
     if args.train_batch:
         train.append(bench_train(args.backbone, args.classes, args.train_batch,
@@ -105,7 +162,7 @@ def main():
         print(f"pytorch training step: {train[0]['step_ms']['median']:.0f} ms", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": results, "train": train}, f, indent=2)
+            json.dump({"results": results, "onnxruntime": onnxruntime, "train": train}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Runs `bisenet bench` and the PyTorch reference on the same sizes, one after the other, and
 prints the ratio ours / PyTorch per size: the figure that matters, since absolute times move on
-shared machines.
+shared machines. Where the `onnxruntime` package is installed, the same network exported to ONNX
+runs in ONNX Runtime too, and the ratio ours / ONNX Runtime is printed beside.
 
     python tools/torch_reference/compare.py [--backbone resnet18] [--sizes 360x480,1024x2048]
         [--iters 10] [--train-batch 4] [--bisenet target/release/bisenet] [--backend flex]
 """
+
+import importlib.util
 
 import argparse
 import json
@@ -34,21 +37,28 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         ours_json, torch_json = os.path.join(tmp, "ours.json"), os.path.join(tmp, "torch.json")
         subprocess.run([args.bisenet, "bench", "--backend", args.backend, *common, "--json", ours_json], check=True)
-        subprocess.run([sys.executable, os.path.join(HERE, "bench.py"), *common, "--json", torch_json], check=True)
+        with_ort = ["--onnxruntime"] if importlib.util.find_spec("onnxruntime") else []
+        subprocess.run([sys.executable, os.path.join(HERE, "bench.py"), *common, *with_ort, "--json", torch_json],
+                       check=True)
         ours, ref = (json.load(open(p)) for p in (ours_json, torch_json))
 
     print()
     # Whole pipelines (RGB bytes in, labels out) are compared: the stages split differently
     # (ours makes labels from 1/8-resolution logits on the CPU), the work done is the same.
-    print(f"| {args.backbone}, HxW | ours ({args.backend}) ms | PyTorch ms | ours / PyTorch |")
-    print("|---|---|---|---|")
+    ort = {r["size"]: r for r in ref.get("onnxruntime", [])}
+    print(f"| {args.backbone}, HxW | ours ({args.backend}) ms | PyTorch ms | ours / PyTorch "
+          f"| ONNX Runtime ms | ours / ONNX Runtime |")
+    print("|---|---|---|---|---|---|")
     for a, b in zip(ours["results"], ref["results"]):
-        ratio = a["total_ms"]["median"] / b["total_ms"]["median"]
-        print(f"| {a['size']} | {a['total_ms']['median']:.1f} | {b['total_ms']['median']:.1f} | {ratio:.2f}x |")
+        ms = a["total_ms"]["median"]
+        ratio = ms / b["total_ms"]["median"]
+        o = ort.get(a["size"])
+        ort_cells = f"{o['total_ms']['median']:.1f} | {ms / o['total_ms']['median']:.2f}x" if o else "- | -"
+        print(f"| {a['size']} | {ms:.1f} | {b['total_ms']['median']:.1f} | {ratio:.2f}x | {ort_cells} |")
     for a, b in zip(ours["train"], ref["train"]):
         ratio = a["step_ms"]["median"] / b["step_ms"]["median"]
         print(f"| training step, batch {a['batch']}, {a['crop']} | {a['step_ms']['median']:.0f} | "
-              f"{b['step_ms']['median']:.0f} | {ratio:.2f}x |")
+              f"{b['step_ms']['median']:.0f} | {ratio:.2f}x | - | - |")
 
 
 if __name__ == "__main__":
