@@ -118,20 +118,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     println!("speed           {:>7.2} images/s", images as f64 / seconds);
 
     if let Some(path) = &args.json {
-        let per_class: serde_json::Map<_, _> = dataset
-            .classes
-            .names
-            .iter()
-            .zip(&metrics.per_class_iou)
-            .map(|(name, iou)| (name.clone(), json!(iou)))
-            .collect();
-        let pixels: serde_json::Map<_, _> = dataset
-            .classes
-            .names
-            .iter()
-            .zip(&metrics.per_class_pixels)
-            .map(|(name, pixels)| (name.clone(), json!(pixels)))
-            .collect();
+        let by_class = |values: Vec<serde_json::Value>| -> serde_json::Map<_, _> {
+            dataset.classes.names.iter().cloned().zip(values).collect()
+        };
+        let per_class = by_class(metrics.per_class_iou.iter().map(|iou| json!(iou)).collect());
+        let pixels = by_class(metrics.per_class_pixels.iter().map(|n| json!(n)).collect());
         let report = json!({
             "dataset": dataset.name,
             "weights": weights_path,

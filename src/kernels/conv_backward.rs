@@ -194,6 +194,41 @@ fn image_backward(
 /// `unfold` writes) back onto the input it was read from: the transpose of `unfold`, where
 /// every input pixel receives the sum of the columns that read it.
 pub(super) fn fold(geometry: &Geometry, columns: &[f32], rows: Range<usize>, dx: &mut [f32]) {
+    let Geometry { width, out_w, .. } = *geometry;
+    let stride = geometry.stride[1];
+    let taps = geometry.kernel[0] * geometry.kernel[1];
+    let tile_pixels = rows.len() * out_w;
+    let first_row = rows.start;
+    for (channel, plane) in dx.chunks_exact_mut(geometry.height * width).enumerate() {
+        for_each_tap_row(
+            geometry,
+            rows.clone(),
+            |tap, oy, iy, inside, first_input| {
+                let row = channel * taps + tap;
+                let column = &columns[row * tile_pixels + (oy - first_row) * out_w..][..out_w];
+                let values = &column[inside];
+                let in_row = &mut plane[iy * width..][..width];
+                if stride == 1 {
+                    let target = &mut in_row[first_input..][..values.len()];
+                    target.iter_mut().zip(values).for_each(|(t, v)| *t += v);
+                } else {
+                    let target = in_row[first_input..].iter_mut().step_by(stride);
+                    target.zip(values).for_each(|(t, v)| *t += v);
+                }
+            },
+        );
+    }
+}
+
+/// Every kernel tap `(ky, kx)` over output rows `rows`, where the input it reads lies inside
+/// the plane: calls `f(tap, oy, iy, output columns, first input column)`, with
+/// `tap = ky * kw + kx`, `iy` the input row, and the input column of output column `ox` at
+/// `first input column + (ox - columns.start) * stride`.
+pub(super) fn for_each_tap_row(
+    geometry: &Geometry,
+    rows: Range<usize>,
+    mut f: impl FnMut(usize, usize, usize, Range<usize>, usize),
+) {
     let Geometry {
         height,
         width,
@@ -203,32 +238,21 @@ pub(super) fn fold(geometry: &Geometry, columns: &[f32], rows: Range<usize>, dx:
         out_w,
         ..
     } = *geometry;
-    let tile_pixels = rows.len() * out_w;
-    for (channel, plane) in dx.chunks_exact_mut(height * width).enumerate() {
+    let columns: Vec<_> = (0..kernel_w)
+        .map(|kx| inside_columns(kx, pad_left, stride_w, width, out_w))
+        .collect();
+    for oy in rows {
         for ky in 0..kernel_h {
-            for (band_row, oy) in rows.clone().enumerate() {
-                let iy = (oy * stride_h + ky).wrapping_sub(pad_top);
-                if iy >= height {
+            let iy = (oy * stride_h + ky).wrapping_sub(pad_top);
+            if iy >= height {
+                continue;
+            }
+            for (kx, inside) in columns.iter().enumerate() {
+                if inside.is_empty() {
                     continue;
                 }
-                let in_row = &mut plane[iy * width..][..width];
-                for kx in 0..kernel_w {
-                    let row = (channel * kernel_h + ky) * kernel_w + kx;
-                    let column = &columns[row * tile_pixels + band_row * out_w..][..out_w];
-                    let inside = inside_columns(kx, pad_left, stride_w, width, out_w);
-                    if inside.is_empty() {
-                        continue;
-                    }
-                    let first_input = inside.start * stride_w + kx - pad_left;
-                    let values = &column[inside];
-                    if stride_w == 1 {
-                        let target = &mut in_row[first_input..][..values.len()];
-                        target.iter_mut().zip(values).for_each(|(t, v)| *t += v);
-                    } else {
-                        let target = in_row[first_input..].iter_mut().step_by(stride_w);
-                        target.zip(values).for_each(|(t, v)| *t += v);
-                    }
-                }
+                let first_input = inside.start * stride_w + kx - pad_left;
+                f(ky * kernel_w + kx, oy, iy, inside.clone(), first_input);
             }
         }
     }
@@ -236,7 +260,7 @@ pub(super) fn fold(geometry: &Geometry, columns: &[f32], rows: Range<usize>, dx:
 
 /// The output columns `ox` whose input column `ox * stride + kx - pad` lies inside a row of
 /// `width` (an empty range at `0..0` when none does).
-pub(super) fn inside_columns(
+fn inside_columns(
     kx: usize,
     pad: usize,
     stride: usize,

@@ -8,7 +8,7 @@
 //! each weight's gradient is a dot product of an output-gradient row with the input row under it.
 
 use super::conv::Geometry;
-use super::conv_backward::inside_columns;
+use super::conv_backward::for_each_tap_row;
 
 /// Gradients `(dx, dW)` of a depthwise convolution: `x: [N, C, H, W]`,
 /// `weight: [C * m, 1, kh, kw]`, `dy: [N, C * m, H', W']`, all row-major. `dx` is `None` when
@@ -80,73 +80,45 @@ pub(super) fn depthwise_backward(
     (dx, dw)
 }
 
-/// Every tap `(ky, kx)` with the output rows and columns whose input lies inside the plane:
-/// calls `f(tap, oy, iy, output columns, first input column)`.
-fn for_each_tap_row(
-    geometry: &Geometry,
-    mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, usize),
-) {
-    let Geometry {
-        height,
-        width,
-        kernel: [kernel_h, kernel_w],
-        stride: [stride_h, stride_w],
-        padding: [pad_top, pad_left],
-        out_h,
-        out_w,
-        ..
-    } = *geometry;
-    let columns: Vec<_> = (0..kernel_w)
-        .map(|kx| inside_columns(kx, pad_left, stride_w, width, out_w))
-        .collect();
-    for oy in 0..out_h {
-        for ky in 0..kernel_h {
-            let iy = (oy * stride_h + ky).wrapping_sub(pad_top);
-            if iy >= height {
-                continue;
-            }
-            for (kx, inside) in columns.iter().enumerate() {
-                if inside.is_empty() {
-                    continue;
-                }
-                let first_input = inside.start * stride_w + kx - pad_left;
-                f(ky * kernel_w + kx, oy, iy, inside.clone(), first_input);
-            }
-        }
-    }
-}
-
 /// `dx_plane += sum over taps of w[tap] * dy_plane`, each output pixel added back to the input
 /// pixel the tap read.
 fn scatter_plane(geometry: &Geometry, weights: &[f32], dy_plane: &[f32], dx_plane: &mut [f32]) {
     let (width, out_w, stride) = (geometry.width, geometry.out_w, geometry.stride[1]);
-    for_each_tap_row(geometry, |tap, oy, iy, inside, first_input| {
-        let w = weights[tap];
-        let source = &dy_plane[oy * out_w..][inside];
-        let row = &mut dx_plane[iy * width..][..width];
-        if stride == 1 {
-            let target = &mut row[first_input..][..source.len()];
-            target.iter_mut().zip(source).for_each(|(t, g)| *t += w * g);
-        } else {
-            let target = row[first_input..].iter_mut().step_by(stride);
-            target.zip(source).for_each(|(t, g)| *t += w * g);
-        }
-    });
+    for_each_tap_row(
+        geometry,
+        0..geometry.out_h,
+        |tap, oy, iy, inside, first_input| {
+            let w = weights[tap];
+            let source = &dy_plane[oy * out_w..][inside];
+            let row = &mut dx_plane[iy * width..][..width];
+            if stride == 1 {
+                let target = &mut row[first_input..][..source.len()];
+                target.iter_mut().zip(source).for_each(|(t, g)| *t += w * g);
+            } else {
+                let target = row[first_input..].iter_mut().step_by(stride);
+                target.zip(source).for_each(|(t, g)| *t += w * g);
+            }
+        },
+    );
 }
 
 /// `dw[tap] += sum over pixels of dy * x under the tap`.
 fn correlate_plane(geometry: &Geometry, x_plane: &[f32], dy_plane: &[f32], dw: &mut [f32]) {
     let (width, out_w, stride) = (geometry.width, geometry.out_w, geometry.stride[1]);
-    for_each_tap_row(geometry, |tap, oy, iy, inside, first_input| {
-        let gradient = &dy_plane[oy * out_w..][inside];
-        let row = &x_plane[iy * width..][..width];
-        dw[tap] += if stride == 1 {
-            dot(gradient, &row[first_input..][..gradient.len()])
-        } else {
-            let inputs = row[first_input..].iter().step_by(stride);
-            gradient.iter().zip(inputs).map(|(g, x)| g * x).sum()
-        };
-    });
+    for_each_tap_row(
+        geometry,
+        0..geometry.out_h,
+        |tap, oy, iy, inside, first_input| {
+            let gradient = &dy_plane[oy * out_w..][inside];
+            let row = &x_plane[iy * width..][..width];
+            dw[tap] += if stride == 1 {
+                dot(gradient, &row[first_input..][..gradient.len()])
+            } else {
+                let inputs = row[first_input..].iter().step_by(stride);
+                gradient.iter().zip(inputs).map(|(g, x)| g * x).sum()
+            };
+        },
+    );
 }
 
 /// A dot product in 8 independent lanes, so that it vectorises (a plain sum of products is a

@@ -33,23 +33,24 @@ def parse_hw(spec):
     return int(h), int(w)
 
 
-def bench_inference(model, size, warmup, iters, gen):
+def time_pipeline(size, warmup, iters, gen, preprocess, network, argmax):
+    """Times `argmax(network(preprocess(rgb)))` per stage on a fresh random HxWx3 uint8 frame
+    each run; returns the JSON entry `bisenet bench` writes."""
     h, w = size
     times = {"preprocess": [], "network": [], "argmax": [], "total": []}
-    with torch.inference_mode():
-        for run in range(warmup + iters):
-            rgb = torch.randint(0, 256, (h, w, 3), dtype=torch.uint8, generator=gen)
-            start = time.perf_counter()
-            x = rgb.permute(2, 0, 1).unsqueeze(0).float().div_(255).sub_(MEAN).div_(STD).contiguous()
-            t1 = time.perf_counter()
-            logits = model(x)
-            t2 = time.perf_counter()
-            labels = logits.argmax(1).to(torch.uint8)
-            t3 = time.perf_counter()
-            del labels
-            if run >= warmup:
-                for key, value in zip(times, [t1 - start, t2 - t1, t3 - t2, t3 - start]):
-                    times[key].append(value * 1e3)
+    for run in range(warmup + iters):
+        rgb = torch.randint(0, 256, (h, w, 3), dtype=torch.uint8, generator=gen)
+        start = time.perf_counter()
+        x = preprocess(rgb)
+        t1 = time.perf_counter()
+        logits = network(x)
+        t2 = time.perf_counter()
+        labels = argmax(logits)
+        t3 = time.perf_counter()
+        del labels
+        if run >= warmup:
+            for key, value in zip(times, [t1 - start, t2 - t1, t3 - t2, t3 - start]):
+                times[key].append(value * 1e3)
     total = stats(times["total"])
     return {
         "size": f"{h}x{w}",
@@ -57,6 +58,17 @@ def bench_inference(model, size, warmup, iters, gen):
         "stages_ms": {k: statistics.median(times[k]) for k in ("preprocess", "network", "argmax")},
         "fps": 1e3 / total["median"],
     }
+
+
+def bench_inference(model, size, warmup, iters, gen):
+    with torch.inference_mode():
+        return time_pipeline(
+            size, warmup, iters, gen,
+            preprocess=lambda rgb: rgb.permute(2, 0, 1).unsqueeze(0).float().div_(255).sub_(MEAN).div_(STD)
+            .contiguous(),
+            network=model,
+            argmax=lambda logits: logits.argmax(1).to(torch.uint8),
+        )
 
 
 def bench_onnxruntime(model, size, threads, warmup, iters, gen):
@@ -78,28 +90,14 @@ def bench_onnxruntime(model, size, threads, warmup, iters, gen):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     mean, std = MEAN.numpy(), STD.numpy()
-    times = {"preprocess": [], "network": [], "argmax": [], "total": []}
-    for run in range(warmup + iters):
-        rgb = torch.randint(0, 256, (h, w, 3), dtype=torch.uint8, generator=gen).numpy()
-        start = time.perf_counter()
-        x = np.ascontiguousarray((rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255 - mean) / std)
-        t1 = time.perf_counter()
-        (logits,) = session.run(None, {"x": x})
-        t2 = time.perf_counter()
-        labels = logits.argmax(1).astype(np.uint8)
-        t3 = time.perf_counter()
-        del labels
-        if run >= warmup:
-            for key, value in zip(times, [t1 - start, t2 - t1, t3 - t2, t3 - start]):
-                times[key].append(value * 1e3)
-    total = stats(times["total"])
-    return {
-        "backend": "onnxruntime",
-        "size": f"{h}x{w}",
-        "total_ms": total,
-        "stages_ms": {k: statistics.median(times[k]) for k in ("preprocess", "network", "argmax")},
-        "fps": 1e3 / total["median"],
-    }
+    result = time_pipeline(
+        size, warmup, iters, gen,
+        preprocess=lambda rgb: np.ascontiguousarray(
+            (rgb.numpy().transpose(2, 0, 1)[None].astype(np.float32) / 255 - mean) / std),
+        network=lambda x: session.run(None, {"x": x})[0],
+        argmax=lambda logits: logits.argmax(1).astype(np.uint8),
+    )
+    return {"backend": "onnxruntime", **result}
 
 
 def bench_train(backbone, classes, batch, crop, warmup, iters, gen):
