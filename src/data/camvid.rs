@@ -12,14 +12,14 @@ use crate::classes::ClassSet;
 /// `splits/camvid/`: its entries are still relative to `ROOT`, so one copy of the images
 /// serves every split.
 pub fn camvid(root: &Path, split: &str) -> Result<Dataset, DataError> {
-    let (list, split) = match split.strip_suffix(".txt") {
-        Some(stem) => (
-            Path::new(split).to_owned(),
-            Path::new(stem)
-                .file_name()
-                .map_or(stem.into(), |n| n.to_string_lossy()),
-        ),
-        None => (root.join(format!("{split}.txt")), split.into()),
+    let (list, split) = if split.ends_with(".txt") {
+        let list = Path::new(split).to_owned();
+        let name = list
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned());
+        (list, name.unwrap_or_else(|| split.to_owned()))
+    } else {
+        (root.join(format!("{split}.txt")), split.to_owned())
     };
     let text = std::fs::read_to_string(&list).map_err(|source| DataError::List {
         path: list.clone(),
