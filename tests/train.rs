@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bisenet::train::{OhemCrossEntropy, PolySchedule, sqrt_median_frequency};
 use burn::prelude::*;
-use common::{bisenet, stderr};
+use common::{bisenet, stderr, stdout};
 
 #[test]
 fn ohem_keeps_hard_pixels_and_ignores_void() {
@@ -213,6 +213,84 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
         losses(&killed),
         losses(&reference),
         "the resumed run must replay the same steps"
+    );
+
+    // A run stopped by --time-limit checkpoints where it stopped, between the regular
+    // checkpoints, and resumes exactly too.
+    let limited = dir.path().join("limited");
+    let limited_str = limited.to_str().unwrap();
+    let out = bisenet(&set(
+        train_args(root, limited_str, "12"),
+        "--time-limit",
+        "0.00001",
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains("stopped at iteration 1 of 12"), "{said}");
+    assert!(said.contains("--resume"), "{said}");
+    assert_eq!(checkpoint_iteration(&limited), Some(1));
+    let mut args = train_args(root, limited_str, "12");
+    args.push("--resume");
+    let out = bisenet(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        losses(&limited),
+        losses(&reference),
+        "the run stopped by --time-limit must replay the same steps"
+    );
+}
+
+/// `scripts/gpu-train.sh` sizes a new run to its budget: a calibration inside the warm-up,
+/// then the run resumed with the `--iters` the measured speed allows, finished in time.
+#[test]
+fn gpu_train_script_fits_a_run_to_its_budget() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("skipped: the script needs python3");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    common::folder_dataset(dir.path(), 4, 64, 48);
+    let root = dir.path().to_str().unwrap();
+    let run = dir.path().join("run");
+    let mut args = train_args(root, "unused", "1");
+    // The script sets --out and --iters itself; a long warm-up keeps the calibration in it.
+    args.drain(args.len() - 2..);
+    let position = args.iter().position(|a| *a == "--iters").unwrap();
+    args.drain(position..position + 2);
+    let args = set(args, "--warmup", "100000");
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gpu-train.sh"))
+        .arg("0.4")
+        .arg(&run)
+        .args(&args[1..])
+        .env("BISENET", env!("CARGO_BIN_EXE_bisenet"))
+        .env("BACKEND", "flex")
+        .env("CALIBRATE_MINUTES", "0.08")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains("stopped at iteration"), "{said}");
+    assert!(said.contains("done: "), "{said}");
+    let calibrated = said
+        .split("stopped at iteration ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap();
+    let finished = checkpoint_iteration(&run).unwrap();
+    assert!(finished > calibrated, "{calibrated} then {finished}");
+    assert_eq!(
+        losses(&run).len() as u64,
+        finished,
+        "every step logged once"
+    );
+    assert!(run.join("best.safetensors").is_file());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
     );
 }
 

@@ -97,6 +97,9 @@ pub enum Backend {
     /// WebGPU's native API (Vulkan, Metal, DX12) through burn's wgpu backend; needs a build
     /// with `--features wgpu`.
     Wgpu,
+    /// NVIDIA GPUs through burn's CUDA backend; needs a build with `--features cuda` and the
+    /// NVIDIA driver (NVRTC is loaded at run time).
+    Cuda,
 }
 
 impl Backend {
@@ -108,6 +111,12 @@ impl Backend {
             #[cfg(not(feature = "wgpu"))]
             Backend::Wgpu => bail!(
                 "this build has no wgpu backend: rebuild with `cargo build --release --features wgpu`"
+            ),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => Ok(Device::cuda(0)),
+            #[cfg(not(feature = "cuda"))]
+            Backend::Cuda => bail!(
+                "this build has no CUDA backend: rebuild with `cargo build --release --features cuda`"
             ),
         }
     }

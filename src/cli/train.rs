@@ -66,10 +66,14 @@ pub struct TrainArgs {
     /// Continue the run in --out from its last checkpoint (on any backend).
     #[arg(long)]
     resume: bool,
-    /// Where to train: flex (the CPU) or wgpu (a GPU through Vulkan, Metal or DX12; needs a
-    /// build with `--features wgpu`).
+    /// Where to train: flex (the CPU), wgpu (a GPU through Vulkan, Metal or DX12; needs a
+    /// build with `--features wgpu`) or cuda (an NVIDIA GPU; needs `--features cuda`).
     #[arg(long, value_enum, default_value_t)]
     backend: super::Backend,
+    /// Stop cleanly after this many minutes of training: checkpoint and exit, to continue
+    /// later with --resume (for leased or pre-emptible machines).
+    #[arg(long, value_name = "MINUTES")]
+    time_limit: Option<f64>,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -109,6 +113,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         validate_every: args.validate_every.max(1),
     };
     let mut progress = Progress::new(iterations);
+    if let Some(minutes) = args.time_limit {
+        if !(minutes > 0.0 && minutes.is_finite()) {
+            bail!("--time-limit {minutes} must be a positive number of minutes");
+        }
+        progress.deadline =
+            Some(Instant::now() + std::time::Duration::from_secs_f64(minutes * 60.0));
+    }
     let state = train::train(
         &config,
         &train_set,
@@ -120,6 +131,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
     )
     .with_context(|| format!("training in {}", args.out.display()))?;
     progress.bar.finish_and_clear();
+    if state.iteration < iterations {
+        println!(
+            "stopped at iteration {} of {iterations} (--time-limit); the checkpoint is in {}: \
+             continue with the same command and --resume",
+            state.iteration,
+            args.out.display()
+        );
+        return Ok(());
+    }
     println!(
         "done: {} iterations; best {} mIoU {:.2} at iteration {}; model in {}",
         state.iteration,
@@ -138,6 +158,7 @@ struct Progress {
     loss: Option<f32>,
     started: Instant,
     first: usize,
+    deadline: Option<Instant>,
 }
 
 impl Progress {
@@ -158,6 +179,7 @@ impl Progress {
             loss: None,
             started: Instant::now(),
             first: 0,
+            deadline: None,
         }
     }
 }
@@ -180,6 +202,11 @@ impl TrainObserver for Progress {
         self.bar.set_position(iteration as u64);
         self.bar
             .set_message(format!("loss {smoothed:.3} lr {lr:.2e} {rate:.2} it/s"));
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
     }
 
     fn validating(&mut self, images: usize) {

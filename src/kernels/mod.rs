@@ -1,4 +1,5 @@
-//! CPU kernels for burn's flex backend: the convolution BiSeNet spends its time in, forward
+//! Kernels for burn's flex backend (and, in `gpu_training`, differentiable forms for burn's GPU
+//! backends where their backward is missing or slow). CPU kernels: the convolution BiSeNet spends its time in, forward
 //! (inference, fused with bias, residual and ReLU) and backward (training), reached through
 //! burn's backend-extension route (`Tensor::try_into_primitive` / `from_primitive`). These are
 //! not paper blocks: the model calls [`conv2d`], which picks the fastest path that applies and
@@ -13,6 +14,8 @@ mod conv_backward;
 mod cross_entropy;
 #[cfg(not(target_arch = "wasm32"))]
 mod depthwise;
+#[cfg(not(target_arch = "wasm32"))]
+mod gpu_training;
 #[cfg(not(target_arch = "wasm32"))]
 mod resize;
 
@@ -34,7 +37,9 @@ pub(crate) fn conv2d(
         return fused;
     }
     #[cfg(not(target_arch = "wasm32"))]
-    let y = autodiff::try_conv2d(conv, &x).unwrap_or_else(|| conv.forward(x));
+    let y = autodiff::try_conv2d(conv, &x)
+        .or_else(|| gpu_training::try_depthwise_by_taps(conv, &x))
+        .unwrap_or_else(|| conv.forward(x));
     #[cfg(target_arch = "wasm32")]
     let y = conv.forward(x);
     let y = match residual {
@@ -53,10 +58,12 @@ pub(crate) fn pixel_nll(logits: &Tensor<4>, labels: &Tensor<3, Int>) -> Option<T
 }
 
 /// Bilinear resize with `align_corners = false` to `size` (`[h, w]`) with the crate's kernel on
-/// flex (forward, and backward when training); `None` elsewhere.
+/// flex (forward, and backward when training), or in a differentiable matrix form when training
+/// on a GPU backend; `None` elsewhere.
 pub(crate) fn resize_bilinear(x: &Tensor<4>, size: [usize; 2]) -> Option<Tensor<4>> {
     #[cfg(not(target_arch = "wasm32"))]
-    return resize::try_resize_bilinear(x, size);
+    return resize::try_resize_bilinear(x, size)
+        .or_else(|| gpu_training::try_resize_bilinear_by_matmul(x, size));
     #[cfg(target_arch = "wasm32")]
     {
         let _ = (x, size);

@@ -1,4 +1,5 @@
-//! BiSeNet V1 (Yu et al., ECCV 2018), one file per block of the paper.
+//! BiSeNet V1 (Yu et al., ECCV 2018), one file per block of the paper; BiSeNet V2 (IJCV 2021)
+//! in [`v2`], built from the same shared layers (`conv_bn_relu`, `upsample`).
 //!
 //! ```text
 //!            ┌── SpatialPath (3 stride-2 convs) ─────────────── 1/8, 128 ch ──┐
@@ -19,7 +20,9 @@ mod ffm;
 mod head;
 mod resnet;
 mod spatial_path;
+mod trainable;
 pub(crate) mod upsample;
+pub mod v2;
 mod xception;
 
 pub use arm::AttentionRefinementModule;

@@ -17,6 +17,7 @@ use burn::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -26,7 +27,8 @@ pub use loss::OhemCrossEntropy;
 pub use schedule::PolySchedule;
 
 use crate::data::{
-    Augmentation, Batch, DataError, Dataset, LabelPolicy, augment, batch_tensors, load_parallel,
+    Augmentation, Batch, DataError, Dataset, LabelPolicy, LabeledImage, augment, batch_tensors,
+    load_parallel,
 };
 use crate::eval::{EvalOptions, Metrics, evaluate};
 use crate::model::{BackboneKind, BiSeNet, BiSeNetConfig};
@@ -100,6 +102,11 @@ pub trait TrainObserver {
     fn validated_image(&mut self) {}
     fn validated(&mut self, _iteration: usize, _metrics: &Metrics, _is_best: bool) {}
     fn checkpointed(&mut self, _iteration: usize) {}
+    /// Asked after every step: `true` checkpoints and returns early (a time limit on a leased
+    /// GPU, say); the run continues later with `resume`.
+    fn should_stop(&mut self) -> bool {
+        false
+    }
 }
 
 /// Files of a run folder.
@@ -122,8 +129,9 @@ impl RunFiles {
 }
 
 impl TrainConfig {
-    /// Checks the options before any work starts.
-    pub fn validate(&self, train: &Dataset) -> Result<(), TrainError> {
+    /// Checks the options before any work starts. The memory estimate is checked against the
+    /// host's free memory only `on_cpu`: on a GPU the activations live in the device's memory.
+    pub fn validate(&self, train: &Dataset, on_cpu: bool) -> Result<(), TrainError> {
         let [crop_h, crop_w] = self.crop;
         if crop_h < 32 || crop_w < 32 {
             return Err(TrainError::Config(format!(
@@ -151,7 +159,8 @@ impl TrainConfig {
             )));
         }
         let needed = self.estimated_peak_memory();
-        if let Some(available) = available_memory()
+        if on_cpu
+            && let Some(available) = available_memory()
             && needed > available
         {
             return Err(TrainError::Config(format!(
@@ -288,7 +297,10 @@ pub fn train(
     device: &Device,
     observer: &mut impl TrainObserver,
 ) -> Result<TrainState, TrainError> {
-    config.validate(train_set)?;
+    config.validate(
+        train_set,
+        device.clone().without_autodiff() == Device::flex(),
+    )?;
     let device = device.clone().autodiff();
     let files = RunFiles {
         dir: run_dir.to_owned(),
@@ -345,27 +357,19 @@ pub fn train(
     let mut log = LogWriter::open(&files.log()).map_err(checkpoint_error(&files.log()))?;
     observer.started(state.iteration, config);
 
+    let prepare = |iteration: usize| prepare_batch(train_set, config, &augmentation, iteration);
+    let mut next = prepare(state.iteration);
     while state.iteration < config.iterations {
         let iteration = state.iteration;
-        let samples = batch_samples(train_set, config, iteration);
-        let mut items = Vec::with_capacity(samples.len());
-        for (index, loaded) in load_parallel(&samples, train_set, LabelPolicy::Strict)
-            .into_iter()
-            .enumerate()
-        {
-            let mut rng = sample_rng(config.seed, iteration, index);
-            items.push(augment(
-                &loaded?,
-                &augmentation,
-                train_set.classes.ignore_index,
-                &mut rng,
-            ));
-        }
-        let batch = batch_tensors(&items, &norm, &device);
-
+        let batch = batch_tensors(&next?, &norm, &device);
         let lr = config.schedule.lr(iteration);
-        let loss_value;
-        (model, loss_value) = step(model, &mut optim, batch, &loss_fn, config.aux_weight, lr);
+        // The next batch is decoded and augmented on another thread while this step runs:
+        // on a GPU the step would otherwise wait for the CPU's image work.
+        let ((stepped, loss_value), prepared) = rayon::join(
+            || step(model, &mut optim, batch, &loss_fn, config.aux_weight, lr),
+            || prepare(iteration + 1),
+        );
+        (model, next) = (stepped, prepared);
         if !loss_value.is_finite() {
             return Err(TrainError::Config(format!(
                 "the loss diverged (is {loss_value}) at iteration {iteration}: lower --lr and resume from the last checkpoint"
@@ -373,7 +377,12 @@ pub fn train(
         }
         state.iteration += 1;
         observer.step(state.iteration, loss_value, lr);
-        log.write(serde_json::json!({"iteration": state.iteration, "loss": loss_value, "lr": lr}));
+        log.write(serde_json::json!({
+            "iteration": state.iteration,
+            "loss": loss_value,
+            "lr": lr,
+            "time": unix_seconds(),
+        }));
 
         let done = state.iteration == config.iterations;
         if state.iteration.is_multiple_of(config.validate_every) || done {
@@ -412,12 +421,40 @@ pub fn train(
                 eprintln!("warning: could not draw {}: {e}", files.plot().display());
             }
         }
-        if state.iteration.is_multiple_of(config.checkpoint_every) || done {
+        let stop = !done && observer.should_stop();
+        if state.iteration.is_multiple_of(config.checkpoint_every) || done || stop {
             checkpoint::save(run_dir, &model, &optim, &state).map_err(checkpoint_error(run_dir))?;
             observer.checkpointed(state.iteration);
         }
+        if stop {
+            break;
+        }
     }
     Ok(state)
+}
+
+/// Decodes and augments the images of batch `iteration`, in parallel; the augmentation of
+/// each sample depends only on (seed, iteration, index), so resuming replays it exactly.
+fn prepare_batch(
+    train_set: &Dataset,
+    config: &TrainConfig,
+    augmentation: &Augmentation,
+    iteration: usize,
+) -> Result<Vec<LabeledImage>, TrainError> {
+    let samples = batch_samples(train_set, config, iteration);
+    load_parallel(&samples, train_set, LabelPolicy::Strict)
+        .into_par_iter()
+        .enumerate()
+        .map(|(index, loaded)| {
+            let mut rng = sample_rng(config.seed, iteration, index);
+            Ok(augment(
+                &loaded?,
+                augmentation,
+                train_set.classes.ignore_index,
+                &mut rng,
+            ))
+        })
+        .collect()
 }
 
 /// The samples of batch `iteration`: epochs walk a per-epoch shuffle seeded by the run seed,
@@ -461,6 +498,14 @@ fn provenance(
     notes.insert("batch_size".into(), config.batch_size.into());
     notes.insert(format!("{}_miou", config.val_split), metrics.miou.into());
     notes
+}
+
+/// Wall-clock time of a log line, in seconds since the Unix epoch: the log then gives the
+/// speed of every stretch of a run, on whichever machine it ran.
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64())
 }
 
 /// Appends JSON lines, flushed each time so a killed run keeps its curve.
