@@ -8,7 +8,7 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::data::Batch;
-use crate::model::{BackboneKind, BiSeNetConfig};
+use crate::model::NetworkConfig;
 use crate::preprocess::{Frame, Normalization, PixelFormat, normalize_chw};
 use crate::segmenter::Segmenter;
 use crate::train::{OhemCrossEntropy, optimizer, step};
@@ -51,11 +51,12 @@ pub struct Stages {
     pub argmax: f64,
 }
 
-/// One row of `bisenet bench`: a backend, a backbone, an input size.
+/// One row of `bisenet bench`: a backend, a network, an input size.
 #[derive(Debug, Clone, Serialize)]
 pub struct InferenceResult {
     pub backend: String,
-    pub backbone: BackboneKind,
+    /// The V1 backbone (`xception39`, `resnet18`) or `bisenet-v2`.
+    pub network: String,
     /// `HxW`.
     pub size: String,
     pub total_ms: Stats,
@@ -68,7 +69,7 @@ pub struct InferenceResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainResult {
     pub backend: String,
-    pub backbone: BackboneKind,
+    pub network: String,
     pub batch: usize,
     /// `HxW` of the crops.
     pub crop: String,
@@ -149,7 +150,7 @@ pub fn bench_inference(
     let [preprocess, network, argmax, total] = times.each_ref().map(|t| Stats::of(t));
     InferenceResult {
         backend: backend.to_owned(),
-        backbone: segmenter.model.backbone(),
+        network: segmenter.model.config().short_name(),
         size: size_name(size),
         total_ms: total,
         stages_ms: Stages {
@@ -162,10 +163,10 @@ pub fn bench_inference(
 }
 
 /// The training step to time.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct TrainStep {
-    pub backbone: BackboneKind,
-    pub num_classes: usize,
+    /// The network, with its training heads.
+    pub network: NetworkConfig,
     pub batch: usize,
     /// `[height, width]` of the crops.
     pub crop: [usize; 2],
@@ -182,13 +183,13 @@ pub fn bench_train_step(
     mut progress: impl FnMut(),
 ) -> TrainResult {
     let TrainStep {
-        backbone,
-        num_classes,
+        network,
         batch,
         crop,
     } = spec;
+    let num_classes = network.num_classes();
     let [h, w] = crop;
-    let mut model = BiSeNetConfig::new(backbone, num_classes).init(device);
+    let mut model = network.clone().with_aux_heads(true).init(device);
     let mut optim = optimizer(0.9, 5e-4);
     let loss_fn = OhemCrossEntropy::default();
     let mut times = Vec::with_capacity(repeats.iters);
@@ -224,7 +225,7 @@ pub fn bench_train_step(
     }
     TrainResult {
         backend: backend.to_owned(),
-        backbone,
+        network: network.short_name(),
         batch,
         crop: size_name(crop),
         step_ms: Stats::of(&times),

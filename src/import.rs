@@ -1,10 +1,12 @@
-//! Importing PyTorch BiSeNetV1 checkpoints (`.pth`, `.pt`) into this crate's weights file.
+//! Importing PyTorch BiSeNet V1 and V2 checkpoints (`.pth`, `.pt`) into this crate's weights
+//! file.
 //!
 //! The widely used PyTorch BiSeNetV1 names its tensors exactly as our modules do
-//! (`cp.resnet.layer1.0.conv1.weight`, `ffm.convblk.bn.running_var`, ...), so importing is a
-//! one-to-one load with burn's own PyTorch reader; what this module adds is finding the state
-//! dict inside the usual wrappers, reading the architecture off the tensor shapes, and refusing
-//! a checkpoint that does not fit with every mismatch named.
+//! (`cp.resnet.layer1.0.conv1.weight`, `ffm.convblk.bn.running_var`, ...), and its BiSeNetV2
+//! up to the renames of [`crate::model::v2::PYTORCH_RENAMES`], so importing is a load with
+//! burn's own PyTorch reader; what this module adds is finding the state dict inside the usual
+//! wrappers, reading the architecture off the tensor names and shapes, and refusing a
+//! checkpoint that does not fit with every mismatch named.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -15,7 +17,8 @@ use burn::store::{ModuleSnapshot, PytorchStore};
 use thiserror::Error;
 
 use crate::classes::ClassSet;
-use crate::model::{BackboneKind, BiSeNetConfig};
+use crate::model::v2::{BiSeNetV2Config, PYTORCH_RENAMES};
+use crate::model::{BackboneKind, BiSeNetConfig, NetworkConfig};
 use crate::preprocess::Normalization;
 use crate::weights::{
     LoadedModel, ModelInfo, WeightsError, backbone_key, escape_regex, refuse_mismatches, renames,
@@ -24,6 +27,8 @@ use crate::weights::{
 /// The main classifier: every BiSeNetV1 state dict has it, so where it sits reveals wrapper
 /// prefixes (`state_dict.`, `model.`, DataParallel's `module.`), and its shape the class count.
 const HEAD_KEY: &str = "conv_out.conv_out.weight";
+/// BiSeNetV2's main classifier (`head.conv_out` is `Sequential(Identity, Conv2d)`).
+const V2_HEAD_KEY: &str = "head.conv_out.1.weight";
 
 /// Why a checkpoint could not be imported.
 #[derive(Debug, Error)]
@@ -33,7 +38,7 @@ pub enum ImportError {
     )]
     Read { path: String, reason: String },
     #[error(
-        "{path} holds no BiSeNetV1 state dict: none of its {count} tensors is `{HEAD_KEY}` (it starts with {first})"
+        "{path} holds no BiSeNet state dict: none of its {count} tensors is `{HEAD_KEY}` (V1) or `{V2_HEAD_KEY}` (V2) (it starts with {first})"
     )]
     NotBiSeNet {
         path: String,
@@ -62,12 +67,41 @@ pub struct ImportOptions {
 struct Layout {
     /// Wrapper prefix in front of every BiSeNet tensor name (`""`, `"module."`, ...).
     prefix: String,
-    config: BiSeNetConfig,
+    config: NetworkConfig,
 }
 
 fn detect_layout(reader: &PytorchReader, path: &Path) -> Result<Layout, ImportError> {
     let mut keys = reader.keys();
     keys.sort();
+    let find = |head: &str| {
+        keys.iter()
+            .find(|key| *key == head || key.ends_with(&format!(".{head}")))
+            .map(|key| key[..key.len() - head.len()].to_owned())
+    };
+    if let Some(prefix) = find(V2_HEAD_KEY) {
+        let shape = |name: &str| {
+            reader
+                .get(&format!("{prefix}{name}"))
+                .map(|tensor| tensor.shape().to_vec())
+        };
+        let num_classes = shape(V2_HEAD_KEY)
+            .and_then(|s| s.first().copied())
+            .unwrap_or(0);
+        // The detail branch's first conv has 64 output channels at full width.
+        let width = shape("detail.S1.0.conv.weight")
+            .and_then(|s| s.first().copied())
+            .map_or(1.0, |channels| channels as f64 / 64.0);
+        let boosters = ["aux2", "aux3", "aux4", "aux5_4"]
+            .iter()
+            .all(|head| shape(&format!("{head}.conv_out.1.weight")).is_some());
+        let config = BiSeNetV2Config::new(num_classes)
+            .with_aux_heads(boosters)
+            .with_width(width);
+        return Ok(Layout {
+            prefix,
+            config: config.into(),
+        });
+    }
     let head = keys
         .iter()
         .find(|key| *key == HEAD_KEY || key.ends_with(&format!(".{HEAD_KEY}")))
@@ -104,10 +138,13 @@ fn detect_layout(reader: &PytorchReader, path: &Path) -> Result<Layout, ImportEr
     let config = BiSeNetConfig::new(backbone, num_classes)
         .with_aux_heads(aux_heads)
         .with_width(width);
-    Ok(Layout { prefix, config })
+    Ok(Layout {
+        prefix,
+        config: config.into(),
+    })
 }
 
-/// Reads a PyTorch BiSeNetV1 checkpoint into a model in inference form (auxiliary heads
+/// Reads a PyTorch BiSeNet V1 or V2 checkpoint into a model in inference form (auxiliary heads
 /// dropped) with its metadata. Nothing is written; every mismatch is an error.
 pub fn import_pytorch(
     path: &Path,
@@ -120,10 +157,10 @@ pub fn import_pytorch(
     };
     let reader = PytorchReader::new(path).map_err(|e| read_error(e.to_string()))?;
     let Layout { prefix, config } = detect_layout(&reader, path)?;
-    if config.num_classes != options.classes.len() {
+    if config.num_classes() != options.classes.len() {
         return Err(WeightsError::WrongClassCount {
             expected: options.classes.len(),
-            found: config.num_classes,
+            found: config.num_classes(),
             context: "the class list given with --classes".to_owned(),
         }
         .into());
@@ -137,12 +174,20 @@ pub fn import_pytorch(
     drop(reader);
 
     let mut store = PytorchStore::from_file(path)
+        .skip_enum_variants(true)
         .validate(false)
         .allow_partial(true);
     if !prefix.is_empty() {
         store = store.with_key_remapping(format!("^{}", escape_regex(&prefix)), "");
     }
-    for (from, to) in renames(config.backbone, false) {
+    let renames: Vec<(String, String)> = match &config {
+        NetworkConfig::V1(v1) => renames(Some(v1.backbone), false),
+        NetworkConfig::V2(_) => PYTORCH_RENAMES
+            .iter()
+            .map(|(from, to)| (from.to_string(), to.to_string()))
+            .collect(),
+    };
+    for (from, to) in renames {
         store = store.with_key_remapping(from, to);
     }
     let mut model = config.init(device);
@@ -150,7 +195,7 @@ pub fn import_pytorch(
         .load_from(&mut store)
         .map_err(|e| read_error(e.to_string()))?;
     // PyTorch's BatchNorm counts its updates in `num_batches_tracked`; inference never uses it.
-    refuse_mismatches(&result, config.backbone, |name| {
+    refuse_mismatches(&result, &config, |name| {
         name.ends_with(".num_batches_tracked") || outside.contains(name)
     })?;
 

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 
-use crate::model::BiSeNet;
+use crate::model::Network;
 use crate::postprocess::{ids_from_data, labels_from_logits, labels_on_cpu};
 use crate::preprocess::{Frame, frame_to_tensor};
 use crate::render::LabelMap;
@@ -12,7 +12,7 @@ use crate::weights::{LoadedModel, ModelInfo};
 /// A model in inference form, its metadata and the device it runs on.
 #[derive(Debug)]
 pub struct Segmenter {
-    pub model: BiSeNet,
+    pub model: Network,
     pub info: ModelInfo,
     pub device: Device,
     /// Make labels on the CPU from the low-resolution logits rather than with tensor ops on the

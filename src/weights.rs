@@ -21,12 +21,12 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::classes::ClassSet;
-use crate::model::{BackboneKind, BiSeNet, BiSeNetConfig};
+use crate::model::{Architecture, BackboneKind, Network, NetworkConfig};
 use crate::preprocess::{Normalization, round_up_to_multiple};
 
 /// The metadata key holding [`ModelInfo`] as JSON.
 pub const METADATA_KEY: &str = "bisenet";
-/// The architecture every file of this crate describes.
+/// The architecture a file describes when its metadata predates BiSeNet V2.
 pub const ARCHITECTURE: &str = "bisenet-v1";
 /// Where the shipped model lives, relative to the repository root.
 pub const DEFAULT_WEIGHTS: &str = "models/bisenet-camvid.safetensors";
@@ -36,9 +36,12 @@ pub const FORMAT_VERSION: u32 = 1;
 /// What a weights file says about its model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
+    /// `bisenet-v1` or `bisenet-v2`.
     pub architecture: String,
     pub format_version: u32,
-    pub backbone: BackboneKind,
+    /// V1's context-path backbone; V2 files have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone: Option<BackboneKind>,
     pub num_classes: usize,
     /// Whether the auxiliary (training-only) heads are in the file.
     pub aux_heads: bool,
@@ -61,14 +64,14 @@ pub struct ModelInfo {
 
 impl ModelInfo {
     /// Metadata for a model of `config` predicting `classes`.
-    pub fn new(config: &BiSeNetConfig, classes: ClassSet) -> Self {
+    pub fn new(config: &NetworkConfig, classes: ClassSet) -> Self {
         Self {
-            architecture: ARCHITECTURE.to_owned(),
+            architecture: config.architecture().name().to_owned(),
             format_version: FORMAT_VERSION,
-            backbone: config.backbone,
-            num_classes: config.num_classes,
-            aux_heads: config.aux_heads,
-            width: config.width,
+            backbone: config.backbone(),
+            num_classes: config.num_classes(),
+            aux_heads: config.aux_heads(),
+            width: config.width(),
             classes,
             normalization: Normalization::IMAGENET,
             train_size: None,
@@ -77,8 +80,11 @@ impl ModelInfo {
         }
     }
 
-    pub fn config(&self) -> BiSeNetConfig {
-        BiSeNetConfig::new(self.backbone, self.num_classes)
+    /// The network the file describes (its metadata checked by [`read_info`]).
+    pub fn config(&self) -> NetworkConfig {
+        let architecture = Architecture::from_name(&self.architecture).unwrap_or_default();
+        let backbone = self.backbone.unwrap_or(BackboneKind::Xception39);
+        NetworkConfig::new(architecture, backbone, self.num_classes)
             .with_aux_heads(self.aux_heads)
             .with_width(self.width)
     }
@@ -126,17 +132,14 @@ pub enum WeightsError {
     MissingMetadata,
     #[error("the `{METADATA_KEY}` metadata is malformed: {0}")]
     BadMetadata(String),
-    #[error("the file holds a `{found}` model, but this tool runs `{ARCHITECTURE}`")]
+    #[error("the file holds a `{found}` model, but this tool runs `bisenet-v1` and `bisenet-v2`")]
     WrongArchitecture { found: String },
     #[error(
         "the file uses format version {found}, this build reads version {FORMAT_VERSION}: update bisenet"
     )]
     UnsupportedVersion { found: u32 },
-    #[error("the weights do not fit the {backbone} BiSeNet they describe: {details}")]
-    Mismatch {
-        backbone: BackboneKind,
-        details: String,
-    },
+    #[error("the weights do not fit the {network} they describe: {details}")]
+    Mismatch { network: String, details: String },
     #[error("the model predicts {found} classes, but {expected} are needed here ({context})")]
     WrongClassCount {
         expected: usize,
@@ -150,7 +153,7 @@ pub enum WeightsError {
 /// A model with its metadata, as read from a weights file.
 #[derive(Debug)]
 pub struct LoadedModel {
-    pub model: BiSeNet,
+    pub model: Network,
     pub info: ModelInfo,
 }
 
@@ -178,10 +181,15 @@ pub(crate) fn backbone_key(backbone: BackboneKind) -> &'static str {
 }
 
 /// The names that differ between burn's module paths and the PyTorch state dict, as plain
-/// `(burn, pytorch)` segments: the backbone field (`backbone` vs `resnet`/`xception`) and the
-/// residual projection (`downsample.conv/bn` vs the `nn.Sequential` indices `downsample.0/1`).
-fn name_pairs(backbone: BackboneKind) -> [(String, String); 3] {
-    [
+/// `(burn, pytorch)` segments: for V1, the backbone field (`backbone` vs `resnet`/`xception`)
+/// and the residual projection (`downsample.conv/bn` vs the `nn.Sequential` indices
+/// `downsample.0/1`). V2 files keep this crate's parameter paths (`bisenet import` maps the
+/// PyTorch implementation's names onto them).
+fn name_pairs(backbone: Option<BackboneKind>) -> Vec<(String, String)> {
+    let Some(backbone) = backbone else {
+        return Vec::new();
+    };
+    vec![
         (
             "cp.backbone.".to_owned(),
             format!("cp.{}.", backbone_key(backbone)),
@@ -193,16 +201,19 @@ fn name_pairs(backbone: BackboneKind) -> [(String, String); 3] {
 
 /// The renames of [`name_pairs`] as `(pattern, replacement)` regex pairs for burn-store, in
 /// the given direction.
-pub(crate) fn renames(backbone: BackboneKind, to_pytorch: bool) -> [(String, String); 3] {
-    name_pairs(backbone).map(|(burn, torch)| {
-        let (from, to) = if to_pytorch {
-            (burn, torch)
-        } else {
-            (torch, burn)
-        };
-        let anchor = if from.starts_with("cp.") { "^" } else { "" };
-        (format!("{anchor}{}", escape_regex(&from)), to)
-    })
+pub(crate) fn renames(backbone: Option<BackboneKind>, to_pytorch: bool) -> Vec<(String, String)> {
+    name_pairs(backbone)
+        .into_iter()
+        .map(|(burn, torch)| {
+            let (from, to) = if to_pytorch {
+                (burn, torch)
+            } else {
+                (torch, burn)
+            };
+            let anchor = if from.starts_with("cp.") { "^" } else { "" };
+            (format!("{anchor}{}", escape_regex(&from)), to)
+        })
+        .collect()
 }
 
 /// Escapes `text` for use as a literal inside a regex.
@@ -219,7 +230,7 @@ pub(crate) fn escape_regex(text: &str) -> String {
 
 /// A burn module path as the PyTorch state dict names it, for messages users can match
 /// against their checkpoint.
-fn pytorch_name(path: &str, backbone: BackboneKind) -> String {
+fn pytorch_name(path: &str, backbone: Option<BackboneKind>) -> String {
     name_pairs(backbone)
         .iter()
         .fold(path.to_owned(), |name, (burn, torch)| {
@@ -229,7 +240,7 @@ fn pytorch_name(path: &str, backbone: BackboneKind) -> String {
 
 /// Serialises a model and its metadata to safetensors bytes.
 pub fn to_bytes(
-    model: &BiSeNet,
+    model: &Network,
     info: &ModelInfo,
     precision: Precision,
 ) -> Result<Vec<u8>, WeightsError> {
@@ -240,11 +251,13 @@ pub fn to_bytes(
                 .to_owned(),
         ));
     }
+    let config = model.config();
     let mut info = info.clone();
+    info.architecture = config.architecture().name().to_owned();
     info.aux_heads = model.has_aux_heads();
-    info.backbone = model.backbone();
+    info.backbone = config.backbone();
     info.num_classes = model.num_classes();
-    info.width = model.config().width;
+    info.width = config.width();
     let json = serde_json::to_string(&info).map_err(|e| WeightsError::Write(e.to_string()))?;
     let store = SafetensorsStore::from_bytes(None)
         .skip_enum_variants(true)
@@ -284,10 +297,18 @@ pub fn read_info(bytes: &[u8]) -> Result<ModelInfo, WeightsError> {
         .ok_or(WeightsError::MissingMetadata)?;
     let info: ModelInfo =
         serde_json::from_str(json).map_err(|e| WeightsError::BadMetadata(e.to_string()))?;
-    if info.architecture != ARCHITECTURE {
-        return Err(WeightsError::WrongArchitecture {
-            found: info.architecture,
-        });
+    match Architecture::from_name(&info.architecture) {
+        None => {
+            return Err(WeightsError::WrongArchitecture {
+                found: info.architecture,
+            });
+        }
+        Some(Architecture::V1) if info.backbone.is_none() => {
+            return Err(WeightsError::BadMetadata(
+                "a bisenet-v1 model without a backbone".to_owned(),
+            ));
+        }
+        Some(_) => {}
     }
     if info.format_version != FORMAT_VERSION {
         return Err(WeightsError::UnsupportedVersion {
@@ -344,9 +365,10 @@ fn first_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
 /// into one error that names them, so a bad file is refused with all its problems at once.
 pub(crate) fn refuse_mismatches(
     result: &ApplyResult,
-    backbone: BackboneKind,
+    config: &NetworkConfig,
     ignore: impl Fn(&str) -> bool,
 ) -> Result<(), WeightsError> {
+    let backbone = config.backbone();
     let mut problems = Vec::new();
     if !result.missing.is_empty() {
         let names: Vec<_> = result
@@ -388,7 +410,7 @@ pub(crate) fn refuse_mismatches(
         Ok(())
     } else {
         Err(WeightsError::Mismatch {
-            backbone,
+            network: config.describe(),
             details: problems.join("; "),
         })
     }
@@ -397,7 +419,8 @@ pub(crate) fn refuse_mismatches(
 /// Builds the model a weights file describes and loads its tensors, on `device`.
 pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<LoadedModel, WeightsError> {
     let info = read_info(&bytes)?;
-    let mut model = info.config().init(device);
+    let config = info.config();
+    let mut model = config.init(device);
     // Partial loads and validation are allowed here only so that every missing, unexpected and
     // mis-shaped tensor is reported at once below; any of them refuses the file.
     // Whatever float type the file stores (f16 for shipped models, f32 for checkpoints), the
@@ -414,10 +437,10 @@ pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<LoadedModel, Weight
     let result = model
         .load_from(&mut store)
         .map_err(|e| WeightsError::Mismatch {
-            backbone: info.backbone,
+            network: config.describe(),
             details: e.to_string(),
         })?;
-    refuse_mismatches(&result, info.backbone, |_| false)?;
+    refuse_mismatches(&result, &config, |_| false)?;
     Ok(LoadedModel { model, info })
 }
 
@@ -440,7 +463,7 @@ mod files {
     /// Writes a weights file atomically: a temporary sibling, fsync, then rename, so an
     /// interrupted write never leaves a half-written model at `path`.
     pub fn save(
-        model: &BiSeNet,
+        model: &Network,
         info: &ModelInfo,
         precision: Precision,
         path: &Path,

@@ -241,7 +241,7 @@ fn bench_times_every_stage_and_writes_comparable_json() {
     assert_eq!(sizes, ["64x96", "45x67"], "sizes are height x width");
     for r in results {
         assert_eq!(r["backend"], "flex");
-        assert_eq!(r["backbone"], "xception39");
+        assert_eq!(r["network"], "xception39");
         let total = &r["total_ms"];
         let [min, median, max] = ["min", "median", "max"].map(|k| total[k].as_f64().unwrap());
         assert!(0.0 < min && min <= median && median <= max, "{total}");
@@ -263,4 +263,114 @@ fn bench_times_every_stage_and_writes_comparable_json() {
     let bad = bisenet(&["bench", "--sizes", "360"]);
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("WIDTHxHEIGHT") || stderr(&bad).contains("expected"));
+}
+
+/// A BiSeNet V2 file says what it is, and every command takes it without being told:
+/// `init --arch v2`, `info`, `segment`, `bench`, `train --arch v2` (then `eval` of its best
+/// model), and `import` of a checkpoint of the widely used PyTorch implementation.
+#[test]
+fn bisenet_v2_runs_through_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("v2.safetensors");
+    let weights = weights.to_str().unwrap();
+    let out = bisenet(&["init", "--arch", "v2", "--classes", "camvid", "-o", weights]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("BiSeNet V2"), "{}", stdout(&out));
+
+    let out = bisenet(&["info", "--weights", weights]);
+    let text = stdout(&out);
+    assert!(text.contains("bisenet-v2"), "{text}");
+    // 3,358,627 at 19 classes, less 8 classes of the 1024-channel classifier (1024 + 1 each).
+    assert!(
+        text.contains("3350427"),
+        "V2 at 11 classes without boosters: {text}"
+    );
+    assert!(!text.contains("backbone"), "V2 has no backbone: {text}");
+
+    let image = dir.path().join("street.png");
+    write_rgb(&image, 90, 70);
+    let labels = dir.path().join("labels");
+    let out = bisenet(&[
+        "segment",
+        image.to_str().unwrap(),
+        "--weights",
+        weights,
+        "--output",
+        "labels",
+        "-o",
+        labels.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = image::open(labels.join("street.png")).unwrap();
+    assert_eq!((written.width(), written.height()), (90, 70));
+
+    let out = bisenet(&[
+        "bench", "--arch", "v2", "--sizes", "64x96", "--iters", "1", "--warmup", "0",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("bisenet-v2"), "{}", stdout(&out));
+
+    let data = dir.path().join("data");
+    common::folder_dataset(&data, 4, 64, 48);
+    let run = dir.path().join("run");
+    let out = bisenet(&[
+        "train",
+        "--arch",
+        "v2",
+        "--dataset",
+        "folder",
+        "--root",
+        data.to_str().unwrap(),
+        "--split",
+        "train",
+        "--val-split",
+        "val",
+        "--batch",
+        "2",
+        "--crop",
+        "48x32",
+        "--iters",
+        "2",
+        "--warmup",
+        "1",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let best = run.join("best.safetensors");
+    let out = bisenet(&["info", "--weights", best.to_str().unwrap()]);
+    assert!(stdout(&out).contains("bisenet-v2"), "{}", stdout(&out));
+    let out = bisenet(&[
+        "eval",
+        "--dataset",
+        "folder",
+        "--root",
+        data.to_str().unwrap(),
+        "--split",
+        "val",
+        "--weights",
+        best.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("mIoU"), "{}", stdout(&out));
+
+    let checkpoint = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/torch_reference/bisenetv2.pth"
+    );
+    let imported = dir.path().join("imported.safetensors");
+    let out = bisenet(&[
+        "import",
+        checkpoint,
+        "--classes",
+        "camvid",
+        "-o",
+        imported.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("BiSeNet V2 (width 0.0625)"),
+        "{}",
+        stdout(&out)
+    );
 }

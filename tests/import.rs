@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use bisenet::classes::ClassSet;
 use bisenet::import::{ImportError, ImportOptions, import_pytorch};
-use bisenet::model::BiSeNet;
+use bisenet::model::Network;
 use bisenet::preprocess::Normalization;
 use bisenet::weights::{self, WeightsError};
 use burn::prelude::*;
@@ -50,7 +50,7 @@ fn read_tensor(file: &Path, name: &str) -> (Vec<f32>, [usize; 4]) {
 /// Runs `model` on the reference input `{backbone}.input.{size}` of `parity` and checks its
 /// logits against PyTorch's: max |difference| <= 1e-3 and the same argmax on >= 99.9 % of the
 /// pixels. Returns the max difference.
-fn check_parity(model: &BiSeNet, parity: &Path, backbone: &str, size: &str) -> f32 {
+fn check_parity(model: &Network, parity: &Path, backbone: &str, size: &str) -> f32 {
     let device = Device::flex();
     let (input, input_shape) = read_tensor(parity, &format!("{backbone}.input.{size}"));
     let (expected, shape) = read_tensor(parity, &format!("{backbone}.logits.{size}"));
@@ -193,7 +193,7 @@ fn cli_import_writes_a_file_that_runs_like_pytorch() {
         output.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("resnet18 BiSeNet (width 0.0625)"));
+    assert!(stdout(&out).contains("BiSeNet V1 (resnet18) (width 0.0625)"));
 
     let loaded = weights::load(&output, &Device::flex()).unwrap();
     assert_eq!(loaded.info.normalization.mean, [0.3257, 0.3690, 0.3223]);

@@ -146,7 +146,7 @@ fn folding_batch_norms_keeps_the_function() {
         let net = model(backbone, 11, false);
         let x = Tensor::<4>::random([1, 3, 64, 80], burn::tensor::Distribution::Default, &device);
         let plain = net.forward(x.clone()).logits;
-        let folded = net.fold_batch_norms();
+        let folded = bisenet::model::Network::from(net.fold_batch_norms());
         assert!(folded.is_folded());
         let info = bisenet::weights::ModelInfo::new(
             &folded.config(),

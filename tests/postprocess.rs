@@ -1,7 +1,7 @@
 //! The fused CPU labelling (bilinear upsampling + argmax) against burn's tensor ops.
 
 use bisenet::classes::ClassSet;
-use bisenet::model::{BackboneKind, BiSeNetConfig};
+use bisenet::model::{BackboneKind, BiSeNetConfig, NetworkConfig};
 use bisenet::postprocess::upsample_argmax;
 use bisenet::preprocess::{Frame, PixelFormat};
 use bisenet::segmenter::Segmenter;
@@ -62,7 +62,9 @@ fn fused_upsample_argmax_matches_resize_then_argmax() {
 #[test]
 fn segmenter_labels_the_same_on_the_cpu_and_with_tensor_ops() {
     let device = Device::flex();
-    let config = BiSeNetConfig::new(BackboneKind::Xception39, 11).with_aux_heads(false);
+    let config: NetworkConfig = BiSeNetConfig::new(BackboneKind::Xception39, 11)
+        .with_aux_heads(false)
+        .into();
     let loaded = LoadedModel {
         model: config.init(&device),
         info: ModelInfo::new(&config, ClassSet::camvid()),

@@ -1,13 +1,14 @@
 //! The weights file: round trips, PyTorch state-dict names, and every kind of bad file.
 
 use bisenet::classes::ClassSet;
-use bisenet::model::{BackboneKind, BiSeNet, BiSeNetConfig};
+use bisenet::model::v2::BiSeNetV2Config;
+use bisenet::model::{BackboneKind, BiSeNetConfig, Network, NetworkConfig};
 use bisenet::weights::{self, ModelInfo, Precision, WeightsError};
 use burn::module::ModuleVisitor;
 use burn::prelude::*;
 
-fn model(backbone: BackboneKind, aux: bool) -> (BiSeNet, ModelInfo) {
-    let config = BiSeNetConfig::new(backbone, 11).with_aux_heads(aux);
+fn model(backbone: BackboneKind, aux: bool) -> (Network, ModelInfo) {
+    let config: NetworkConfig = BiSeNetConfig::new(backbone, 11).with_aux_heads(aux).into();
     let info = ModelInfo::new(&config, ClassSet::camvid());
     (config.init(&Device::flex()), info)
 }
@@ -21,14 +22,14 @@ impl ModuleVisitor for Tensors {
     }
 }
 
-fn tensors(model: &BiSeNet) -> Vec<Vec<f32>> {
+fn tensors(model: &Network) -> Vec<Vec<f32>> {
     let mut visitor = Tensors(Vec::new());
     model.visit(&mut visitor);
     visitor.0
 }
 
 /// Gives the running statistics non-trivial values so the round trip checks them too.
-fn perturbed(model: BiSeNet) -> BiSeNet {
+fn perturbed(model: Network) -> Network {
     let device = Device::flex();
     let x = Tensor::<4>::random(
         [2, 3, 64, 96],
@@ -47,10 +48,24 @@ fn f32_round_trip_is_exact() {
         let model = perturbed(model);
         let bytes = weights::to_bytes(&model, &info, Precision::F32).unwrap();
         let loaded = weights::from_bytes(bytes, &Device::flex()).unwrap();
-        assert_eq!(loaded.info.backbone, backbone);
+        assert_eq!(loaded.info.backbone, Some(backbone));
         assert!(loaded.model.has_aux_heads());
         assert_eq!(tensors(&model), tensors(&loaded.model), "{backbone}");
     }
+}
+
+#[test]
+fn bisenet_v2_round_trips_and_says_so() {
+    let config: NetworkConfig = BiSeNetV2Config::new(11).with_width(0.25).into();
+    let info = ModelInfo::new(&config, ClassSet::camvid());
+    let model = perturbed(config.init(&Device::flex()));
+    let bytes = weights::to_bytes(&model, &info, Precision::F32).unwrap();
+    let loaded = weights::from_bytes(bytes, &Device::flex()).unwrap();
+    assert_eq!(loaded.info.architecture, "bisenet-v2");
+    assert_eq!(loaded.info.backbone, None);
+    assert!(matches!(loaded.model, Network::V2(_)));
+    assert!(loaded.model.has_aux_heads());
+    assert_eq!(tensors(&model), tensors(&loaded.model));
 }
 
 #[test]
@@ -182,12 +197,17 @@ fn safetensors_without_our_metadata_is_refused() {
 #[test]
 fn wrong_architecture_and_version_are_refused() {
     let bytes = small_file();
-    let v2 = with_metadata(&bytes, |info| info["architecture"] = "bisenet-v2".into());
-    let err = load_err(v2);
+    let unknown = with_metadata(&bytes, |info| info["architecture"] = "bisenet-v3".into());
+    let err = load_err(unknown);
     assert!(
         matches!(err, WeightsError::WrongArchitecture { .. }),
         "{err}"
     );
+    // A V1 file whose metadata claims V2: the tensors do not fit, and the error says so.
+    let relabelled = with_metadata(&bytes, |info| info["architecture"] = "bisenet-v2".into());
+    let err = load_err(relabelled);
+    assert!(matches!(err, WeightsError::Mismatch { .. }), "{err}");
+    assert!(err.to_string().contains("BiSeNet V2"), "{err}");
     let future = with_metadata(&bytes, |info| info["format_version"] = 99.into());
     assert!(matches!(
         load_err(future),

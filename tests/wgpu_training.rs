@@ -9,7 +9,7 @@
 #![cfg(feature = "wgpu")]
 
 use bisenet::data::Batch;
-use bisenet::model::{BackboneKind, BiSeNet, BiSeNetConfig};
+use bisenet::model::{BackboneKind, BiSeNetConfig, Network, NetworkConfig};
 use bisenet::train::{OhemCrossEntropy, optimizer, step};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -38,7 +38,7 @@ fn batch(device: &Device, [n, h, w]: [usize; 3], classes: usize) -> Batch {
 }
 
 /// `initial`'s weights in a fresh network on `device`'s autodiff form.
-fn trainable_copy(initial: &BiSeNet, device: &Device) -> BiSeNet {
+fn trainable_copy(initial: &Network, device: &Device) -> Network {
     initial
         .config()
         .init(&device.clone().autodiff())
@@ -70,12 +70,12 @@ impl ModuleVisitor for GradientsByName<'_> {
 }
 
 /// The loss of one forward pass (main and auxiliary heads) and every parameter's gradient.
-fn loss_and_gradients(model: &BiSeNet, device: &Device) -> (f32, Vec<(String, Vec<f32>)>) {
+fn loss_and_gradients(model: &Network, device: &Device) -> (f32, Vec<(String, Vec<f32>)>) {
     let batch = batch(&device.clone().autodiff(), SIZE, model.num_classes());
     let output = model.forward(batch.images);
     let loss_fn = OhemCrossEntropy::default();
     let mut loss = loss_fn.forward(output.logits, batch.labels.clone());
-    for aux in output.aux.expect("a training network has auxiliary heads") {
+    for aux in output.aux {
         loss = loss + loss_fn.forward(aux, batch.labels.clone());
     }
     let value = loss.clone().into_scalar();
@@ -90,7 +90,7 @@ fn loss_and_gradients(model: &BiSeNet, device: &Device) -> (f32, Vec<(String, Ve
 }
 
 /// The losses of `STEPS` SGD steps from `initial` on one batch, on `device`.
-fn losses(initial: &BiSeNet, device: &Device) -> Vec<f32> {
+fn losses(initial: &Network, device: &Device) -> Vec<f32> {
     let mut model = trainable_copy(initial, device);
     let mut optim = optimizer(0.9, 5e-4);
     let loss_fn = OhemCrossEntropy::default();
@@ -110,7 +110,7 @@ fn training_on_wgpu_matches_the_cpu() {
     let cpu = Device::flex();
     for backbone in [BackboneKind::Xception39, BackboneKind::ResNet18] {
         // Weights are drawn once, on the CPU, and copied: both sides start equal.
-        let initial = BiSeNetConfig::new(backbone, 11).init(&cpu);
+        let initial = NetworkConfig::from(BiSeNetConfig::new(backbone, 11)).init(&cpu);
 
         let (cpu_loss, cpu_grads) = loss_and_gradients(&trainable_copy(&initial, &cpu), &cpu);
         let (gpu_loss, gpu_grads) = loss_and_gradients(&trainable_copy(&initial, &gpu), &gpu);

@@ -5,7 +5,7 @@ use bisenet::bench::{
     InferenceResult, Repeats, TrainResult, TrainStep, bench_inference, bench_train_step,
 };
 use bisenet::classes::ClassSet;
-use bisenet::model::{BackboneKind, BiSeNetConfig};
+use bisenet::model::{BackboneKind, NetworkConfig};
 use bisenet::segmenter::Segmenter;
 use bisenet::weights::{LoadedModel, ModelInfo};
 use clap::Args;
@@ -15,7 +15,10 @@ pub struct BenchArgs {
     /// Where the network runs.
     #[arg(long, value_enum, default_value_t = super::Backend::Flex)]
     backend: super::Backend,
-    /// Backbone of a freshly initialised network (speed does not depend on the weights).
+    /// BiSeNet V1 or V2, freshly initialised (speed does not depend on the weights).
+    #[arg(long, value_enum, default_value_t, conflicts_with = "weights")]
+    arch: super::ArchArg,
+    /// V1's backbone of a freshly initialised network.
     #[arg(long, default_value = "resnet18", conflicts_with = "weights")]
     backbone: BackboneKind,
     /// Time this weights file's network instead.
@@ -62,7 +65,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let loaded = match &args.weights {
         Some(path) => super::load_weights(Some(path), &device)?.1,
         None => {
-            let config = BiSeNetConfig::new(args.backbone, args.classes).with_aux_heads(false);
+            let config = NetworkConfig::new(args.arch.architecture(), args.backbone, args.classes)
+                .with_aux_heads(false);
             LoadedModel {
                 model: config.init(&device),
                 info: ModelInfo::new(&config, ClassSet::generic(args.classes)),
@@ -89,7 +93,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     for &size in &args.sizes {
         bar.set_message(format!(
             "{} {}x{}",
-            segmenter.model.backbone(),
+            segmenter.model.config().short_name(),
             size[0],
             size[1]
         ));
@@ -101,8 +105,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.train_batch > 0 {
         bar.set_message("training step");
         let spec = TrainStep {
-            backbone: segmenter.model.backbone(),
-            num_classes: segmenter.model.num_classes(),
+            network: segmenter.model.config(),
             batch: args.train_batch,
             crop: args.train_crop,
         };
@@ -119,7 +122,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     println!(
         "{:<8} {:<10} {:>10} {:>9} {:>9} {:>9} {:>11} {:>9} {:>9} {:>7}",
         "backend",
-        "backbone",
+        "network",
         "HxW",
         "total ms",
         "min",
@@ -133,7 +136,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         println!(
             "{:<8} {:<10} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>11.1} {:>9.1} {:>9.1} {:>7.2}",
             r.backend,
-            r.backbone.name(),
+            r.network,
             r.size,
             r.total_ms.median,
             r.total_ms.min,
@@ -147,7 +150,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     for t in &train {
         println!(
             "training step: {} {} batch {} at {}: median {:.0} ms (min {:.0}, max {:.0})",
-            t.backend, t.backbone, t.batch, t.crop, t.step_ms.median, t.step_ms.min, t.step_ms.max
+            t.backend, t.network, t.batch, t.crop, t.step_ms.median, t.step_ms.min, t.step_ms.max
         );
     }
     if let Some(path) = &args.json {

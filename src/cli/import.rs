@@ -70,9 +70,9 @@ pub fn run(args: ImportArgs) -> Result<()> {
         .with_context(|| format!("writing {}", args.output.display()))?;
     let info = &loaded.info;
     println!(
-        "wrote {}: {} BiSeNet (width {}), {} classes, {} parameters, mean {:?}, std {:?}",
+        "wrote {}: {} (width {}), {} classes, {} parameters, mean {:?}, std {:?}",
         args.output.display(),
-        info.backbone,
+        info.config().describe(),
         info.width,
         info.num_classes,
         loaded.model.num_trainable_params(),

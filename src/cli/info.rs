@@ -24,7 +24,9 @@ pub fn run(args: InfoArgs) -> Result<()> {
         "architecture:   {} (format v{})",
         info.architecture, info.format_version
     );
-    println!("backbone:       {}", info.backbone);
+    if let Some(backbone) = info.backbone {
+        println!("backbone:       {backbone}");
+    }
     if info.width != 1.0 {
         println!("width:          {}x", info.width);
     }
@@ -32,7 +34,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
         println!("input sizes:    rounded up to multiples of {multiple}");
     }
     println!(
-        "parameters:     {} ({} aux heads)",
+        "parameters:     {} ({} training heads)",
         loaded.model.num_trainable_params(),
         if info.aux_heads { "with" } else { "without" }
     );

@@ -88,6 +88,25 @@ impl DatasetArg {
     }
 }
 
+/// Which BiSeNet a fresh network is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ArchArg {
+    /// BiSeNet V1: Spatial Path + Context Path on `--backbone`.
+    #[default]
+    V1,
+    /// BiSeNet V2: Detail Branch + Semantic Branch (no backbone), built to train from scratch.
+    V2,
+}
+
+impl ArchArg {
+    pub fn architecture(self) -> bisenet::model::Architecture {
+        match self {
+            ArchArg::V1 => bisenet::model::Architecture::V1,
+            ArchArg::V2 => bisenet::model::Architecture::V2,
+        }
+    }
+}
+
 /// Where the network runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Backend {

@@ -20,7 +20,10 @@ pub struct TrainArgs {
     split: String,
     #[arg(long, default_value = "val")]
     val_split: String,
-    /// Context-path backbone: resnet18 or xception39.
+    /// BiSeNet V1 or V2.
+    #[arg(long, value_enum, default_value_t)]
+    arch: super::ArchArg,
+    /// V1's context-path backbone: resnet18 or xception39.
     #[arg(long, default_value = "xception39")]
     backbone: BackboneKind,
     /// Training iterations (batches).
@@ -91,6 +94,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         root: args.root.clone(),
         train_split: args.split.clone(),
         val_split: args.val_split.clone(),
+        architecture: args.arch.architecture(),
         backbone: args.backbone,
         iterations,
         batch_size: args.batch,

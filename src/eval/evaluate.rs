@@ -4,7 +4,7 @@ use burn::tensor::activation::softmax;
 use super::ConfusionMatrix;
 use crate::data::{DataError, Dataset, LabelPolicy, load_parallel};
 use crate::image_io::frame;
-use crate::model::BiSeNet;
+use crate::model::Network;
 use crate::model::upsample::resize_bilinear;
 use crate::postprocess::{ids_from_data, labels_from_logits, labels_on_cpu};
 use crate::preprocess::{Normalization, frame_to_tensor, round_up_to_multiple};
@@ -46,7 +46,7 @@ impl EvalOptions {
 /// resolution. `progress` is called after each image. The first bad sample stops the run
 /// with an error naming its file.
 pub fn evaluate(
-    model: &BiSeNet,
+    model: &Network,
     dataset: &Dataset,
     norm: &Normalization,
     options: &EvalOptions,
@@ -79,7 +79,7 @@ fn run_size(size: [usize; 2], scale: f32, options: &EvalOptions) -> [usize; 2] {
 /// Class ids at `size`, row-major. On the CPU backend, single-scale labels come from the
 /// low-resolution logits through the fused [`labels_from_logits`], as in the segmenter.
 fn predict_ids(
-    model: &BiSeNet,
+    model: &Network,
     input: Tensor<4>,
     size: [usize; 2],
     options: &EvalOptions,
@@ -95,7 +95,7 @@ fn predict_ids(
 /// Class ids `[1, H, W]`; with several scales or flipping, the argmax of the summed class
 /// probabilities of every variant (the standard multi-scale + flip evaluation).
 pub fn predict_averaged(
-    model: &BiSeNet,
+    model: &Network,
     input: Tensor<4>,
     size: [usize; 2],
     options: &EvalOptions,

@@ -14,7 +14,7 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::TrainConfig;
-use crate::model::BiSeNet;
+use crate::model::Network;
 use crate::weights::write_atomically;
 
 /// Progress saved with each checkpoint.
@@ -47,7 +47,7 @@ fn io_error(context: impl std::fmt::Display, error: impl std::fmt::Display) -> s
 /// Writes a checkpoint of `model`, `optimizer` and `state` under `run_dir`.
 pub fn save(
     run_dir: &Path,
-    model: &BiSeNet,
+    model: &Network,
     optimizer: &ModuleOptimizer,
     state: &TrainState,
 ) -> std::io::Result<()> {
@@ -55,9 +55,13 @@ pub fn save(
     let dir = run_dir.join("checkpoints").join(&name);
     std::fs::create_dir_all(&dir)?;
     let mut store = BurnpackStore::from_bytes(None);
-    model
-        .save_into(&mut store)
-        .map_err(|e| io_error("serialising the model", e))?;
+    // The architecture's own module, so parameter paths carry no enum variant (and V1
+    // checkpoints written before V2 existed still load).
+    match model {
+        Network::V1(model) => model.save_into(&mut store),
+        Network::V2(model) => model.save_into(&mut store),
+    }
+    .map_err(|e| io_error("serialising the model", e))?;
     let model_bytes = store
         .get_bytes()
         .map_err(|e| io_error("serialising the model", e))?;
@@ -124,14 +128,16 @@ pub fn load_state(checkpoint: &Path) -> std::io::Result<TrainState> {
 /// built ones of the same architecture.
 pub fn load(
     checkpoint: &Path,
-    mut model: BiSeNet,
+    mut model: Network,
     optimizer: ModuleOptimizer,
-) -> std::io::Result<(BiSeNet, ModuleOptimizer)> {
+) -> std::io::Result<(Network, ModuleOptimizer)> {
     let model_bytes = std::fs::read(checkpoint.join(MODEL_FILE))?;
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(model_bytes)));
-    model
-        .load_from(&mut store)
-        .map_err(|e| io_error(checkpoint.join(MODEL_FILE).display(), e))?;
+    match &mut model {
+        Network::V1(model) => model.load_from(&mut store),
+        Network::V2(model) => model.load_from(&mut store),
+    }
+    .map_err(|e| io_error(checkpoint.join(MODEL_FILE).display(), e))?;
     let optimizer_bytes = std::fs::read(checkpoint.join(OPTIMIZER_FILE))?;
     let optimizer = optimizer
         .from_bytes(Bytes::from_bytes_vec(optimizer_bytes))

@@ -31,7 +31,7 @@ use crate::data::{
     load_parallel,
 };
 use crate::eval::{EvalOptions, Metrics, evaluate};
-use crate::model::{BackboneKind, BiSeNet, BiSeNetConfig};
+use crate::model::{Architecture, BackboneKind, Network, NetworkConfig};
 use crate::preprocess::Normalization;
 use crate::weights::{self, ModelInfo, Precision};
 
@@ -42,6 +42,10 @@ pub struct TrainConfig {
     pub root: PathBuf,
     pub train_split: String,
     pub val_split: String,
+    /// BiSeNet V1 or V2 (runs saved before V2 existed are V1).
+    #[serde(default)]
+    pub architecture: Architecture,
+    /// V1's context-path backbone (ignored by V2).
     pub backbone: BackboneKind,
     pub iterations: usize,
     pub batch_size: usize,
@@ -170,7 +174,7 @@ impl TrainConfig {
                 crop_w,
                 crop_h,
                 needed as f64 / 1e9,
-                self.backbone,
+                self.network().describe(),
                 available as f64 / 1e9
             )));
         }
@@ -190,12 +194,18 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The network this run trains (before the class count is known).
+    fn network(&self) -> NetworkConfig {
+        NetworkConfig::new(self.architecture, self.backbone, 1)
+    }
+
     /// Peak memory of a training step, from measurements on the flex backend: about 1.0 KB per
-    /// input pixel of the batch for Xception39 and 1.5 KB for ResNet18, plus a fixed 0.3 GB.
+    /// input pixel of the batch for V1-Xception39 and 1.5 KB for V1-ResNet18 and for V2, plus a
+    /// fixed 0.3 GB.
     pub fn estimated_peak_memory(&self) -> u64 {
-        let per_pixel: u64 = match self.backbone {
-            BackboneKind::Xception39 => 1_000,
-            BackboneKind::ResNet18 => 1_500,
+        let per_pixel: u64 = match self.network().backbone() {
+            Some(BackboneKind::Xception39) => 1_000,
+            Some(BackboneKind::ResNet18) | None => 1_500,
         };
         let pixels = (self.batch_size * self.crop[0] * self.crop[1]) as u64;
         300_000_000 + pixels * per_pixel
@@ -215,10 +225,17 @@ impl TrainConfig {
             }
         };
         check(
-            "backbone",
-            saved.backbone.to_string(),
-            self.backbone.to_string(),
+            "architecture",
+            saved.architecture.name().to_owned(),
+            self.architecture.name().to_owned(),
         )?;
+        if self.architecture == Architecture::V1 {
+            check(
+                "backbone",
+                saved.backbone.to_string(),
+                self.backbone.to_string(),
+            )?;
+        }
         check("dataset", saved.dataset.clone(), self.dataset.clone())?;
         check(
             "batch",
@@ -261,22 +278,20 @@ pub fn optimizer(momentum: f64, weight_decay: f32) -> ModuleOptimizer {
 /// (auxiliary ones weighted by `aux_weight`), backward, update. Returns the updated model and
 /// the loss.
 pub fn step(
-    model: BiSeNet,
+    model: Network,
     optim: &mut ModuleOptimizer,
     batch: Batch,
     loss_fn: &OhemCrossEntropy,
     aux_weight: f32,
     lr: f64,
-) -> (BiSeNet, f32) {
+) -> (Network, f32) {
     let output = model.forward(batch.images);
     let mut loss = loss_fn.forward(output.logits, batch.labels.clone());
-    if let Some(aux) = output.aux {
-        for logits in aux {
-            loss = loss
-                + loss_fn
-                    .forward(logits, batch.labels.clone())
-                    .mul_scalar(aux_weight);
-        }
+    for logits in output.aux {
+        loss = loss
+            + loss_fn
+                .forward(logits, batch.labels.clone())
+                .mul_scalar(aux_weight);
     }
     let loss_value: f32 = loss.clone().into_scalar();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -314,7 +329,7 @@ pub fn train(
     // Seeds burn's generator, so initial weights depend only on the seed.
     device.seed(config.seed);
     let num_classes = train_set.classes.len();
-    let model_config = BiSeNetConfig::new(config.backbone, num_classes);
+    let model_config = NetworkConfig::new(config.architecture, config.backbone, num_classes);
     let mut model = model_config.init(&device);
     let mut optim = optimizer(config.momentum, config.weight_decay);
     let mut state = TrainState {

@@ -241,10 +241,12 @@ test('the fake webcam produces labelled frames at a non-zero rate', { skip: !has
   }
 });
 
-test('an imported PyTorch model runs in the page via ?model= and matches the CLI', async () => {
+/** Imports a fixture checkpoint with the CLI, serves it to the page with `?model=` and checks
+ * the page's labels against `bisenet segment`'s. */
+async function importedModelMatchesCli(checkpoint) {
   const dir = await scratchDir('import-');
   const weights = join(dir, 'imported.safetensors');
-  execFileSync(BINARY, ['import', join(ROOT, 'tests/fixtures/torch_reference/resnet18.pth'),
+  execFileSync(BINARY, ['import', join(ROOT, 'tests/fixtures/torch_reference', checkpoint),
     '--classes', 'camvid', '--mean', '0.3257,0.3690,0.3223', '--std', '0.2112,0.2148,0.2115', '-o', weights]);
   const image = join(dir, 'pattern.png');
   execFileSync('ffmpeg', ['-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=90x70', '-frames:v', '1', image]);
@@ -266,12 +268,20 @@ test('an imported PyTorch model runs in the page via ?model= and matches the CLI
       && document.body.dataset.state === 'ready');
     const labels = await pageLabels(page);
     const match = agreement(labels, native.data);
-    console.log(`imported model, page vs native CLI: ${(match * 100).toFixed(3)} % of pixels agree`);
+    console.log(`imported ${checkpoint}, page vs native CLI: ${(match * 100).toFixed(3)} % of pixels agree`);
     assert.ok(match >= 0.999, `only ${match} of pixels agree`);
   } finally {
     await context.close();
     imported.server.close();
   }
+}
+
+test('an imported PyTorch BiSeNetV1 runs in the page via ?model= and matches the CLI', async () => {
+  await importedModelMatchesCli('resnet18.pth');
+});
+
+test('an imported PyTorch BiSeNetV2 runs in the page via ?model= and matches the CLI', async () => {
+  await importedModelMatchesCli('bisenetv2.pth');
 });
 
 test('the bench page times every stage per backend and size', async () => {

@@ -116,7 +116,7 @@ def bench_train(backbone, classes, batch, crop, warmup, iters, gen):
         optim.step()
         if run >= warmup:
             times.append((time.perf_counter() - start) * 1e3)
-    return {"backend": "pytorch", "backbone": backbone, "batch": batch, "crop": f"{h}x{w}", "step_ms": stats(times)}
+    return {"backend": "pytorch", "network": backbone, "batch": batch, "crop": f"{h}x{w}", "step_ms": stats(times)}
 
 
 def main():
@@ -140,7 +140,7 @@ def main():
     model = BiSeNetV1(args.classes, args.backbone, aux_heads=False).eval()
     results = []
     for spec in args.sizes.split(","):
-        result = {"backend": "pytorch", "backbone": args.backbone}
+        result = {"backend": "pytorch", "network": args.backbone}
         result.update(bench_inference(model, parse_hw(spec), args.warmup, args.iters, gen))
         results.append(result)
         print(f"pytorch {args.backbone} {result['size']}: {result['total_ms']['median']:.1f} ms "
@@ -149,7 +149,7 @@ def main():
     if args.onnxruntime:
         for spec in args.sizes.split(","):
             result = bench_onnxruntime(model, parse_hw(spec), args.threads, args.warmup, args.iters, gen)
-            result["backbone"] = args.backbone
+            result["network"] = args.backbone
             onnxruntime.append(result)
             print(f"onnxruntime {args.backbone} {result['size']}: {result['total_ms']['median']:.1f} ms "
                   f"(network {result['stages_ms']['network']:.1f})", flush=True)

@@ -165,6 +165,11 @@ impl BiSeNetV2 {
         self
     }
 
+    /// Whether [`Self::fold_batch_norms`] turned this network into its inference-only form.
+    pub fn is_folded(&self) -> bool {
+        self.detail.s1[0].bn.is_none()
+    }
+
     /// The aggregated feature and the semantic stages: `[N, 3, H, W]` -> `[N, 128, H/8, W/8]`.
     fn features(&self, x: Tensor<4>) -> (Tensor<4>, SemanticFeatures) {
         let semantic = self.segment.forward(x.clone());
