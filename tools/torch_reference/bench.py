@@ -19,6 +19,7 @@ import time
 import torch
 
 from bisenet import BiSeNetV1
+from bisenetv2 import BiSeNetV2
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -100,27 +101,39 @@ def bench_onnxruntime(model, size, threads, warmup, iters, gen):
     return {"backend": "onnxruntime", **result}
 
 
-def bench_train(backbone, classes, batch, crop, warmup, iters, gen):
+def build(arch, classes, backbone, aux_heads):
+    """BiSeNet V1 on ``backbone`` or V2, with or without its training heads."""
+    if arch == "v2":
+        return BiSeNetV2(classes, aux_heads=aux_heads)
+    return BiSeNetV1(classes, backbone, aux_heads=aux_heads)
+
+
+def bench_train(arch, backbone, classes, batch, crop, warmup, iters, gen):
     h, w = crop
-    model = BiSeNetV1(classes, backbone).train()
+    model = build(arch, classes, backbone, aux_heads=True).train()
     optim = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     times = []
     for run in range(warmup + iters):
         x = torch.randn(batch, 3, h, w, generator=gen)
         y = torch.randint(0, classes, (batch, h, w), generator=gen)
         start = time.perf_counter()
-        out, aux16, aux32 = model(x)
-        loss = sum(torch.nn.functional.cross_entropy(o, y) for o in (out, aux16, aux32))
+        loss = sum(torch.nn.functional.cross_entropy(o, y) for o in model(x))
         optim.zero_grad()
         loss.backward()
         optim.step()
         if run >= warmup:
             times.append((time.perf_counter() - start) * 1e3)
-    return {"backend": "pytorch", "network": backbone, "batch": batch, "crop": f"{h}x{w}", "step_ms": stats(times)}
+    return {"backend": "pytorch", "network": network_name(arch, backbone), "batch": batch, "crop": f"{h}x{w}", "step_ms": stats(times)}
+
+
+def network_name(arch, backbone):
+    """The name `bisenet bench` gives the network: V1's backbone, or `bisenet-v2`."""
+    return "bisenet-v2" if arch == "v2" else backbone
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="v1", choices=["v1", "v2"])
     parser.add_argument("--backbone", default="resnet18", choices=["resnet18", "xception39"])
     parser.add_argument("--classes", type=int, default=19)
     parser.add_argument("--sizes", default="360x480,720x960,1024x2048", help="HxW list")
@@ -137,25 +150,26 @@ def main():
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # without it libtorch runs 3-8x slower at random here
     gen = torch.Generator().manual_seed(0)
-    model = BiSeNetV1(args.classes, args.backbone, aux_heads=False).eval()
+    model = build(args.arch, args.classes, args.backbone, aux_heads=False).eval()
+    name = network_name(args.arch, args.backbone)
     results = []
     for spec in args.sizes.split(","):
-        result = {"backend": "pytorch", "network": args.backbone}
+        result = {"backend": "pytorch", "network": name}
         result.update(bench_inference(model, parse_hw(spec), args.warmup, args.iters, gen))
         results.append(result)
-        print(f"pytorch {args.backbone} {result['size']}: {result['total_ms']['median']:.1f} ms "
+        print(f"pytorch {name} {result['size']}: {result['total_ms']['median']:.1f} ms "
               f"(network {result['stages_ms']['network']:.1f})", flush=True)
     onnxruntime = []
     if args.onnxruntime:
         for spec in args.sizes.split(","):
             result = bench_onnxruntime(model, parse_hw(spec), args.threads, args.warmup, args.iters, gen)
-            result["network"] = args.backbone
+            result["network"] = name
             onnxruntime.append(result)
-            print(f"onnxruntime {args.backbone} {result['size']}: {result['total_ms']['median']:.1f} ms "
+            print(f"onnxruntime {name} {result['size']}: {result['total_ms']['median']:.1f} ms "
                   f"(network {result['stages_ms']['network']:.1f})", flush=True)
     train = []
     if args.train_batch:
-        train.append(bench_train(args.backbone, args.classes, args.train_batch,
+        train.append(bench_train(args.arch, args.backbone, args.classes, args.train_batch,
                                  parse_hw(args.train_crop), args.warmup, args.iters, gen))
         print(f"pytorch training step: {train[0]['step_ms']['median']:.0f} ms", flush=True)
     if args.json:

@@ -3,7 +3,7 @@ prints the ratio ours / PyTorch per size: the figure that matters, since absolut
 shared machines. Where the `onnxruntime` package is installed, the same network exported to ONNX
 runs in ONNX Runtime too, and the ratio ours / ONNX Runtime is printed beside.
 
-    python tools/torch_reference/compare.py [--backbone resnet18] [--sizes 360x480,1024x2048]
+    python tools/torch_reference/compare.py [--arch v1|v2] [--backbone resnet18] [--sizes 360x480,1024x2048]
         [--iters 10] [--train-batch 4] [--bisenet target/release/bisenet] [--backend flex]
 """
 
@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="v1", choices=["v1", "v2"])
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--backend", default="flex")
     parser.add_argument("--sizes", default="360x480,720x960,1024x2048")
@@ -32,7 +33,7 @@ def main():
     parser.add_argument("--bisenet", default=os.path.join(ROOT, "target/release/bisenet"))
     args = parser.parse_args()
 
-    common = ["--backbone", args.backbone, "--sizes", args.sizes, "--iters", args.iters,
+    common = ["--arch", args.arch, "--backbone", args.backbone, "--sizes", args.sizes, "--iters", args.iters,
               "--warmup", args.warmup, "--train-batch", args.train_batch, "--train-crop", args.train_crop]
     with tempfile.TemporaryDirectory() as tmp:
         ours_json, torch_json = os.path.join(tmp, "ours.json"), os.path.join(tmp, "torch.json")
@@ -46,7 +47,8 @@ def main():
     # Whole pipelines (RGB bytes in, labels out) are compared: the stages split differently
     # (ours makes labels from 1/8-resolution logits on the CPU), the work done is the same.
     ort = {r["size"]: r for r in ref.get("onnxruntime", [])}
-    print(f"| {args.backbone}, HxW | ours ({args.backend}) ms | PyTorch ms | ours / PyTorch "
+    name = "bisenet-v2" if args.arch == "v2" else args.backbone
+    print(f"| {name}, HxW | ours ({args.backend}) ms | PyTorch ms | ours / PyTorch "
           f"| ONNX Runtime ms | ours / ONNX Runtime |")
     print("|---|---|---|---|---|---|")
     for a, b in zip(ours["results"], ref["results"]):
