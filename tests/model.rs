@@ -22,7 +22,7 @@ fn resnet18_parameter_count_matches_the_pytorch_reference() {
 #[test]
 fn xception39_parameter_count_matches_its_layer_table() {
     // Backbone 299,448 (TorchSeg's xception39) + the same ARM/FFM/spatial path as ResNet18's
-    // model + a 64-channel main head, counted by hand in src/model/xception.rs's table.
+    // model + a 64-channel main head, counted by hand in src/model/v1/xception.rs's table.
     let m = model(BackboneKind::Xception39, 11, false);
     assert_eq!(m.num_trainable_params(), 1_476_419);
     let m = model(BackboneKind::Xception39, 11, true);

@@ -1,40 +1,26 @@
-//! BiSeNet V1 (Yu et al., ECCV 2018), one file per block of the paper; BiSeNet V2 (IJCV 2021)
-//! in [`v2`], built from the same shared layers (`conv_bn_relu`, `upsample`).
+//! The two networks, each in its own folder, on shared layers:
 //!
-//! ```text
-//!            ┌── SpatialPath (3 stride-2 convs) ─────────────── 1/8, 128 ch ──┐
-//!  image ────┤                                                                ├─ FFM ─ head ─ x8 ─ logits
-//!            └── ContextPath: backbone ─ ARM(1/32) + global avg ─ ARM(1/16) ─ 1/8, 128 ch ─┘
-//! ```
-//!
-//! Parameter names follow the widely used PyTorch BiSeNetV1 (`cp.resnet.layer1.0.conv1`,
-//! `ffm.convblk`, `conv_out16`, ...) so its checkpoints map onto this network one to one.
+//! - [`v1`]: BiSeNet V1 (Yu et al., ECCV 2018), Spatial Path + Context Path on a backbone;
+//! - [`v2`]: BiSeNet V2 (Yu et al., IJCV 2021), Detail Branch + Semantic Branch, built to train
+//!   from scratch;
+//! - shared: `conv_bn_relu` (convolution, BatchNorm, folding), `upsample` (explicit-size
+//!   resizes), `pooling`, `width`, `trainable` (parameter counts);
+//! - [`Network`]: either one, the type the segmenter, the trainer, the CLI and the page hold.
 
-mod arm;
-mod backbone;
-mod bisenet;
-mod config;
-mod context_path;
 mod conv_bn_relu;
-mod ffm;
-mod head;
 mod network;
-mod resnet;
-mod spatial_path;
+mod pooling;
 mod trainable;
 pub(crate) mod upsample;
+pub mod v1;
 pub mod v2;
-mod xception;
+mod width;
 
-pub use arm::AttentionRefinementModule;
-pub use backbone::Backbone;
-pub use bisenet::{BiSeNet, BiSeNetOutput};
-pub use config::{BackboneKind, BiSeNetConfig, Width};
-pub use context_path::ContextPath;
 pub use conv_bn_relu::ConvBnRelu;
-pub use ffm::FeatureFusionModule;
-pub use head::SegmentationHead;
 pub use network::{Architecture, Network, NetworkConfig, NetworkOutput};
-pub use resnet::{BasicBlock, ResNet18};
-pub use spatial_path::SpatialPath;
-pub use xception::{SeparableConvBn, Xception39, XceptionBlock};
+pub use v1::{
+    AttentionRefinementModule, Backbone, BackboneKind, BasicBlock, BiSeNet, BiSeNetConfig,
+    BiSeNetOutput, ContextPath, FeatureFusionModule, ResNet18, SegmentationHead, SeparableConvBn,
+    SpatialPath, Xception39, XceptionBlock,
+};
+pub use width::Width;

@@ -4,9 +4,8 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::bisenet::BiSeNet;
-use super::config::{BackboneKind, BiSeNetConfig};
 use super::upsample::resize_bilinear;
+use super::v1::{BackboneKind, BiSeNet, BiSeNetConfig};
 use super::v2::{BiSeNetV2, BiSeNetV2Config};
 
 /// Which BiSeNet.

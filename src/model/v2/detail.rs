@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 
-use crate::model::config::Width;
+use crate::model::Width;
 use crate::model::conv_bn_relu::ConvBnRelu;
 
 /// `S1` (3x3 64 s2, 3x3 64), `S2` (3x3 64 s2, 2x 3x3 64), `S3` (3x3 128 s2, 2x 3x3 128):

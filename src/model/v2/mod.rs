@@ -27,8 +27,8 @@ pub use gather_expansion::{ConvBn, EXPANSION, GatherExpansion, Shortcut};
 pub use head::SegmentHead;
 pub use semantic::{ContextEmbedding, SemanticBranch, SemanticFeatures, StemBlock};
 
-use super::config::Width;
-use super::upsample::spatial_size;
+use crate::model::Width;
+use crate::model::upsample::spatial_size;
 
 /// `(pattern, replacement)` regexes that turn the PyTorch implementation's tensor names into
 /// this network's parameter paths, applied in order.
@@ -121,7 +121,7 @@ impl BiSeNetV2 {
 
     /// Number of trainable parameters (BatchNorm running statistics excluded).
     pub fn num_trainable_params(&self) -> usize {
-        super::trainable::count(self)
+        crate::model::trainable::count(self)
     }
 
     fn boosters(&self) -> [&Option<SegmentHead>; 4] {

@@ -6,9 +6,9 @@ use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 
 use super::gather_expansion::GatherExpansion;
-use crate::model::config::Width;
+use crate::model::Width;
 use crate::model::conv_bn_relu::{ConvBnRelu, batch_norm};
-use crate::model::resnet::stem_max_pool;
+use crate::model::pooling::stem_max_pool;
 
 /// Stem Block: a strided 3x3 conv, then a conv branch (1x1 halving, 3x3 s2) beside a 3x3
 /// max-pool s2, concatenated and fused by a 3x3: `[N, 3, H, W]` -> `[N, 16, H/4, W/4]`.

@@ -1,8 +1,8 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 
-use super::conv_bn_relu::ConvBnRelu;
-use super::upsample::resize_bilinear;
+use crate::model::conv_bn_relu::ConvBnRelu;
+use crate::model::upsample::resize_bilinear;
 
 /// A segmentation head (PyTorch's `BiSeNetOutput`): 3x3 ConvBNReLU, a 1x1 classifier with bias,
 /// and a bilinear resize of the logits to the input size. Used for the main output and for the

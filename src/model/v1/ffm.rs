@@ -4,7 +4,7 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
 use super::arm::global_average;
-use super::conv_bn_relu::{ConvBnRelu, batch_norm, conv};
+use crate::model::conv_bn_relu::{ConvBnRelu, batch_norm, conv};
 
 /// Feature Fusion Module (paper, Fig. 2c): the spatial path's detail and the context path's
 /// semantics live at different levels of representation, so they are concatenated, mixed by a

@@ -1,18 +1,11 @@
+use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 
 use super::config::Width;
-use super::conv_bn_relu::{batch_norm, conv, conv_bn, conv_bn_act, fold_batch_norm};
-
-/// The 3x3 max-pool with stride 2 that both backbones use after their stem.
-pub(crate) fn stem_max_pool() -> MaxPool2d {
-    MaxPool2dConfig::new([3, 3])
-        .with_strides([2, 2])
-        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-        .init()
-}
+use crate::model::conv_bn_relu::{batch_norm, conv, conv_bn, conv_bn_act, fold_batch_norm};
+use crate::model::pooling::stem_max_pool;
 
 /// 1x1 strided projection of a residual shortcut (`downsample.0` / `downsample.1` in PyTorch).
 #[derive(Module, Debug)]

@@ -3,7 +3,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
-use super::conv_bn_relu::{ConvBnRelu, batch_norm, conv};
+use crate::model::conv_bn_relu::{ConvBnRelu, batch_norm, conv};
 
 /// Global average over the spatial axes: `[N, C, H, W]` -> `[N, C, 1, 1]`.
 pub(crate) fn global_average(x: Tensor<4>) -> Tensor<4> {

@@ -5,7 +5,7 @@ use super::context_path::ContextPath;
 use super::ffm::FeatureFusionModule;
 use super::head::SegmentationHead;
 use super::spatial_path::SpatialPath;
-use super::upsample::{resize_bilinear, spatial_size};
+use crate::model::upsample::{resize_bilinear, spatial_size};
 
 /// BiSeNet V1. Field names are the PyTorch reference's state-dict prefixes.
 #[derive(Module, Debug)]
@@ -161,6 +161,6 @@ impl BiSeNet {
 impl BiSeNet {
     /// Number of trainable parameters (BatchNorm running statistics excluded).
     pub fn num_trainable_params(&self) -> usize {
-        super::trainable::count(self)
+        crate::model::trainable::count(self)
     }
 }

@@ -1,7 +1,7 @@
 use burn::prelude::*;
 
 use super::config::Width;
-use super::conv_bn_relu::ConvBnRelu;
+use crate::model::conv_bn_relu::ConvBnRelu;
 
 /// Spatial Path (paper, Sec. 3.1): three stride-2 ConvBNReLU layers keep a wide, 1/8-resolution
 /// feature map rich in spatial detail, then a 1x1 conv projects it to 128 channels.

@@ -3,8 +3,8 @@ use burn::prelude::*;
 use super::arm::{AttentionRefinementModule, global_average};
 use super::backbone::Backbone;
 use super::config::{BackboneKind, BiSeNetConfig, Width};
-use super::conv_bn_relu::ConvBnRelu;
-use super::upsample::{resize_nearest, spatial_size};
+use crate::model::conv_bn_relu::ConvBnRelu;
+use crate::model::upsample::{resize_nearest, spatial_size};
 
 /// Context Path (paper, Sec. 3.2): a backbone for receptive field, a global-average-pool tail
 /// for the whole-image context, and ARMs refining the 1/32 and 1/16 features on the way up.

@@ -19,9 +19,9 @@ use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 
 use super::config::Width;
-use super::conv_bn_relu::{ConvBnRelu, conv};
-use super::resnet::stem_max_pool;
 use crate::kernels;
+use crate::model::conv_bn_relu::{ConvBnRelu, conv};
+use crate::model::pooling::stem_max_pool;
 use burn::nn::conv::Conv2d;
 
 /// Depthwise 3x3 conv followed by a pointwise 1x1 ConvBN(ReLU).

@@ -5,6 +5,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::bisenet::BiSeNet;
+pub use crate::model::width::Width;
 
 /// Which context-path backbone a BiSeNet uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -60,18 +61,6 @@ pub struct BiSeNetConfig {
     /// networks keep test fixtures small; the shipped models use 1.0.
     #[config(default = 1.0)]
     pub width: f64,
-}
-
-/// A channel width multiplier: scales every layer's channel count, rounding to the nearest
-/// integer and keeping at least one channel.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Width(pub f64);
-
-impl Width {
-    /// `channels` of the full-width network, scaled.
-    pub fn of(self, channels: usize) -> usize {
-        ((channels as f64 * self.0).round() as usize).max(1)
-    }
 }
 
 impl BiSeNetConfig {
