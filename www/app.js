@@ -2,6 +2,7 @@
 // camera frames, videos and still images. Everything runs locally; the page only fetches its
 // own files.
 import init, { Model, checkWeights } from './pkg/bisenet.js';
+import { describeModel } from './model-about.js';
 
 const DEFAULT_WEIGHTS_URL = 'models/bisenet-camvid.safetensors';
 const CACHE_NAME = 'bisenet-weights-v1';
@@ -14,6 +15,7 @@ const ui = {
   backendSelect: $('backend-select'), sizeSelect: $('size-select'), viewSelect: $('view-select'),
   alpha: $('alpha'), downloadColor: $('download-color'), downloadLabels: $('download-labels'),
   output: $('output'), hover: $('hover'), legend: $('legend'), video: $('video'),
+  about: $('model-about'),
 };
 const stats = Object.fromEntries(
   ['backend', 'fps', 'capture', 'upload', 'network', 'draw', 'size'].map((k) => [k, $(`stat-${k}`)]));
@@ -188,6 +190,7 @@ async function useBackend(backend, reason = '') {
   }
   previous?.free();
   state.info = JSON.parse(state.model.infoJson());
+  ui.about.textContent = describeModel(state.info);
   document.body.dataset.backend = backend;
   ui.backendSelect.value = backend;
   stats.backend.textContent = backend === 'webgpu' ? 'WebGPU' : 'CPU (wasm)';

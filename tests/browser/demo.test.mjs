@@ -81,6 +81,10 @@ test('without WebGPU the CPU backend runs and says so', async () => {
     const notice = await page.textContent('#notice');
     assert.match(notice, /CPU/);
     assert.equal(await page.isVisible('#notice'), true);
+    // What the shipped model knows comes from its weights file.
+    const about = await page.textContent('#model-about');
+    assert.match(about, /trained on CamVid/);
+    assert.match(about, /street scenes only/);
   } finally {
     await context.close();
   }
@@ -262,6 +266,9 @@ async function importedModelMatchesCli(checkpoint) {
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
     assert.ok(requests.some((u) => u.endsWith('/models/imported.safetensors')));
     assert.ok(!requests.some((u) => u.endsWith('/models/bisenet-camvid.safetensors')));
+    const about = await page.textContent('#model-about');
+    assert.match(about, new RegExp(`imported from ${checkpoint.replace('.', '\\.')}`));
+    assert.doesNotMatch(about, /CamVid/, 'nothing of the shipped model is said of another');
     await page.selectOption('#size-select', 'native');
     await page.setInputFiles('#file-input', image);
     await page.waitForFunction(() => window.bisenet.state.last?.name === 'pattern'
