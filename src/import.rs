@@ -29,6 +29,8 @@ use crate::weights::{
 const HEAD_KEY: &str = "conv_out.conv_out.weight";
 /// BiSeNetV2's main classifier (`head.conv_out` is `Sequential(Identity, Conv2d)`).
 const V2_HEAD_KEY: &str = "head.conv_out.1.weight";
+/// The same in the current, pixel-shuffle head layout (`Sequential(Conv2d, PixelShuffle(8))`).
+const V2_SHUFFLE_HEAD_KEY: &str = "head.conv_out.0.weight";
 
 /// Why a checkpoint could not be imported.
 #[derive(Debug, Error)]
@@ -38,7 +40,7 @@ pub enum ImportError {
     )]
     Read { path: String, reason: String },
     #[error(
-        "{path} holds no BiSeNet state dict: none of its {count} tensors is `{HEAD_KEY}` (V1) or `{V2_HEAD_KEY}` (V2) (it starts with {first})"
+        "{path} holds no BiSeNet state dict: none of its {count} tensors is `{HEAD_KEY}` (V1) or `{V2_HEAD_KEY}` / `{V2_SHUFFLE_HEAD_KEY}` (V2) (it starts with {first})"
     )]
     NotBiSeNet {
         path: String,
@@ -78,15 +80,19 @@ fn detect_layout(reader: &PytorchReader, path: &Path) -> Result<Layout, ImportEr
             .find(|key| *key == head || key.ends_with(&format!(".{head}")))
             .map(|key| key[..key.len() - head.len()].to_owned())
     };
-    if let Some(prefix) = find(V2_HEAD_KEY) {
+    let v2 = find(V2_HEAD_KEY)
+        .map(|prefix| (prefix, V2_HEAD_KEY, false))
+        .or_else(|| find(V2_SHUFFLE_HEAD_KEY).map(|prefix| (prefix, V2_SHUFFLE_HEAD_KEY, true)));
+    if let Some((prefix, head, pixel_shuffle)) = v2 {
         let shape = |name: &str| {
             reader
                 .get(&format!("{prefix}{name}"))
                 .map(|tensor| tensor.shape().to_vec())
         };
-        let num_classes = shape(V2_HEAD_KEY)
-            .and_then(|s| s.first().copied())
-            .unwrap_or(0);
+        // A pixel-shuffle head predicts each class at 8 x 8 sub-pixel positions.
+        let outputs_per_class = if pixel_shuffle { 64 } else { 1 };
+        let num_classes =
+            shape(head).and_then(|s| s.first().copied()).unwrap_or(0) / outputs_per_class;
         // The detail branch's first conv has 64 output channels at full width.
         let width = shape("detail.S1.0.conv.weight")
             .and_then(|s| s.first().copied())
@@ -96,7 +102,8 @@ fn detect_layout(reader: &PytorchReader, path: &Path) -> Result<Layout, ImportEr
             .all(|head| shape(&format!("{head}.conv_out.1.weight")).is_some());
         let config = BiSeNetV2Config::new(num_classes)
             .with_aux_heads(boosters)
-            .with_width(width);
+            .with_width(width)
+            .with_pixel_shuffle_heads(pixel_shuffle);
         return Ok(Layout {
             prefix,
             config: config.into(),

@@ -48,6 +48,10 @@ pub struct ModelInfo {
     /// Channel width multiplier (1.0 is the paper's network; narrow ones serve as fixtures).
     #[serde(default = "full_width")]
     pub width: f64,
+    /// V2 only: heads that end in a pixel shuffle (the PyTorch implementation's current
+    /// layout) rather than a bilinear upsampling.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pixel_shuffle_heads: bool,
     pub classes: ClassSet,
     pub normalization: Normalization,
     /// `[height, width]` of the training crops, when the model was trained.
@@ -72,6 +76,7 @@ impl ModelInfo {
             num_classes: config.num_classes(),
             aux_heads: config.aux_heads(),
             width: config.width(),
+            pixel_shuffle_heads: config.pixel_shuffle_heads(),
             classes,
             normalization: Normalization::IMAGENET,
             train_size: None,
@@ -87,6 +92,7 @@ impl ModelInfo {
         NetworkConfig::new(architecture, backbone, self.num_classes)
             .with_aux_heads(self.aux_heads)
             .with_width(self.width)
+            .with_pixel_shuffle_heads(self.pixel_shuffle_heads)
     }
 
     /// The size `[h, w]` the network runs at when asked for `requested`: rounded up to
@@ -258,6 +264,7 @@ pub fn to_bytes(
     info.backbone = config.backbone();
     info.num_classes = model.num_classes();
     info.width = config.width();
+    info.pixel_shuffle_heads = config.pixel_shuffle_heads();
     let json = serde_json::to_string(&info).map_err(|e| WeightsError::Write(e.to_string()))?;
     let store = SafetensorsStore::from_bytes(None)
         .skip_enum_variants(true)

@@ -18,6 +18,16 @@ fn parameter_count_matches_the_pytorch_reference() {
     let device = Device::flex();
     assert_eq!(model(19, false, &device).num_trainable_params(), 3_358_627);
     assert_eq!(model(19, true, &device).num_trainable_params(), 5_231_487);
+    // The implementation's current, pixel-shuffle head layout.
+    let shuffle = |boosters| {
+        BiSeNetV2Config::new(19)
+            .with_aux_heads(boosters)
+            .with_pixel_shuffle_heads(true)
+            .init(&device)
+            .num_trainable_params()
+    };
+    assert_eq!(shuffle(false), 4_585_552);
+    assert_eq!(shuffle(true), 27_709_152);
 }
 
 #[test]

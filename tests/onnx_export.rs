@@ -104,24 +104,28 @@ fn onnx_runtime_labels_match_the_cli_for_v1_and_v2() {
     println!("V1 (shipped model): {:.3} % of pixels agree", v1 * 100.0);
     assert!(v1 >= 0.999, "V1: {v1}");
 
-    // A random V2 of the PyTorch layout with random BatchNorm statistics, imported.
-    let v2_weights = dir.path().join("v2.safetensors");
-    let checkpoint = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/torch_reference/bisenetv2.pth"
-    );
-    let out = bisenet(&[
-        "import",
-        checkpoint,
-        "--classes",
-        "camvid",
-        "--size-multiple",
-        "1",
-        "-o",
-        v2_weights.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v2 = agreement(&v2_weights, dir.path());
-    println!("V2 (imported fixture): {:.3} % of pixels agree", v2 * 100.0);
-    assert!(v2 >= 0.999, "V2: {v2}");
+    // Random V2s of both PyTorch head layouts with random BatchNorm statistics, imported.
+    for checkpoint in ["bisenetv2.pth", "bisenetv2_shuffle.pth"] {
+        let weights = dir.path().join(checkpoint).with_extension("safetensors");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/torch_reference")
+            .join(checkpoint);
+        let out = bisenet(&[
+            "import",
+            path.to_str().unwrap(),
+            "--classes",
+            "camvid",
+            "--size-multiple",
+            "1",
+            "-o",
+            weights.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v2 = agreement(&weights, dir.path());
+        println!(
+            "V2 ({checkpoint}, imported): {:.3} % of pixels agree",
+            v2 * 100.0
+        );
+        assert!(v2 >= 0.999, "{checkpoint}: {v2}");
+    }
 }

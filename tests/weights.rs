@@ -56,16 +56,23 @@ fn f32_round_trip_is_exact() {
 
 #[test]
 fn bisenet_v2_round_trips_and_says_so() {
-    let config: NetworkConfig = BiSeNetV2Config::new(11).with_width(0.25).into();
-    let info = ModelInfo::new(&config, ClassSet::camvid());
-    let model = perturbed(config.init(&Device::flex()));
-    let bytes = weights::to_bytes(&model, &info, Precision::F32).unwrap();
-    let loaded = weights::from_bytes(bytes, &Device::flex()).unwrap();
-    assert_eq!(loaded.info.architecture, "bisenet-v2");
-    assert_eq!(loaded.info.backbone, None);
-    assert!(matches!(loaded.model, Network::V2(_)));
-    assert!(loaded.model.has_aux_heads());
-    assert_eq!(tensors(&model), tensors(&loaded.model));
+    for pixel_shuffle in [false, true] {
+        let config: NetworkConfig = BiSeNetV2Config::new(11)
+            .with_width(0.25)
+            .with_aux_heads(!pixel_shuffle) // pixel-shuffle boosters are 23 M parameters
+            .with_pixel_shuffle_heads(pixel_shuffle)
+            .into();
+        let info = ModelInfo::new(&config, ClassSet::camvid());
+        let model = perturbed(config.init(&Device::flex()));
+        let bytes = weights::to_bytes(&model, &info, Precision::F32).unwrap();
+        let loaded = weights::from_bytes(bytes, &Device::flex()).unwrap();
+        assert_eq!(loaded.info.architecture, "bisenet-v2");
+        assert_eq!(loaded.info.backbone, None);
+        assert_eq!(loaded.info.pixel_shuffle_heads, pixel_shuffle);
+        assert!(matches!(loaded.model, Network::V2(_)));
+        assert_eq!(loaded.model.has_aux_heads(), !pixel_shuffle);
+        assert_eq!(tensors(&model), tensors(&loaded.model));
+    }
 }
 
 #[test]

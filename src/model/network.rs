@@ -88,6 +88,19 @@ impl NetworkConfig {
         }
     }
 
+    /// V2's pixel-shuffle head layout; always `false` for V1.
+    pub fn pixel_shuffle_heads(&self) -> bool {
+        matches!(self, Self::V2(config) if config.pixel_shuffle_heads)
+    }
+
+    /// Sets V2's head layout (V1 has one layout and is returned unchanged).
+    pub fn with_pixel_shuffle_heads(self, pixel_shuffle: bool) -> Self {
+        match self {
+            Self::V1(config) => Self::V1(config),
+            Self::V2(config) => Self::V2(config.with_pixel_shuffle_heads(pixel_shuffle)),
+        }
+    }
+
     pub fn with_aux_heads(self, aux_heads: bool) -> Self {
         match self {
             Self::V1(config) => Self::V1(config.with_aux_heads(aux_heads)),
@@ -114,6 +127,9 @@ impl NetworkConfig {
     pub fn describe(&self) -> String {
         match self {
             Self::V1(config) => format!("BiSeNet V1 ({})", config.backbone),
+            Self::V2(config) if config.pixel_shuffle_heads => {
+                "BiSeNet V2 (pixel-shuffle heads)".to_owned()
+            }
             Self::V2(_) => "BiSeNet V2".to_owned(),
         }
     }

@@ -163,37 +163,55 @@ class BGALayer(nn.Module):
 
 
 class SegmentHead(nn.Module):
-    """3x3 conv-BN-ReLU, dropout, (booster heads: x2 nearest + 3x3 conv-BN-ReLU), 1x1, resize."""
+    """3x3 conv-BN-ReLU, dropout, then one of the implementation's two head layouts:
 
-    def __init__(self, in_chan, mid_chan, n_classes, up_factor=8, aux=True):
+    * ``pixel_shuffle=False`` (the layout of the issue's parameter counts): booster heads add a
+      x2 nearest upsampling and a 3x3 ConvBNReLU to ``up_factor^2`` channels; a 1x1 classifier
+      with bias; a bilinear resize to the input size. Names ``conv_out.0.1``, ``conv_out.1``.
+    * ``pixel_shuffle=True`` (its current layout): booster heads add a 3x3 ConvBNReLU to
+      ``up_factor^2`` channels; a 1x1 conv to ``classes * up_factor^2`` channels with bias; a
+      ``PixelShuffle(up_factor)``; then, where the input size is not a multiple of the factor,
+      a bilinear resize to it. Names ``conv_out.0`` (booster: ``conv_out.0.conv/bn`` and
+      ``conv_out.1``).
+    """
+
+    def __init__(self, in_chan, mid_chan, n_classes, up_factor=8, aux=True, pixel_shuffle=False):
         super().__init__()
         self.conv = ConvBNReLU(in_chan, mid_chan)
         self.drop = nn.Dropout(0.1)
         mid2 = up_factor * up_factor if aux else mid_chan
-        self.conv_out = nn.Sequential(
-            nn.Sequential(nn.Upsample(scale_factor=2), ConvBNReLU(mid_chan, mid2)) if aux else nn.Identity(),
-            nn.Conv2d(mid2, n_classes, 1, bias=True),
-        )
+        self.pixel_shuffle = pixel_shuffle
+        if pixel_shuffle:
+            out = n_classes * up_factor * up_factor
+            layers = [ConvBNReLU(mid_chan, mid2)] if aux else []
+            self.conv_out = nn.Sequential(*layers, nn.Conv2d(mid2, out, 1, bias=True), nn.PixelShuffle(up_factor))
+        else:
+            self.conv_out = nn.Sequential(
+                nn.Sequential(nn.Upsample(scale_factor=2), ConvBNReLU(mid_chan, mid2)) if aux else nn.Identity(),
+                nn.Conv2d(mid2, n_classes, 1, bias=True),
+            )
 
     def forward(self, x, size):
         logits = self.conv_out(self.drop(self.conv(x)))
+        if tuple(logits.shape[2:]) == tuple(size):
+            return logits
         return F.interpolate(logits, size, mode="bilinear", align_corners=False)
 
 
 class BiSeNetV2(nn.Module):
-    def __init__(self, n_classes, width=1.0, aux_heads=True):
+    def __init__(self, n_classes, width=1.0, aux_heads=True, pixel_shuffle=False):
         super().__init__()
-        w = width
+        w, ps = width, pixel_shuffle
         self.detail = DetailBranch(w)
         self.segment = SegmentBranch(w)
         self.bga = BGALayer(w)
-        self.head = SegmentHead(scaled(128, w), scaled(1024, w), n_classes, 8, aux=False)
+        self.head = SegmentHead(scaled(128, w), scaled(1024, w), n_classes, 8, aux=False, pixel_shuffle=ps)
         if aux_heads:
             # The booster heads' expanded widths (up_factor^2) do not scale with `width`.
-            self.aux2 = SegmentHead(scaled(16, w), scaled(128, w), n_classes, 4)
-            self.aux3 = SegmentHead(scaled(32, w), scaled(128, w), n_classes, 8)
-            self.aux4 = SegmentHead(scaled(64, w), scaled(128, w), n_classes, 16)
-            self.aux5_4 = SegmentHead(scaled(128, w), scaled(128, w), n_classes, 32)
+            self.aux2 = SegmentHead(scaled(16, w), scaled(128, w), n_classes, 4, pixel_shuffle=ps)
+            self.aux3 = SegmentHead(scaled(32, w), scaled(128, w), n_classes, 8, pixel_shuffle=ps)
+            self.aux4 = SegmentHead(scaled(64, w), scaled(128, w), n_classes, 16, pixel_shuffle=ps)
+            self.aux5_4 = SegmentHead(scaled(128, w), scaled(128, w), n_classes, 32, pixel_shuffle=ps)
         self.aux_heads = aux_heads
         for module in self.modules():
             if isinstance(module, GELayerS1 | GELayerS2):
@@ -215,5 +233,7 @@ def trainable_params(model: nn.Module) -> int:
 
 
 if __name__ == "__main__":
-    for aux in (False, True):
-        print(f"19 classes, booster heads {aux}: {trainable_params(BiSeNetV2(19, aux_heads=aux)):,}")
+    for ps in (False, True):
+        for aux in (False, True):
+            count = trainable_params(BiSeNetV2(19, aux_heads=aux, pixel_shuffle=ps))
+            print(f"19 classes, pixel-shuffle heads {ps}, booster heads {aux}: {count:,}")

@@ -39,9 +39,13 @@ V2_TO_PYTORCH = [
     (r"^bga\.(left1|right2)\.pointwise\.", r"bga.\1.2."),
     (r"^bga\.(left2|right1|conv)\.conv\.", r"bga.\1.0."),
     (r"^bga\.(left2|right1|conv)\.bn\.", r"bga.\1.1."),
-    (r"\.booster\.", ".conv_out.0.1."),
-    (r"\.conv_out\.(weight|bias)$", r".conv_out.1.\1"),
 ]
+# The heads, per layout (see `SegmentHead` in bisenetv2.py).
+HEADS_TO_PYTORCH = {
+    False: [(r"\.booster\.", ".conv_out.0.1."), (r"\.conv_out\.(weight|bias)$", r".conv_out.1.\1")],
+    True: [(r"\.booster\.", ".conv_out.0."), (r"^head\.conv_out\.(weight|bias)$", r"head.conv_out.0.\1"),
+           (r"\.conv_out\.(weight|bias)$", r".conv_out.1.\1")],
+}
 
 
 def load(path):
@@ -51,10 +55,11 @@ def load(path):
         tensors = {name: f.get_tensor(name).float() for name in f.keys()}
     width, classes, aux = info.get("width", 1.0), info["num_classes"], info["aux_heads"]
     if info["architecture"] == "bisenet-v2":
-        model = BiSeNetV2(classes, width, aux_heads=aux)
+        shuffle = info.get("pixel_shuffle_heads", False)
+        model = BiSeNetV2(classes, width, aux_heads=aux, pixel_shuffle=shuffle)
         renamed = {}
         for name, tensor in tensors.items():
-            for pattern, replacement in V2_TO_PYTORCH:
+            for pattern, replacement in V2_TO_PYTORCH + HEADS_TO_PYTORCH[shuffle]:
                 name = re.sub(pattern, replacement, name)
             renamed[name] = tensor
         tensors = renamed

@@ -32,7 +32,7 @@ use crate::model::upsample::spatial_size;
 
 /// `(pattern, replacement)` regexes that turn the PyTorch implementation's tensor names into
 /// this network's parameter paths, applied in order.
-pub const PYTORCH_RENAMES: [(&str, &str); 16] = [
+pub const PYTORCH_RENAMES: [(&str, &str); 18] = [
     (r"^detail\.S(\d)\.", "detail.s$1."),
     (r"^segment\.S1S2\.", "segment.s1s2."),
     (r"^segment\.S(\d(?:_\d)?)\.", "segment.s$1."),
@@ -49,9 +49,12 @@ pub const PYTORCH_RENAMES: [(&str, &str); 16] = [
     (r"^bga\.(left1|right2)\.2\.", "bga.$1.pointwise."),
     (r"^bga\.(left2|right1|conv)\.0\.", "bga.$1.conv."),
     (r"^bga\.(left2|right1|conv)\.1\.", "bga.$1.bn."),
-    // Heads: the booster stage, then the classifier.
+    // Heads, bilinear layout: the booster stage, then the classifier.
     (r"\.conv_out\.0\.1\.", ".booster."),
     (r"\.conv_out\.1\.", ".conv_out."),
+    // Heads, pixel-shuffle layout: the booster stage, and the main head's classifier.
+    (r"\.conv_out\.0\.(conv|bn)\.", ".booster.$1."),
+    (r"^head\.conv_out\.0\.", "head.conv_out."),
 ];
 
 /// Configuration of a BiSeNet V2 network.
@@ -65,6 +68,10 @@ pub struct BiSeNetV2Config {
     /// The booster heads' expanded widths (`up_factor^2`) do not scale.
     #[config(default = 1.0)]
     pub width: f64,
+    /// Heads end in a pixel shuffle (the widely used implementation's current layout) instead
+    /// of a 1x1 classifier and a bilinear upsampling (see `head.rs`).
+    #[config(default = false)]
+    pub pixel_shuffle_heads: bool,
 }
 
 impl BiSeNetV2Config {
@@ -77,17 +84,24 @@ impl BiSeNetV2Config {
         let width = Width(self.width);
         let classes = self.num_classes;
         let channels = width.of(DetailBranch::OUT_CHANNELS);
+        let shuffle = self.pixel_shuffle_heads;
         let booster = |stage: usize, up_factor: usize| {
             let input = width.of(SemanticBranch::STAGE_CHANNELS[stage]);
             let mid = width.of(Self::BOOSTER_CHANNELS);
-            SegmentHead::booster(input, mid, up_factor, classes, device)
+            SegmentHead::booster(input, mid, up_factor, classes, shuffle, device)
         };
         let boosters = self.aux_heads;
         BiSeNetV2 {
             detail: DetailBranch::new(width, device),
             segment: SemanticBranch::new(width, device),
             bga: BilateralGuidedAggregation::new(channels, device),
-            head: SegmentHead::main(channels, width.of(Self::HEAD_CHANNELS), classes, device),
+            head: SegmentHead::main(
+                channels,
+                width.of(Self::HEAD_CHANNELS),
+                classes,
+                shuffle,
+                device,
+            ),
             aux2: boosters.then(|| booster(0, 4)),
             aux3: boosters.then(|| booster(1, 8)),
             aux4: boosters.then(|| booster(2, 16)),
@@ -115,8 +129,7 @@ pub struct BiSeNetV2 {
 
 impl BiSeNetV2 {
     pub fn num_classes(&self) -> usize {
-        let [classes, _, _, _] = self.head.conv_out.weight.dims();
-        classes
+        self.head.num_classes()
     }
 
     /// Number of trainable parameters (BatchNorm running statistics excluded).
@@ -137,6 +150,7 @@ impl BiSeNetV2 {
         BiSeNetV2Config::new(self.num_classes())
             .with_aux_heads(self.has_aux_heads())
             .with_width(self.width)
+            .with_pixel_shuffle_heads(self.head.pixel_shuffle.is_some())
     }
 
     /// The inference form: the same network without the booster heads.
@@ -197,7 +211,8 @@ impl BiSeNetV2 {
         (logits, boosters)
     }
 
-    /// Main-head logits at 1/8 of the input size: `[N, 3, H, W]` -> `[N, classes, H/8, W/8]`.
+    /// Main-head logits before the final resize: `[N, 3, H, W]` -> `[N, classes, H/8, W/8]`
+    /// (`[N, classes, 8 ceil(H/8), 8 ceil(W/8)]` with pixel-shuffle heads).
     pub fn forward_low_res(&self, x: Tensor<4>) -> Tensor<4> {
         let (aggregated, _) = self.features(x);
         self.head.forward_low_res(aggregated)
