@@ -193,10 +193,6 @@ impl Network {
         }
     }
 
-    pub fn architecture(&self) -> Architecture {
-        self.config().architecture()
-    }
-
     pub fn num_classes(&self) -> usize {
         match self {
             Self::V1(model) => model.num_classes(),
