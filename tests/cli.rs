@@ -354,14 +354,11 @@ fn bisenet_v2_runs_through_every_command() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("mIoU"), "{}", stdout(&out));
 
-    let checkpoint = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/torch_reference/bisenetv2.pth"
-    );
+    let checkpoint = common::fixture("bisenetv2.pth");
     let imported = dir.path().join("imported.safetensors");
     let out = bisenet(&[
         "import",
-        checkpoint,
+        checkpoint.to_str().unwrap(),
         "--classes",
         "camvid",
         "-o",

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bisenet::classes::ClassSet;
 use bisenet::import::{ImportError, ImportOptions, import_pytorch};
@@ -15,13 +15,7 @@ use bisenet::model::Network;
 use bisenet::preprocess::Normalization;
 use bisenet::weights::{self, WeightsError};
 use burn::prelude::*;
-use common::{bisenet, stderr, stdout};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/torch_reference")
-        .join(name)
-}
+use common::{bisenet, fixture, read_tensor, stderr, stdout};
 
 fn camvid_options() -> ImportOptions {
     ImportOptions {
@@ -29,22 +23,6 @@ fn camvid_options() -> ImportOptions {
         normalization: Normalization::IMAGENET,
         size_multiple: None,
     }
-}
-
-/// A `[N, C, H, W]` f32 tensor of a safetensors file, with its shape.
-fn read_tensor(file: &Path, name: &str) -> (Vec<f32>, [usize; 4]) {
-    let bytes = std::fs::read(file).unwrap();
-    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let view = tensors
-        .tensor(name)
-        .unwrap_or_else(|_| panic!("{name} in {file:?}"));
-    let shape: [usize; 4] = view.shape().try_into().unwrap();
-    let values = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    (values, shape)
 }
 
 /// Runs `model` on the reference input `{backbone}.input.{size}` of `parity` and checks its

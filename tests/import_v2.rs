@@ -4,32 +4,15 @@
 //! reader and the renames of `PYTORCH_RENAMES`) and gives the same logits, at a multiple of 32
 //! and at 90x120.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{fixture, read_tensor};
 
 use bisenet::classes::ClassSet;
 use bisenet::import::{ImportOptions, import_pytorch};
 use bisenet::model::Network;
 use bisenet::preprocess::Normalization;
 use burn::prelude::*;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/torch_reference")
-        .join(name)
-}
-
-fn read_tensor(file: &Path, name: &str) -> (Vec<f32>, [usize; 4]) {
-    let bytes = std::fs::read(file).unwrap();
-    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let view = tensors.tensor(name).unwrap_or_else(|_| panic!("{name}"));
-    let shape: [usize; 4] = view.shape().try_into().unwrap();
-    let values = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    (values, shape)
-}
 
 /// A fixture network (width 1/16, 11 classes) as imported: booster heads dropped.
 fn import_reference(checkpoint: &str, device: &Device) -> Network {

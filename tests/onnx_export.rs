@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{bisenet, stderr, write_rgb};
+use common::{bisenet, fixture, stderr, write_rgb};
 
 const EXPORT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -107,9 +107,7 @@ fn onnx_runtime_labels_match_the_cli_for_v1_and_v2() {
     // Random V2s of both PyTorch head layouts with random BatchNorm statistics, imported.
     for checkpoint in ["bisenetv2.pth", "bisenetv2_shuffle.pth"] {
         let weights = dir.path().join(checkpoint).with_extension("safetensors");
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/torch_reference")
-            .join(checkpoint);
+        let path = fixture(checkpoint);
         let out = bisenet(&[
             "import",
             path.to_str().unwrap(),

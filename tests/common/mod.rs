@@ -84,3 +84,26 @@ pub fn folder_dataset(root: &Path, n: usize, w: u32, h: u32) {
     )
     .unwrap();
 }
+
+/// A file of the committed PyTorch reference fixture (`tools/torch_reference/make_fixture*.py`).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/torch_reference")
+        .join(name)
+}
+
+/// A `[N, C, H, W]` f32 tensor of a safetensors file, with its shape.
+pub fn read_tensor(file: &Path, name: &str) -> (Vec<f32>, [usize; 4]) {
+    let bytes = std::fs::read(file).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let view = tensors
+        .tensor(name)
+        .unwrap_or_else(|_| panic!("{name} in {file:?}"));
+    let shape: [usize; 4] = view.shape().try_into().unwrap();
+    let values = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    (values, shape)
+}
