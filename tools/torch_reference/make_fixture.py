@@ -51,14 +51,21 @@ def randomise(model: torch.nn.Module, seed: int) -> None:
             module.num_batches_tracked = torch.tensor(int(torch.randint(1, 10_000, (1,), generator=gen)))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fixture_arguments(doc: str) -> argparse.Namespace:
+    """The options every fixture script takes (``--width``, ``--classes``, ``--out``), with the
+    output folder created and torch's generator seeded."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--width", type=float, default=0.0625)
     parser.add_argument("--classes", type=int, default=11)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(0)
+    return args
+
+
+def main() -> None:
+    args = fixture_arguments(__doc__)
 
     tensors = {}
     for seed, backbone in enumerate(["resnet18", "xception39"]):

@@ -18,7 +18,6 @@ creates, from fixed seeds:
   form).
 """
 
-import argparse
 import json
 import os
 
@@ -26,19 +25,13 @@ import torch
 from safetensors.torch import save_file
 
 from bisenetv2 import BiSeNetV2
-from make_fixture import randomise
+from make_fixture import fixture_arguments, randomise
 
 SIZES = [(64, 96), (90, 120)]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=float, default=0.0625)
-    parser.add_argument("--classes", type=int, default=11)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    torch.manual_seed(0)
+    args = fixture_arguments(__doc__)
 
     model = BiSeNetV2(args.classes, args.width, aux_heads=True)
     randomise(model, 2)
