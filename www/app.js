@@ -3,6 +3,7 @@
 // own files.
 import init, { Model, checkWeights } from './pkg/bisenet.js';
 import { describeModel } from './model-about.js';
+import { AutoSize } from './auto-size.js';
 
 const DEFAULT_WEIGHTS_URL = 'models/bisenet-camvid.safetensors';
 const CACHE_NAME = 'bisenet-weights-v1';
@@ -27,7 +28,11 @@ const state = {
   last: null,          // { rgba, width, height, labels, name }
   frames: 0,           // results drawn since the page opened
   fps: 0,
+  auto: new AutoSize(10), // the auto resolution of live frames (target set per backend)
 };
+
+/** Frame rate auto resolution aims for: what each backend can hold on modest hardware. */
+const TARGET_FPS = { cpu: 10, webgpu: 30 };
 
 // ---------- status ----------
 
@@ -191,6 +196,7 @@ async function useBackend(backend, reason = '') {
   previous?.free();
   state.info = JSON.parse(state.model.infoJson());
   ui.about.textContent = describeModel(state.info);
+  state.auto = new AutoSize(TARGET_FPS[backend]);
   document.body.dataset.backend = backend;
   ui.backendSelect.value = backend;
   stats.backend.textContent = backend === 'webgpu' ? 'WebGPU' : 'CPU (wasm)';
@@ -204,7 +210,8 @@ async function useBackend(backend, reason = '') {
 function inferenceSize(width, height) {
   const choice = ui.sizeSelect.value;
   if (choice === 'native') return [width, height];
-  const h = Number(choice);
+  // Auto: live frames follow the controller; a still image gets 360 (there is no rate to hold).
+  const h = choice === 'auto' ? (state.looping ? state.auto.height : 360) : Number(choice);
   // The options name 4:3 sizes; other shapes keep their aspect at the chosen height.
   return [Math.max(8, Math.round((h * width) / height)), h];
 }
@@ -236,7 +243,8 @@ async function segmentFrame(source, width, height, name) {
   stats.upload.textContent = `${(t2 - t1).toFixed(1)} ms`;
   stats.network.textContent = `${(t3 - t2).toFixed(1)} ms`;
   stats.draw.textContent = `${(t4 - t3).toFixed(1)} ms`;
-  stats.size.textContent = `${iw}x${ih}`;
+  stats.size.textContent = `${iw}x${ih}${ui.sizeSelect.value === 'auto' ? ' (auto)' : ''}`;
+  document.body.dataset.inferenceSize = `${iw}x${ih}`;
   ui.downloadColor.disabled = false;
   ui.downloadLabels.disabled = false;
   return t4 - t0;
@@ -356,6 +364,10 @@ async function loop() {
     }
     const now = performance.now();
     const instant = 1000 / (now - previous);
+    if (ui.sizeSelect.value === 'auto') {
+      state.auto.record(now - previous);
+      document.body.dataset.autoSettled = String(state.auto.settled);
+    }
     previous = now;
     state.fps = state.fps ? 0.8 * state.fps + 0.2 * instant : instant;
     stats.fps.textContent = state.fps.toFixed(1);

@@ -245,6 +245,32 @@ test('the fake webcam produces labelled frames at a non-zero rate', { skip: !has
   }
 });
 
+test('auto resolution settles on a size that holds the CPU target', { skip: !hasShared && 'no ../shared/data' }, async () => {
+  const clip = join(await scratchDir('street-'), 'street.y4m');
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-stream_loop', '3', '-i', join(SHARED, 'samples/street.mp4'),
+    '-vf', 'scale=640:360', '-pix_fmt', 'yuv420p', clip]);
+  const context = await launch({ webgpu: false, camera: clip });
+  try {
+    const { page } = await open(context, site.url);
+    assert.equal(await page.inputValue('#size-select'), 'auto', 'auto resolution is the default');
+    await page.click('#camera-toggle');
+    await page.waitForFunction(() => document.body.dataset.autoSettled === 'true', null, { timeout: 300_000 });
+    const size = await page.evaluate(() => document.body.dataset.inferenceSize);
+    // The rate it holds, measured over the frames after it settled.
+    const fps = await page.evaluate(async () => {
+      const { state } = window.bisenet;
+      const [frames, start] = [state.frames, performance.now()];
+      await new Promise((r) => setTimeout(r, 3000));
+      return ((state.frames - frames) * 1000) / (performance.now() - start);
+    });
+    console.log(`auto resolution on the CPU backend: ${size}, ${fps.toFixed(1)} fps (target 10)`);
+    assert.ok(fps >= 10, `${size} runs at ${fps.toFixed(1)} fps, below the CPU target of 10`);
+    await page.click('#camera-toggle');
+  } finally {
+    await context.close();
+  }
+});
+
 /** Imports a fixture checkpoint with the CLI, serves it to the page with `?model=` and checks
  * the page's labels against `bisenet segment`'s. */
 async function importedModelMatchesCli(checkpoint) {
