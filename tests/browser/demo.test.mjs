@@ -272,8 +272,8 @@ test('auto resolution settles on a size that holds the CPU target', { skip: !has
 });
 
 /** Imports a fixture checkpoint with the CLI, serves it to the page with `?model=` and checks
- * the page's labels against `bisenet segment`'s. */
-async function importedModelMatchesCli(checkpoint) {
+ * the page's labels on `backend` against `bisenet segment`'s. */
+async function importedModelMatchesCli(checkpoint, backend = 'cpu') {
   const dir = await scratchDir('import-');
   const weights = join(dir, 'imported.safetensors');
   execFileSync(BINARY, ['import', join(ROOT, 'tests/fixtures/torch_reference', checkpoint),
@@ -286,9 +286,10 @@ async function importedModelMatchesCli(checkpoint) {
 
   const bytes = await readFile(weights);
   const imported = await serve((path) => (path === '/models/imported.safetensors' ? bytes : null));
-  const context = await launch({ webgpu: false });
+  const context = await launch({ webgpu: backend === 'webgpu' });
   try {
-    const { page, requests } = await open(context, `${imported.url}?backend=cpu&model=models/imported.safetensors`);
+    const { page, requests } = await open(context, `${imported.url}?backend=${backend}&model=models/imported.safetensors`);
+    assert.equal(await page.evaluate(() => document.body.dataset.backend), backend);
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
     assert.ok(requests.some((u) => u.endsWith('/models/imported.safetensors')));
     assert.ok(!requests.some((u) => u.endsWith('/models/bisenet-camvid.safetensors')));
@@ -301,7 +302,7 @@ async function importedModelMatchesCli(checkpoint) {
       && document.body.dataset.state === 'ready');
     const labels = await pageLabels(page);
     const match = agreement(labels, native.data);
-    console.log(`imported ${checkpoint}, page vs native CLI: ${(match * 100).toFixed(3)} % of pixels agree`);
+    console.log(`imported ${checkpoint} on ${backend}, page vs native CLI: ${(match * 100).toFixed(3)} % of pixels agree`);
     assert.ok(match >= 0.999, `only ${match} of pixels agree`);
   } finally {
     await context.close();
@@ -315,6 +316,10 @@ test('an imported PyTorch BiSeNetV1 runs in the page via ?model= and matches the
 
 test('an imported PyTorch BiSeNetV2 runs in the page via ?model= and matches the CLI', async () => {
   await importedModelMatchesCli('bisenetv2.pth');
+});
+
+test('an imported BiSeNetV2 of the pixel-shuffle layout matches the CLI on WebGPU', async () => {
+  await importedModelMatchesCli('bisenetv2_shuffle.pth', 'webgpu');
 });
 
 test('the bench page times every stage per backend and size', async () => {
