@@ -2,14 +2,15 @@
 //!
 //! A model is one [safetensors](https://huggingface.co/docs/safetensors) file: a format every
 //! ecosystem reads (PyTorch, NumPy, JAX, burn's `burn-store`), safe to parse (no pickle), and
-//! cheap to load from bytes in the browser. Tensors use the PyTorch reference's state-dict
-//! names (`cp.resnet.layer1.0.conv1.weight`, `ffm.bn.running_var`, ...) so the file also loads
-//! into the PyTorch BiSeNetV1 as is. Convolution weights are stored as f16 (half the download);
-//! BatchNorm parameters and statistics stay f32, because `running_var` underflows in f16.
+//! cheap to load from bytes in the browser. V1 tensors use the PyTorch reference's state-dict
+//! names (`cp.resnet.layer1.0.conv1.weight`, `ffm.bn.running_var`, ...) so a V1 file also loads
+//! into the PyTorch BiSeNetV1 as is; V2 tensors keep this crate's parameter paths. Convolution
+//! weights are stored as f16 (half the download); BatchNorm parameters and statistics stay
+//! f32, because `running_var` underflows in f16.
 //!
 //! Everything needed to use the model travels in the safetensors metadata under the key
-//! `bisenet`, as JSON ([`ModelInfo`]): architecture, backbone, classes, palette, ignore id,
-//! normalisation, training size, format version.
+//! `bisenet`, as JSON ([`ModelInfo`]): architecture, V1's backbone, V2's head layout, classes,
+//! palette, ignore id, normalisation, training size, format version.
 
 use burn::prelude::*;
 use burn::store::{
