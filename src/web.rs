@@ -136,28 +136,35 @@ impl Model {
         })
     }
 
-    /// RGBA picture of a result: `"overlay"` blends the mask over the frame with opacity
-    /// `alpha`; `"mask"` is the colour mask alone.
-    pub fn render(
+    /// The colour mask of a result (RGBA, opaque): the page draws it over the frame itself, so
+    /// the frame never has to come back from the worker.
+    pub fn colorize(
+        &self,
+        labels: Vec<u8>,
+        width: usize,
+        height: usize,
+    ) -> Result<Vec<u8>, JsError> {
+        let labels = label_map(labels, width, height)?;
+        Ok(colorize(&labels, &self.segmenter.info.classes))
+    }
+
+    /// The colour mask blended over the frame with opacity `alpha` (RGBA).
+    pub fn overlay(
         &self,
         rgba: &[u8],
         width: usize,
         height: usize,
         labels: Vec<u8>,
-        mode: &str,
         alpha: f32,
     ) -> Result<Vec<u8>, JsError> {
         let labels = label_map(labels, width, height)?;
-        let classes = &self.segmenter.info.classes;
-        match mode {
-            "mask" => Ok(colorize(&labels, classes)),
-            "overlay" => {
-                let frame =
-                    Frame::new(rgba, width, height, PixelFormat::Rgba8).map_err(js_error)?;
-                Ok(overlay(&frame, &labels, classes, alpha))
-            }
-            other => Err(JsError::new(&format!("unknown view `{other}`"))),
-        }
+        let frame = Frame::new(rgba, width, height, PixelFormat::Rgba8).map_err(js_error)?;
+        Ok(overlay(
+            &frame,
+            &labels,
+            &self.segmenter.info.classes,
+            alpha,
+        ))
     }
 
     /// The label map as an 8-bit grayscale PNG of class ids (as `bisenet segment --output labels`).

@@ -1,13 +1,17 @@
-// The BiSeNet demo page: loads the wasm module and the weights, picks a backend, and segments
-// camera frames, videos and still images. Everything runs locally; the page only fetches its
-// own files.
-import init, { Model, checkWeights } from './pkg/bisenet.js';
+// The BiSeNet demo page: captures camera frames, videos and still images, hands them to the
+// inference worker (worker.js, which owns the model) and draws what comes back. The main thread
+// never runs the network, so the controls stay responsive while a frame is labelled. Everything
+// runs locally; the page only fetches its own files.
+import { InferenceWorker } from './inference.js';
+import { openCamera, listCameras, FrameClock } from './camera.js';
+import { drawResult, renderLegend, classAt } from './view.js';
 import { describeModel } from './model-about.js';
 import { AutoSize } from './auto-size.js';
 
 const DEFAULT_WEIGHTS_URL = 'models/bisenet-camvid.safetensors';
-const CACHE_NAME = 'bisenet-weights-v1';
 const MAX_SIDE = 4096; // larger still images are downscaled to this
+/** Frame rate auto resolution aims for: what each backend can hold on modest hardware. */
+const TARGET_FPS = { cpu: 10, webgpu: 30 };
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -22,17 +26,15 @@ const stats = Object.fromEntries(
   ['backend', 'fps', 'capture', 'upload', 'network', 'draw', 'size'].map((k) => [k, $(`stat-${k}`)]));
 
 const state = {
-  model: null, info: null, weights: null,
+  worker: null, info: null,
+  notices: { load: '', backend: '', image: '' },
   source: null,        // 'camera' | 'video' | 'image'
-  stream: null, looping: false,
-  last: null,          // { rgba, width, height, labels, name }
+  stream: null, looping: false, loopRun: 0, clock: null,
+  last: null,          // { frame, mask, labels, width, height, shares, name }: frame and mask are ImageBitmaps
   frames: 0,           // results drawn since the page opened
   fps: 0,
   auto: new AutoSize(10), // the auto resolution of live frames (target set per backend)
 };
-
-/** Frame rate auto resolution aims for: what each backend can hold on modest hardware. */
-const TARGET_FPS = { cpu: 10, webgpu: 30 };
 
 // ---------- status ----------
 
@@ -46,163 +48,52 @@ function showError(message) {
 
 function clearError() { ui.alert.hidden = true; ui.alert.textContent = ''; }
 
-function showNotice(message) {
-  ui.notice.textContent = message;
-  ui.notice.hidden = !message;
+function showNotices() {
+  const text = Object.values(state.notices).filter(Boolean).join(' ');
+  ui.notice.textContent = text;
+  ui.notice.hidden = !text;
 }
 
-function errorText(e) { return e instanceof Error ? e.message : String(e); }
+function notice(kind, text) { state.notices[kind] = text; showNotices(); }
 
-// ---------- weights: fetch with progress, Cache API, verification ----------
+const errorText = (e) => (e instanceof Error ? e.message : String(e));
 
-// Reads a response body, showing progress; refuses a body shorter than its Content-Length.
-async function readWithProgress(response) {
-  const total = Number(response.headers.get('Content-Length')) || 0;
-  const reader = response.body.getReader();
-  const chunks = [];
-  let received = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    received += value.length;
-    if (total) ui.progress.value = received / total;
-    ui.weightsStatus.textContent = `downloading model ${(received / 1e6).toFixed(1)} MB` +
-      (total ? ` of ${(total / 1e6).toFixed(1)} MB` : '');
-  }
-  if (total && received !== total) {
-    throw new Error(`the model download stopped at ${received} of ${total} bytes; reload to retry`);
-  }
-  const bytes = new Uint8Array(received);
-  let offset = 0;
-  for (const chunk of chunks) { bytes.set(chunk, offset); offset += chunk.length; }
-  return bytes;
-}
+// ---------- model ----------
 
 // `?model=models/NAME.safetensors` runs another weights file (one made by `bisenet import`, say),
 // served from this page's own origin: nothing is fetched from elsewhere.
 function weightsUrl() {
   const asked = new URLSearchParams(location.search).get('model');
-  if (!asked) return DEFAULT_WEIGHTS_URL;
-  const url = new URL(asked, location.href);
+  const url = new URL(asked ?? DEFAULT_WEIGHTS_URL, location.href);
   if (url.origin !== location.origin) {
     throw new Error(`?model=${asked} is not on this site; copy the file next to the page and name it relatively`);
   }
-  return url.pathname;
+  return url.href;
 }
 
-// The validators a server gave with a response, kept with the cached copy so that a later visit
-// can ask "has it changed?" instead of downloading the model again.
-const VALIDATORS = [['ETag', 'If-None-Match'], ['Last-Modified', 'If-Modified-Since']];
-
-// Returns verified weight bytes. A cached copy is revalidated with a conditional request when
-// the server can be reached: "not modified" keeps it, a new file replaces it (so a returning
-// visitor gets an updated model). Offline, or when the server fails, the cached copy is used.
-async function loadWeights() {
-  const url = weightsUrl();
-  const cache = 'caches' in self ? await caches.open(CACHE_NAME).catch(() => null) : null;
-  let cached = null;
-  const stored = cache && await cache.match(url);
-  if (stored) {
-    const bytes = new Uint8Array(await stored.arrayBuffer());
-    try {
-      checkWeights(bytes);
-      cached = { bytes, headers: stored.headers };
-    } catch (e) {
-      await cache.delete(url); // a bad cached copy is replaced, never used
-    }
-  }
-  const fromCache = () => {
-    document.body.dataset.weights = 'cache';
-    return cached.bytes;
-  };
-
-  const conditions = {};
-  for (const [validator, condition] of VALIDATORS) {
-    const value = cached?.headers.get(validator);
-    if (value) conditions[condition] = value;
-  }
-  let response;
-  try {
-    response = await fetch(url, { cache: 'no-store', headers: conditions });
-  } catch (e) {
-    if (cached) return fromCache();
-    throw new Error(`the model ${url} could not be downloaded (${errorText(e)}); check the connection and reload`);
-  }
-  if (!response.ok) { // 304 "not modified" included
-    if (cached) return fromCache();
-    throw new Error(`the model ${url} could not be downloaded (HTTP ${response.status})`);
-  }
-  let bytes;
-  try {
-    bytes = await readWithProgress(response);
-    checkWeights(bytes); // throws with the reason: truncated, not a weights file, ...
-  } catch (e) {
-    if (!cached) throw e;
-    showNotice(`The new model could not be used (${errorText(e)}); running the copy saved earlier.`);
-    return fromCache();
-  }
-  document.body.dataset.weights = 'network';
-  if (cache) {
-    const headers = { 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.length) };
-    for (const [validator] of VALIDATORS) {
-      const value = response.headers.get(validator);
-      if (value) headers[validator] = value;
-    }
-    await cache.put(url, new Response(bytes, { headers })).catch(() => {});
-  }
-  return bytes;
+function showProgress(received, total) {
+  if (total) ui.progress.value = received / total;
+  ui.weightsStatus.textContent = `downloading model ${(received / 1e6).toFixed(1)} MB` +
+    (total ? ` of ${(total / 1e6).toFixed(1)} MB` : '');
 }
 
-// ---------- backend ----------
-
-// WebGPU when a real GPU adapter is there; the CPU backend otherwise, with the reason.
-async function defaultBackend() {
-  const forced = new URLSearchParams(location.search).get('backend');
-  if (forced === 'cpu' || forced === 'webgpu') return { backend: forced, reason: '' };
-  if (!('gpu' in navigator)) {
-    return { backend: 'cpu', reason: 'This browser has no WebGPU, so the model runs on the CPU (slower).' };
-  }
-  let adapter = null;
-  try { adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' }); } catch (e) { /* none */ }
-  if (!adapter) {
-    return { backend: 'cpu', reason: 'WebGPU found no usable GPU here, so the model runs on the CPU (slower).' };
-  }
-  const fallback = adapter.isFallbackAdapter ?? adapter.info?.isFallbackAdapter ?? false;
-  if (fallback) {
-    return {
-      backend: 'cpu',
-      reason: 'WebGPU only offers a software (CPU-emulated) adapter here, which is slower than the ' +
-        'CPU backend, so the model runs on the CPU. You can still switch to WebGPU.',
-    };
-  }
-  return { backend: 'webgpu', reason: '' };
-}
-
-async function useBackend(backend, reason = '') {
-  setState('loading');
-  ui.weightsStatus.textContent = `starting the ${backend === 'webgpu' ? 'WebGPU' : 'CPU'} backend`;
-  const previous = state.model;
-  try {
-    state.model = await Model.load(state.weights, backend);
-  } catch (e) {
-    if (backend === 'webgpu') {
-      // WebGPU failed to start: stay usable on the CPU.
-      state.model = previous;
-      return useBackend('cpu', `WebGPU could not start (${errorText(e)}), so the model runs on the CPU.`);
-    }
-    throw e;
-  }
-  previous?.free();
-  state.info = JSON.parse(state.model.infoJson());
-  ui.about.textContent = describeModel(state.info);
+/** Takes in what the worker says after starting a backend: `{ backend, reason, info }`. */
+function backendStarted({ backend, reason, info }) {
+  state.info = info;
+  ui.about.textContent = describeModel(info);
   state.auto = new AutoSize(TARGET_FPS[backend]);
   document.body.dataset.backend = backend;
   ui.backendSelect.value = backend;
   stats.backend.textContent = backend === 'webgpu' ? 'WebGPU' : 'CPU (wasm)';
-  showNotice(reason);
-  renderLegend(null);
+  notice('backend', reason);
+  renderLegend(ui.legend, info.classes);
   setState('ready');
+}
+
+async function switchBackend(backend) {
+  setState('loading');
+  ui.weightsStatus.textContent = `starting the ${backend === 'webgpu' ? 'WebGPU' : 'CPU'} backend`;
+  backendStarted(await state.worker.useBackend(backend));
 }
 
 // ---------- frames ----------
@@ -216,115 +107,89 @@ function inferenceSize(width, height) {
   return [Math.max(8, Math.round((h * width) / height)), h];
 }
 
-const work = document.createElement('canvas');
-const workCtx = work.getContext('2d', { willReadFrequently: true });
-
-function capture(source, width, height) {
-  work.width = width;
-  work.height = height;
-  workCtx.drawImage(source, 0, 0, width, height);
-  return workCtx.getImageData(0, 0, width, height).data;
-}
-
-async function segmentFrame(source, width, height, name) {
-  const t0 = performance.now();
-  const rgba = capture(source, width, height);
-  const t1 = performance.now();
-  const [iw, ih] = inferenceSize(width, height);
-  const input = state.model.upload(rgba, width, height, iw, ih);
-  const t2 = performance.now();
-  const labels = await state.model.run(input);
-  const t3 = performance.now();
-  state.last = { rgba, width, height, labels, name };
-  draw();
+/** Draws a result and shows its stage times; `captureMs` is the main thread's share. */
+function show(result, captureMs, drawStart) {
+  const previous = state.last;
+  state.last = result;
+  drawResult(ui.output, result, ui.viewSelect.value, Number(ui.alpha.value));
+  previous?.frame.close();
+  previous?.mask.close();
   state.frames += 1;
-  const t4 = performance.now();
-  stats.capture.textContent = `${(t1 - t0).toFixed(1)} ms`;
-  stats.upload.textContent = `${(t2 - t1).toFixed(1)} ms`;
-  stats.network.textContent = `${(t3 - t2).toFixed(1)} ms`;
-  stats.draw.textContent = `${(t4 - t3).toFixed(1)} ms`;
-  stats.size.textContent = `${iw}x${ih}${ui.sizeSelect.value === 'auto' ? ' (auto)' : ''}`;
-  document.body.dataset.inferenceSize = `${iw}x${ih}`;
+  const { upload, network, render } = result.ms;
+  stats.capture.textContent = `${captureMs.toFixed(1)} ms`;
+  stats.upload.textContent = `${upload.toFixed(1)} ms`;
+  stats.network.textContent = `${network.toFixed(1)} ms`;
+  stats.draw.textContent = `${(render + performance.now() - drawStart).toFixed(1)} ms`;
+  stats.size.textContent = `${result.inference}${ui.sizeSelect.value === 'auto' ? ' (auto)' : ''}`;
+  document.body.dataset.inferenceSize = result.inference;
   ui.downloadColor.disabled = false;
   ui.downloadLabels.disabled = false;
-  return t4 - t0;
 }
 
-function draw() {
-  const last = state.last;
-  if (!last) return;
-  const { rgba, width, height, labels } = last;
-  const view = ui.viewSelect.value;
-  const alpha = Number(ui.alpha.value);
-  const ctx = ui.output.getContext('2d');
-  const picture = (mode) => new ImageData(
-    new Uint8ClampedArray(state.model.render(rgba, width, height, labels, mode, alpha).buffer), width, height);
-  if (view === 'side') {
-    ui.output.width = width * 2;
-    ui.output.height = height;
-    ctx.putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
-    ctx.putImageData(picture('mask'), width, 0);
-  } else {
-    ui.output.width = width;
-    ui.output.height = height;
-    ctx.putImageData(picture(view === 'mask' ? 'mask' : 'overlay'), 0, 0);
+// A live frame is captured twice by the browser, off the main thread: at full size to draw, and
+// already scaled to the inference size for the worker, so the network, the labels and the mask
+// all stay at the inference size (the mask is scaled up when drawn).
+async function segmentVideoFrame(video) {
+  const t0 = performance.now();
+  const [width, height] = [video.videoWidth, video.videoHeight];
+  const [iw, ih] = inferenceSize(width, height);
+  const [frame, small] = await Promise.all([
+    createImageBitmap(video),
+    createImageBitmap(video, { resizeWidth: iw, resizeHeight: ih, resizeQuality: 'medium' }),
+  ]);
+  const t1 = performance.now();
+  let result;
+  try {
+    result = await state.worker.segment(small, iw, ih, iw, ih);
+  } catch (e) {
+    frame.close();
+    throw e;
   }
-}
-
-function renderLegend(labels) {
-  if (!state.info) return;
-  const shares = labels ? state.model.classShares(labels) : null;
-  ui.legend.replaceChildren(...state.info.classes.names.map((name, i) => {
-    const [r, g, b] = state.info.classes.palette[i];
-    const li = document.createElement('li');
-    const swatch = document.createElement('span');
-    swatch.className = 'swatch';
-    swatch.style.background = `rgb(${r},${g},${b})`;
-    const label = document.createElement('span');
-    label.textContent = name;
-    li.append(swatch, label);
-    if (shares) {
-      const share = document.createElement('span');
-      share.className = 'share';
-      share.textContent = `${(shares[i] * 100).toFixed(1)} %`;
-      li.append(share);
-    }
-    return li;
-  }));
+  show({ ...result, frame, name: 'frame', inference: `${iw}x${ih}` }, t1 - t0, performance.now());
 }
 
 // ---------- still images ----------
 
 async function segmentImageFile(file) {
   stopLoop();
-  let bitmap;
+  let frame;
   try {
-    bitmap = await createImageBitmap(file);
+    frame = await createImageBitmap(file);
   } catch (e) {
     throw new Error(`"${file.name}" is not an image this browser can read.`);
   }
-  let { width, height } = bitmap;
+  let { width, height } = frame;
+  notice('image', '');
   const scale = Math.min(1, MAX_SIDE / Math.max(width, height));
   if (scale < 1) {
     const original = `${width}x${height}`;
     width = Math.round(width * scale);
     height = Math.round(height * scale);
-    showNotice(`"${file.name}" is ${original}; it was downscaled to ${width}x${height} to fit in memory.`);
+    frame.close();
+    frame = await createImageBitmap(file, { resizeWidth: width, resizeHeight: height, resizeQuality: 'high' });
+    notice('image', `"${file.name}" is ${original}; it was downscaled to ${width}x${height} to fit in memory.`);
   }
   state.source = 'image';
   setState('busy');
   try {
-    await segmentFrame(bitmap, width, height, file.name.replace(/\.[^.]*$/, ''));
-    renderLegend(state.last.labels);
+    const t0 = performance.now();
+    const copy = await createImageBitmap(frame); // the worker gets its own, the page draws this one
+    const [iw, ih] = inferenceSize(width, height);
+    const t1 = performance.now();
+    const result = await state.worker.segment(copy, width, height, iw, ih);
+    show({ ...result, frame, name: file.name.replace(/\.[^.]*$/, ''), inference: `${iw}x${ih}` }, t1 - t0, performance.now());
+    renderLegend(ui.legend, state.info.classes, result.shares);
+  } catch (e) {
+    if (state.last?.frame !== frame) frame.close();
+    throw e;
   } finally {
-    bitmap.close();
     setState('ready');
   }
 }
 
 async function openFile(file) {
   clearError();
-  if (!state.model) return showError('The model is not loaded yet.');
+  if (!state.info) return showError('The model is not loaded yet.');
   if (file.type.startsWith('video/')) return startVideo(URL.createObjectURL(file), file.name);
   await segmentImageFile(file);
 }
@@ -333,6 +198,8 @@ async function openFile(file) {
 
 function stopLoop() {
   state.looping = false;
+  state.clock?.stop();
+  state.clock = null;
   state.stream?.getTracks().forEach((t) => t.stop());
   state.stream = null;
   ui.video.pause();
@@ -342,24 +209,29 @@ function stopLoop() {
   delete document.body.dataset.fps;
 }
 
-// Segments frames one after another: the next frame is taken once the previous result is
-// drawn, so no queue builds up whatever the speed.
+// Labels frames one after another, each a frame the video has not shown before: the next frame
+// is taken when the previous result is drawn, so one frame is in flight and the newest wins.
 async function loop() {
+  const run = ++state.loopRun;
   state.looping = true;
+  state.clock = new FrameClock(ui.video);
+  const clock = state.clock;
+  const live = () => state.looping && state.loopRun === run;
   let previous = performance.now();
-  renderLegend(null);
-  while (state.looping) {
+  renderLegend(ui.legend, state.info.classes);
+  while (live()) {
+    await clock.next();
     const video = ui.video;
-    if (video.readyState < 2 || !video.videoWidth) {
-      await new Promise((r) => requestAnimationFrame(r));
-      continue;
-    }
+    if (!live()) break;
+    if (video.readyState < 2 || !video.videoWidth) continue;
     setState('busy');
     try {
-      await segmentFrame(video, video.videoWidth, video.videoHeight, 'frame');
+      await segmentVideoFrame(video);
     } catch (e) {
-      showError(`Segmentation failed: ${errorText(e)}`);
-      stopLoop();
+      if (live()) {
+        showError(`Segmentation failed: ${errorText(e)}`);
+        stopLoop();
+      }
       break;
     }
     const now = performance.now();
@@ -372,36 +244,40 @@ async function loop() {
     state.fps = state.fps ? 0.8 * state.fps + 0.2 * instant : instant;
     stats.fps.textContent = state.fps.toFixed(1);
     document.body.dataset.fps = state.fps.toFixed(2);
-    await new Promise((r) => requestAnimationFrame(r));
   }
-  setState('ready');
+  if (state.loopRun === run) setState('ready');
+}
+
+async function showCameras() {
+  const cameras = await listCameras();
+  ui.cameraSelect.hidden = cameras.length < 2;
+  const current = state.stream?.getVideoTracks()[0]?.getSettings().deviceId;
+  ui.cameraSelect.replaceChildren(...cameras.map((c, i) => {
+    const option = new Option(c.label || `camera ${i + 1}`, c.deviceId);
+    option.selected = c.deviceId === current;
+    return option;
+  }));
 }
 
 async function startCamera(deviceId) {
   clearError();
   stopLoop();
-  if (!navigator.mediaDevices?.getUserMedia) {
-    return showError('This browser cannot open a camera here (camera access needs https or localhost).');
-  }
   try {
-    state.stream = await navigator.mediaDevices.getUserMedia({
-      video: deviceId ? { deviceId: { exact: deviceId } } : { width: { ideal: 640 }, height: { ideal: 480 } },
-      audio: false,
-    });
+    state.stream = await openCamera(deviceId);
   } catch (e) {
-    const messages = {
-      NotAllowedError: 'Camera permission was denied. Allow the camera for this page in the browser settings, or open an image instead.',
-      NotFoundError: 'No camera was found. Connect one, or open an image or video instead.',
-      NotReadableError: 'The camera is in use by another application.',
-      OverconstrainedError: 'The selected camera cannot deliver video.',
-    };
-    return showError(messages[e.name] ?? `The camera could not start: ${errorText(e)}`);
+    return showError(errorText(e));
   }
   state.source = 'camera';
+  // A camera unplugged (or its permission revoked) while running ends the track.
+  state.stream.getVideoTracks()[0]?.addEventListener('ended', () => {
+    if (state.source !== 'camera' || !state.looping) return;
+    stopLoop();
+    showError('The camera stopped (unplugged, or taken by another application). Start it again, or open an image.');
+  });
   ui.video.srcObject = state.stream;
   await ui.video.play();
   ui.cameraToggle.textContent = 'Stop camera';
-  await listCameras();
+  await showCameras();
   loop();
 }
 
@@ -419,18 +295,6 @@ async function startVideo(url, name) {
   loop();
 }
 
-async function listCameras() {
-  const devices = await navigator.mediaDevices.enumerateDevices();
-  const cameras = devices.filter((d) => d.kind === 'videoinput');
-  ui.cameraSelect.hidden = cameras.length < 2;
-  const current = state.stream?.getVideoTracks()[0]?.getSettings().deviceId;
-  ui.cameraSelect.replaceChildren(...cameras.map((c, i) => {
-    const option = new Option(c.label || `camera ${i + 1}`, c.deviceId);
-    option.selected = c.deviceId === current;
-    return option;
-  }));
-}
-
 // ---------- downloads and hover ----------
 
 function download(blob, filename) {
@@ -441,22 +305,17 @@ function download(blob, filename) {
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }
 
-function downloadLabels() {
+async function downloadLabels() {
   const { labels, width, height, name } = state.last;
-  const png = state.model.labelsPng(labels, width, height);
+  const png = await state.worker.labelsPng(labels, width, height);
   download(new Blob([png], { type: 'image/png' }), `${name}-labels.png`);
 }
 
 function showHover(event) {
-  const last = state.last;
-  if (!last || !state.info) return;
+  const name = state.last && state.info ? classAt(event, ui.output, state.last, state.info.classes.names) : null;
+  if (!name) { ui.hover.hidden = true; return; }
   const rect = ui.output.getBoundingClientRect();
-  let x = Math.floor(((event.clientX - rect.left) / rect.width) * ui.output.width);
-  const y = Math.floor(((event.clientY - rect.top) / rect.height) * ui.output.height);
-  if (x >= last.width) x -= last.width; // right half of the side-by-side view
-  if (x < 0 || y < 0 || x >= last.width || y >= last.height) { ui.hover.hidden = true; return; }
-  const id = last.labels[y * last.width + x];
-  ui.hover.textContent = state.info.classes.names[id] ?? `class ${id}`;
+  ui.hover.textContent = name;
   ui.hover.style.left = `${event.clientX - rect.left + 12}px`;
   ui.hover.style.top = `${event.clientY - rect.top + 12}px`;
   ui.hover.hidden = false;
@@ -465,11 +324,12 @@ function showHover(event) {
 // ---------- wiring ----------
 
 function wire() {
+  const reportErrors = (promise) => promise.catch((e) => showError(errorText(e)));
   ui.cameraToggle.addEventListener('click', () => (state.looping ? stopLoop() : startCamera()));
   ui.cameraSelect.addEventListener('change', () => startCamera(ui.cameraSelect.value));
   ui.fileInput.addEventListener('change', () => {
     const file = ui.fileInput.files[0];
-    if (file) openFile(file).catch((e) => showError(errorText(e)));
+    if (file) reportErrors(openFile(file));
     ui.fileInput.value = '';
   });
   document.addEventListener('dragover', (e) => { e.preventDefault(); document.body.classList.add('dragging'); });
@@ -478,28 +338,29 @@ function wire() {
     e.preventDefault();
     document.body.classList.remove('dragging');
     const file = e.dataTransfer?.files[0];
-    if (file) openFile(file).catch((err) => showError(errorText(err)));
+    if (file) reportErrors(openFile(file));
   });
   document.addEventListener('paste', (e) => {
     const file = [...(e.clipboardData?.files ?? [])][0];
-    if (file) openFile(file).catch((err) => showError(errorText(err)));
+    if (file) reportErrors(openFile(file));
   });
   ui.backendSelect.addEventListener('change', async () => {
     const running = state.looping;
     stopLoop();
     clearError();
     try {
-      await useBackend(ui.backendSelect.value);
+      await switchBackend(ui.backendSelect.value);
     } catch (e) {
       showError(`The ${ui.backendSelect.value} backend could not start: ${errorText(e)}`);
       setState('ready');
     }
     if (running && state.source === 'camera') startCamera();
   });
-  for (const control of [ui.viewSelect, ui.alpha]) control.addEventListener('input', draw);
+  const redraw = () => state.last && drawResult(ui.output, state.last, ui.viewSelect.value, Number(ui.alpha.value));
+  for (const control of [ui.viewSelect, ui.alpha]) control.addEventListener('input', redraw);
   ui.downloadColor.addEventListener('click', () =>
     ui.output.toBlob((blob) => download(blob, `${state.last.name}-segmented.png`), 'image/png'));
-  ui.downloadLabels.addEventListener('click', downloadLabels);
+  ui.downloadLabels.addEventListener('click', () => reportErrors(downloadLabels()));
   ui.output.addEventListener('mousemove', showHover);
   ui.output.addEventListener('mouseleave', () => { ui.hover.hidden = true; });
 }
@@ -507,11 +368,12 @@ function wire() {
 async function main() {
   wire();
   try {
-    ui.weightsStatus.textContent = 'loading the WebAssembly module';
-    await init();
-    state.weights = await loadWeights();
-    const { backend, reason } = await defaultBackend();
-    await useBackend(backend, reason);
+    ui.weightsStatus.textContent = 'loading the model';
+    const url = weightsUrl();
+    state.worker = new InferenceWorker({ onProgress: showProgress, onNotice: (text) => notice('load', text) });
+    const loaded = await state.worker.load(url, new URLSearchParams(location.search).get('backend'));
+    document.body.dataset.weights = loaded.weights;
+    backendStarted(loaded);
   } catch (e) {
     setState('error');
     showError(`The model could not be loaded: ${errorText(e)}`);
@@ -519,5 +381,5 @@ async function main() {
 }
 
 // Exposed for tests and the console.
-window.bisenet = { state, segmentImageFile, inferenceSize };
+window.bisenet = { state, segmentImageFile };
 main();

@@ -41,7 +41,7 @@ async function benchOne(model, [height, width]) {
     const t1 = performance.now();
     const labels = await model.run(input);
     const t2 = performance.now();
-    const picture = model.render(rgba, width, height, labels, 'overlay', 0.5);
+    const picture = model.overlay(rgba, width, height, labels, 0.5);
     ctx.putImageData(new ImageData(new Uint8ClampedArray(picture.buffer), width, height), 0, 0);
     const t3 = performance.now();
     if (frame >= WARMUP) {

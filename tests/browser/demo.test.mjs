@@ -271,6 +271,35 @@ test('auto resolution settles on a size that holds the CPU target', { skip: !has
   }
 });
 
+test('the camera loop leaves the main thread free: no long task while frames are labelled', { skip: !hasShared && 'no ../shared/data' }, async () => {
+  const clip = join(await scratchDir('street-'), 'street.y4m');
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', join(SHARED, 'samples/street.mp4'),
+    '-t', '4', '-vf', 'scale=640:360', '-pix_fmt', 'yuv420p', clip]);
+  const context = await launch({ webgpu: false, camera: clip });
+  try {
+    const { page } = await open(context, `${site.url}?backend=cpu`);
+    await page.selectOption('#size-select', '360');
+    await page.evaluate(() => {
+      window.longTasks = [];
+      new PerformanceObserver((list) => window.longTasks.push(...list.getEntries().map((e) => Math.round(e.duration))))
+        .observe({ type: 'longtask' });
+    });
+    await page.click('#camera-toggle');
+    await page.waitForFunction(() => window.bisenet.state.frames >= 12, null, { timeout: 300_000, polling: 100 });
+    const frameMs = await page.evaluate(() => parseFloat(document.getElementById('stat-network').textContent));
+    const longTasks = await page.evaluate(() => window.longTasks);
+    console.log(`12 camera frames at 640x360 on the CPU backend (network ${frameMs} ms each): main-thread long tasks ${JSON.stringify(longTasks)}`);
+    assert.ok(frameMs > 50, 'each frame must take longer than a long task, or this test proves nothing');
+    assert.deepEqual(longTasks, [], 'the main thread was blocked for more than 50 ms');
+    // The observer does see a blocked main thread.
+    await page.evaluate(() => setTimeout(() => { const end = performance.now() + 120; while (performance.now() < end); }));
+    await page.waitForFunction(() => window.longTasks.length > 0, null, { timeout: 10_000 });
+    await page.click('#camera-toggle');
+  } finally {
+    await context.close();
+  }
+});
+
 /** Imports a fixture checkpoint with the CLI, serves it to the page with `?model=` and checks
  * the page's labels on `backend` against `bisenet segment`'s. */
 async function importedModelMatchesCli(checkpoint, backend = 'cpu') {
