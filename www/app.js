@@ -19,7 +19,7 @@ const ui = {
   cameraToggle: $('camera-toggle'), cameraSelect: $('camera-select'), fileInput: $('file-input'),
   backendSelect: $('backend-select'), sizeSelect: $('size-select'), viewSelect: $('view-select'),
   alpha: $('alpha'), downloadColor: $('download-color'), downloadLabels: $('download-labels'),
-  output: $('output'), hover: $('hover'), legend: $('legend'), video: $('video'),
+  output: $('output'), gpuOutput: $('gpu-output'), hover: $('hover'), legend: $('legend'), video: $('video'),
   about: $('model-about'),
 };
 const stats = Object.fromEntries(
@@ -27,10 +27,14 @@ const stats = Object.fromEntries(
 
 const state = {
   worker: null, info: null,
-  notices: { load: '', backend: '', image: '' },
+  gpuView: { active: false, reason: '' }, // WebGPU draws on its own canvas, from the worker
+  notices: { load: '', backend: '', gpu: '', image: '' },
   source: null,        // 'camera' | 'video' | 'image'
   stream: null, looping: false, loopRun: 0, clock: null,
-  last: null,          // { frame, mask, labels, width, height, shares, name }: frame and mask are ImageBitmaps
+  // { frame, mask, labels, width, height, shares, name }: frame and mask are ImageBitmaps; a
+  // result of the GPU path has `gpu: true` and keeps its labels in the worker
+  last: null,
+  sharesAt: 0,         // when the legend's shares were last refreshed
   frames: 0,           // results drawn since the page opened
   fps: 0,
   auto: new AutoSize(10), // the auto resolution of live frames (target set per backend)
@@ -77,9 +81,12 @@ function showProgress(received, total) {
     (total ? ` of ${(total / 1e6).toFixed(1)} MB` : '');
 }
 
-/** Takes in what the worker says after starting a backend: `{ backend, reason, info }`. */
-function backendStarted({ backend, reason, info }) {
+/** Takes in what the worker says after starting a backend: `{ backend, reason, info, gpuView }`. */
+function backendStarted({ backend, reason, info, gpuView }) {
   state.info = info;
+  state.gpuView = gpuView;
+  const readBack = backend === 'webgpu' && !gpuView.active;
+  notice('gpu', readBack ? `Results are read back from the GPU and drawn by the page: ${gpuView.reason}.` : '');
   ui.about.textContent = describeModel(info);
   state.auto = new AutoSize(TARGET_FPS[backend]);
   document.body.dataset.backend = backend;
@@ -111,9 +118,11 @@ function inferenceSize(width, height) {
 function show(result, captureMs, drawStart) {
   const previous = state.last;
   state.last = result;
-  drawResult(ui.output, result, ui.viewSelect.value, Number(ui.alpha.value));
-  previous?.frame.close();
-  previous?.mask.close();
+  if (!result.gpu) drawResult(ui.output, result, ui.viewSelect.value, Number(ui.alpha.value));
+  ui.output.hidden = Boolean(result.gpu);
+  ui.gpuOutput.hidden = !result.gpu;
+  previous?.frame?.close();
+  previous?.mask?.close();
   state.frames += 1;
   const { upload, network, render } = result.ms;
   stats.capture.textContent = `${captureMs.toFixed(1)} ms`;
@@ -138,14 +147,30 @@ async function segmentVideoFrame(video) {
     createImageBitmap(video, { resizeWidth: iw, resizeHeight: ih, resizeQuality: 'medium' }),
   ]);
   const t1 = performance.now();
-  let result;
-  try {
-    result = await state.worker.segment(small, iw, ih, iw, ih);
-  } catch (e) {
-    frame.close();
-    throw e;
+  const inference = `${iw}x${ih}`;
+  if (state.gpuView.active) {
+    const result = await state.worker.draw(small, frame, iw, ih, ui.viewSelect.value, Number(ui.alpha.value));
+    show({ ...result, gpu: true, width: iw, height: ih, frameWidth: width, name: 'frame', inference }, t1 - t0, performance.now());
+  } else {
+    let result;
+    try {
+      result = await state.worker.segment(small, iw, ih, iw, ih);
+    } catch (e) {
+      frame.close();
+      throw e;
+    }
+    show({ ...result, frame, name: 'frame', inference }, t1 - t0, performance.now());
   }
-  show({ ...result, frame, name: 'frame', inference: `${iw}x${ih}` }, t1 - t0, performance.now());
+  refreshShares(false);
+}
+
+/** The legend's class shares: with every still image, a few times a second while live. */
+async function refreshShares(now) {
+  const last = state.last;
+  if (!last || (!now && performance.now() - state.sharesAt < 500)) return;
+  state.sharesAt = performance.now();
+  const shares = last.gpu ? await state.worker.call('drawnShares') : last.shares;
+  if (state.last === last || now) renderLegend(ui.legend, state.info.classes, shares);
 }
 
 // ---------- still images ----------
@@ -176,11 +201,19 @@ async function segmentImageFile(file) {
     const copy = await createImageBitmap(frame); // the worker gets its own, the page draws this one
     const [iw, ih] = inferenceSize(width, height);
     const t1 = performance.now();
-    const result = await state.worker.segment(copy, width, height, iw, ih);
-    show({ ...result, frame, name: file.name.replace(/\.[^.]*$/, ''), inference: `${iw}x${ih}` }, t1 - t0, performance.now());
-    renderLegend(ui.legend, state.info.classes, result.shares);
+    const name = file.name.replace(/\.[^.]*$/, '');
+    const inference = `${iw}x${ih}`;
+    if (state.gpuView.active) {
+      // The GPU path labels at the inference size and draws the full frame (both transferred).
+      const result = await state.worker.draw(copy, frame, iw, ih, ui.viewSelect.value, Number(ui.alpha.value));
+      show({ ...result, gpu: true, width: iw, height: ih, frameWidth: width, name, inference }, t1 - t0, performance.now());
+    } else {
+      const result = await state.worker.segment(copy, width, height, iw, ih);
+      show({ ...result, frame, name, inference }, t1 - t0, performance.now());
+    }
+    await refreshShares(true);
   } catch (e) {
-    if (state.last?.frame !== frame) frame.close();
+    if (state.last?.frame !== frame) frame.close(); // (a transferred bitmap is already closed)
     throw e;
   } finally {
     setState('ready');
@@ -305,16 +338,54 @@ function download(blob, filename) {
   setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }
 
+/** The last result's class ids (`width x height`): the GPU path reads them back on request. */
+async function readLabels() {
+  const last = state.last;
+  return last.gpu ? state.worker.call('drawnLabels') : last.labels;
+}
+
+async function downloadPicture() {
+  const { name, gpu } = state.last;
+  const blob = gpu ? await state.worker.call('snapshot', { view: ui.viewSelect.value, alpha: Number(ui.alpha.value) })
+    : await new Promise((resolve) => ui.output.toBlob(resolve, 'image/png'));
+  download(blob, `${name}-segmented.png`);
+}
+
 async function downloadLabels() {
-  const { labels, width, height, name } = state.last;
-  const png = await state.worker.labelsPng(labels, width, height);
+  const { width, height, name } = state.last;
+  const png = await state.worker.labelsPng(await readLabels(), width, height);
   download(new Blob([png], { type: 'image/png' }), `${name}-labels.png`);
 }
 
-function showHover(event) {
-  const name = state.last && state.info ? classAt(event, ui.output, state.last, state.info.classes.names) : null;
+// The GPU path asks the worker for the one label under the pointer, one question at a time.
+let hoverBusy = false;
+/** The class name under the pointer, null off the picture, undefined while a question is out. */
+async function gpuClassAt(event) {
+  const last = state.last;
+  const rect = ui.gpuOutput.getBoundingClientRect();
+  let x = (event.clientX - rect.left) / rect.width;
+  const y = (event.clientY - rect.top) / rect.height;
+  if (ui.viewSelect.value === 'side') x = x < 0.5 ? -1 : x * 2 - 1;
+  const [lx, ly] = [Math.floor(x * last.width), Math.floor(y * last.height)];
+  if (lx < 0 || ly < 0 || lx >= last.width || ly >= last.height) return null;
+  if (hoverBusy) return undefined;
+  hoverBusy = true;
+  try {
+    const id = await state.worker.call('drawnLabelAt', { x: lx, y: ly });
+    return state.info.classes.names[id] ?? `class ${id}`;
+  } finally {
+    hoverBusy = false;
+  }
+}
+
+async function showHover(event) {
+  if (!state.last || !state.info) return;
+  const canvas = state.last.gpu ? ui.gpuOutput : ui.output;
+  const name = state.last.gpu ? await gpuClassAt(event).catch(() => null)
+    : classAt(event, ui.output, state.last, state.info.classes.names);
+  if (name === undefined) return;
   if (!name) { ui.hover.hidden = true; return; }
-  const rect = ui.output.getBoundingClientRect();
+  const rect = canvas.getBoundingClientRect();
   ui.hover.textContent = name;
   ui.hover.style.left = `${event.clientX - rect.left + 12}px`;
   ui.hover.style.top = `${event.clientY - rect.top + 12}px`;
@@ -356,13 +427,35 @@ function wire() {
     }
     if (running && state.source === 'camera') startCamera();
   });
-  const redraw = () => state.last && drawResult(ui.output, state.last, ui.viewSelect.value, Number(ui.alpha.value));
+  const redraw = () => {
+    if (!state.last) return;
+    const [view, alpha] = [ui.viewSelect.value, Number(ui.alpha.value)];
+    if (state.last.gpu) reportErrors(state.worker.call('redraw', { view, alpha }));
+    else drawResult(ui.output, state.last, view, alpha);
+  };
   for (const control of [ui.viewSelect, ui.alpha]) control.addEventListener('input', redraw);
-  ui.downloadColor.addEventListener('click', () =>
-    ui.output.toBlob((blob) => download(blob, `${state.last.name}-segmented.png`), 'image/png'));
+  ui.downloadColor.addEventListener('click', () => reportErrors(downloadPicture()));
   ui.downloadLabels.addEventListener('click', () => reportErrors(downloadLabels()));
-  ui.output.addEventListener('mousemove', showHover);
-  ui.output.addEventListener('mouseleave', () => { ui.hover.hidden = true; });
+  for (const canvas of [ui.output, ui.gpuOutput]) {
+    canvas.addEventListener('mousemove', showHover);
+    canvas.addEventListener('mouseleave', () => { ui.hover.hidden = true; });
+  }
+}
+
+// The GPU path draws on its own canvas, handed to the worker once. `?gpuview=0` keeps WebGPU
+// results on the read-back path (to compare the two); `?gpuview=offscreen` draws them into a
+// texture nobody sees (for tests in browsers that cannot show WebGPU on a canvas).
+async function offerGpuCanvas() {
+  const asked = new URLSearchParams(location.search).get('gpuview');
+  if (asked === '0') {
+    return state.worker.call('attachCanvas', { canvas: null, reason: 'the GPU view is off (?gpuview=0)' });
+  }
+  if (asked === 'offscreen') return state.worker.call('attachCanvas', { canvas: null, offscreen: true });
+  if (!('transferControlToOffscreen' in ui.gpuOutput)) {
+    return state.worker.call('attachCanvas', { canvas: null, reason: 'this browser cannot hand a canvas to a worker' });
+  }
+  const canvas = ui.gpuOutput.transferControlToOffscreen();
+  return state.worker.attachCanvas(canvas);
 }
 
 async function main() {
@@ -371,6 +464,7 @@ async function main() {
     ui.weightsStatus.textContent = 'loading the model';
     const url = weightsUrl();
     state.worker = new InferenceWorker({ onProgress: showProgress, onNotice: (text) => notice('load', text) });
+    await offerGpuCanvas();
     const loaded = await state.worker.load(url, new URLSearchParams(location.search).get('backend'));
     document.body.dataset.weights = loaded.weights;
     backendStarted(loaded);
@@ -381,5 +475,5 @@ async function main() {
 }
 
 // Exposed for tests and the console.
-window.bisenet = { state, segmentImageFile };
+window.bisenet = { state, segmentImageFile, readLabels };
 main();

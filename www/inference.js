@@ -47,5 +47,13 @@ export class InferenceWorker {
     return this.call('segment', { bitmap, width, height, inferenceWidth, inferenceHeight }, [bitmap]);
   }
 
+  /** Hands `canvas` (an OffscreenCanvas) to the worker for the GPU path; resolves to its state. */
+  attachCanvas(canvas) { return this.call('attachCanvas', { canvas }, [canvas]); }
+
+  /** The GPU path: `bitmap` (at the inference size) is labelled, `frame` drawn; both transferred. */
+  draw(bitmap, frame, inferenceWidth, inferenceHeight, view, alpha) {
+    return this.call('draw', { bitmap, frame, inferenceWidth, inferenceHeight, view, alpha }, [bitmap, frame]);
+  }
+
   labelsPng(labels, width, height) { return this.call('labelsPng', { labels, width, height }); }
 }

@@ -11,6 +11,13 @@ import { chooseBackend } from './backend.js';
 
 let weights = null; // verified bytes of the weights file
 let model = null;
+// The GPU path (WebGPU): the page's canvas, transferred here, shows results drawn on the GPU.
+let gpuCanvas = null;
+// 'canvas' (draw there), 'offscreen' (draw into a texture: for tests where the browser cannot
+// show WebGPU on a canvas), or the reason there is no GPU view.
+let canvasMode = 'the page has not offered a canvas';
+let gpuView = { active: false, reason: canvasMode };
+let shown = null; // the frame the GPU path drew last (an ImageBitmap), for redraws
 const pixels = new OffscreenCanvas(1, 1);
 const pixelsCtx = pixels.getContext('2d', { willReadFrequently: true });
 const maskCanvas = new OffscreenCanvas(1, 1);
@@ -29,7 +36,48 @@ async function start(backend, reason) {
   }
   model?.free();
   model = next;
-  return { backend, reason, info: JSON.parse(model.infoJson()) };
+  await attachGpuView();
+  return { backend, reason, info: JSON.parse(model.infoJson()), gpuView };
+}
+
+/** Gives the canvas to a WebGPU model; on the CPU, or when that fails, the page draws itself. */
+async function attachGpuView() {
+  const usable = canvasMode === 'canvas' || canvasMode === 'offscreen';
+  gpuView = { active: false, reason: usable ? 'the CPU backend draws through the page' : canvasMode };
+  if (!usable || model.backend !== 'webgpu') return;
+  try {
+    await model.attachCanvas(canvasMode === 'canvas' ? gpuCanvas : null);
+    gpuView = { active: true, reason: '', offscreen: canvasMode === 'offscreen' };
+  } catch (e) {
+    gpuView = { active: false, reason: errorText(e) };
+  }
+}
+
+/**
+ * Whether WebGPU output can be shown on `canvas` here, tried with a device of its own (a
+ * browser that cannot loses the device: burn's must not be the one lost). Returns '' or why not.
+ */
+async function canvasProblem(canvas) {
+  if (!('gpu' in navigator)) return 'this browser has no WebGPU in workers';
+  let device = null;
+  try {
+    const adapter = await navigator.gpu.requestAdapter();
+    device = await adapter.requestDevice();
+    const context = canvas.getContext('webgpu');
+    context.configure({ device, format: navigator.gpu.getPreferredCanvasFormat(), alphaMode: 'opaque' });
+    const encoder = device.createCommandEncoder();
+    encoder.beginRenderPass({
+      colorAttachments: [{ view: context.getCurrentTexture().createView(), loadOp: 'clear', storeOp: 'store', clearValue: [0, 0, 0, 1] }],
+    }).end();
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    context.unconfigure();
+    return '';
+  } catch (e) {
+    return `this browser cannot show WebGPU output on a canvas (${errorText(e)})`;
+  } finally {
+    device?.destroy();
+  }
 }
 
 /** The RGBA bytes of `bitmap` drawn at `width x height` (the browser scales when they differ). */
@@ -41,6 +89,16 @@ function readPixels(bitmap, width, height) {
   pixelsCtx.drawImage(bitmap, 0, 0, width, height);
   bitmap.close();
   return pixelsCtx.getImageData(0, 0, width, height).data;
+}
+
+/** The GPU canvas takes the frame's size (twice its width side by side). */
+function sizeGpuCanvas(view) {
+  if (!gpuCanvas) return;
+  const width = view === 'side' ? shown.width * 2 : shown.width;
+  if (gpuCanvas.width !== width || gpuCanvas.height !== shown.height) {
+    gpuCanvas.width = width;
+    gpuCanvas.height = shown.height;
+  }
 }
 
 /** The colour mask of `labels` as an ImageBitmap the page can draw over its frame. */
@@ -65,6 +123,66 @@ const handlers = {
     const choice = await chooseBackend(backend);
     return { value: { ...await start(choice.backend, choice.reason), weights: loaded.source } };
   },
+
+  /** Takes the page's canvas for the GPU path (once per page: a canvas is transferred once). */
+  async attachCanvas({ canvas, reason, offscreen }) {
+    gpuCanvas = canvas;
+    if (offscreen) canvasMode = 'offscreen';
+    else if (canvas) canvasMode = (await canvasProblem(canvas)) || 'canvas';
+    else canvasMode = reason;
+    if (model) await attachGpuView();
+    return { value: gpuView };
+  },
+
+  /** The last GPU result as a PNG (drawn again into a texture and read back: on request only). */
+  async snapshot({ view, alpha }) {
+    const rgba = await model.renderedPixels(shown, view, alpha);
+    const width = view === 'side' ? shown.width * 2 : shown.width;
+    const canvas = new OffscreenCanvas(width, shown.height);
+    canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer), width, shown.height), 0, 0);
+    return { value: await canvas.convertToBlob({ type: 'image/png' }) };
+  },
+
+  /** The last GPU result's picture as RGBA bytes (read back: for tests). */
+  async renderedPixels({ view, alpha }) {
+    const rgba = await model.renderedPixels(shown, view, alpha);
+    return { value: rgba, transfer: [rgba.buffer] };
+  },
+
+  /**
+   * The GPU path: labels `bitmap` (read at `inferenceWidth x inferenceHeight`) and draws the
+   * labels over `frame` on the canvas, on the GPU; nothing comes back but the stage times.
+   */
+  async draw({ bitmap, frame, inferenceWidth, inferenceHeight, view, alpha }) {
+    if (!gpuView.active) throw new Error(`the GPU view is off: ${gpuView.reason}`);
+    const t0 = performance.now();
+    const rgba = readPixels(bitmap, inferenceWidth, inferenceHeight);
+    const input = model.upload(rgba, inferenceWidth, inferenceHeight, inferenceWidth, inferenceHeight);
+    const t1 = performance.now();
+    model.label(input);
+    shown?.close();
+    shown = frame;
+    sizeGpuCanvas(view);
+    await model.present(frame, view, alpha);
+    const t2 = performance.now();
+    return { value: { ms: { upload: t1 - t0, network: t2 - t1, render: 0 } } };
+  },
+
+  /** Draws the last GPU result again, in another view or opacity. */
+  async redraw({ view, alpha }) {
+    if (!shown) return { value: null };
+    sizeGpuCanvas(view);
+    await model.present(shown, view, alpha);
+    return { value: null };
+  },
+
+  /** Read-backs of the GPU path's last labels, on request only (never per frame). */
+  async drawnLabels() {
+    const labels = await model.readDrawnLabels();
+    return { value: labels, transfer: [labels.buffer] };
+  },
+  async drawnShares() { return { value: await model.drawnClassShares() }; },
+  async drawnLabelAt({ x, y }) { return { value: await model.drawnLabelAt(x, y) }; },
 
   /** Switches the loaded model to another backend. */
   async backend({ backend }) {

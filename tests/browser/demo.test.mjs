@@ -25,10 +25,10 @@ async function nativeLabels(size) {
   return readGrayPng(await readFile(join(dir, 'cityscapes_example.png')));
 }
 
-async function segmentPhotoInPage(backend, sizeOption) {
+async function segmentPhotoInPage(backend, sizeOption, query = '') {
   const context = await launch({ webgpu: true });
   try {
-    const { page, requests } = await open(context, `${site.url}?backend=${backend}`);
+    const { page, requests } = await open(context, `${site.url}?backend=${backend}${query}`);
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
     assert.equal(await page.evaluate(() => document.body.dataset.backend), backend);
     await page.selectOption('#size-select', sizeOption);
@@ -63,13 +63,82 @@ test('a dropped photo on the CPU backend matches `bisenet segment` at native siz
   assert.ok(match >= 0.995, `only ${match} of pixels agree`);
 });
 
-test('the photo on WebGPU (small inference size) matches `bisenet segment --size`', { skip: !hasShared && 'no ../shared/data' }, async () => {
-  const { labels, shownSize } = await segmentPhotoInPage('webgpu', '240');
+test('the photo on WebGPU, read back (small inference size), matches `bisenet segment --size`', { skip: !hasShared && 'no ../shared/data' }, async () => {
+  const { labels, shownSize } = await segmentPhotoInPage('webgpu', '240', '&gpuview=0');
   assert.equal(shownSize, '480x240');
   const native = await nativeLabels('480x240');
   const match = agreement(labels, native.data);
   console.log(`WebGPU backend vs native CLI: ${(match * 100).toFixed(3)} % of pixels agree`);
   assert.ok(match >= 0.995, `only ${match} of pixels agree`);
+});
+
+test('the GPU path: labels like the CLI, colours drawn on the GPU, no read-back of the label map', { skip: !hasShared && 'no ../shared/data' }, async () => {
+  // Headless Chromium here cannot show WebGPU on a canvas (SwiftShader), so the GPU path draws
+  // into a texture of its own (?gpuview=offscreen): everything but the canvas is the same.
+  const dir = await scratchDir('gpu-path-');
+  const photo = join(dir, 'street.png');
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', PHOTO, '-vf', 'scale=480:240', photo]);
+  const labelsDir = join(dir, 'labels');
+  execFileSync(BINARY, ['segment', photo, '--output', 'labels', '-o', labelsDir, '--weights', join(ROOT, 'models/bisenet-camvid.safetensors')]);
+  const native = readGrayPng(await readFile(join(labelsDir, 'street.png')));
+  const context = await launch({ webgpu: true });
+  try {
+    const { page } = await open(context, `${site.url}?backend=webgpu&gpuview=offscreen`);
+    assert.equal(await page.evaluate(() => document.body.dataset.backend), 'webgpu');
+    assert.equal(await page.evaluate(() => window.bisenet.state.gpuView.active), true);
+    // Every buffer the worker maps from now on (WebGPU's only way back to the CPU).
+    const [worker] = page.workers();
+    await worker.evaluate(() => {
+      self.mapped = [];
+      const map = GPUBuffer.prototype.mapAsync;
+      GPUBuffer.prototype.mapAsync = function (...args) { self.mapped.push(this.size); return map.apply(this, args); };
+    });
+    await page.selectOption('#size-select', 'native');
+    await page.setInputFiles('#file-input', photo);
+    await page.waitForFunction(() => window.bisenet.state.last?.name === 'street' && document.body.dataset.state === 'ready', null, { timeout: 600_000 });
+    await page.selectOption('#view-select', 'mask'); // a redraw, from the labels kept on the GPU
+    await page.waitForFunction(() => document.body.dataset.state === 'ready');
+    const mapped = await worker.evaluate(() => self.mapped);
+    console.log(`GPU path: buffers mapped while labelling, drawing, redrawing and sharing out the classes: ${JSON.stringify(mapped)} bytes`);
+    // Nothing that could hold the label map (480x240, even at a byte per pixel) came back.
+    assert.ok(mapped.every((bytes) => bytes < 480 * 240), `a read-back as large as the label map: ${mapped}`);
+    const shares = await page.$$eval('#legend .share', (els) => els.map((e) => parseFloat(e.textContent)));
+    assert.ok(Math.abs(shares.reduce((a, b) => a + b, 0) - 100) < 0.5, `shares from the GPU sum to ${shares}`);
+
+    const labels = new Uint8Array(await page.evaluate(async () => [...await window.bisenet.readLabels()]));
+    const match = agreement(labels, native.data);
+    console.log(`GPU path vs native CLI at 480x240: ${(match * 100).toFixed(3)} % of pixels agree`);
+    assert.ok(match >= 0.999, `only ${match} of pixels agree`);
+    // The picture the GPU drew: in the mask view, each pixel is its label's palette colour.
+    const { rgba, palette } = await page.evaluate(async () => ({
+      rgba: [...await window.bisenet.state.worker.call('renderedPixels', { view: 'mask', alpha: 1 })],
+      palette: window.bisenet.state.info.classes.palette,
+    }));
+    assert.equal(rgba.length, 480 * 240 * 4);
+    let coloured = 0;
+    for (let i = 0; i < labels.length; i++) {
+      const [r, g, b] = palette[labels[i]];
+      coloured += rgba[4 * i] === r && rgba[4 * i + 1] === g && rgba[4 * i + 2] === b;
+    }
+    assert.equal(coloured, labels.length, 'every pixel of the mask has its class colour');
+  } finally {
+    await context.close();
+  }
+});
+
+test('WebGPU on a browser that cannot show it on a canvas reads results back and says why', async () => {
+  const context = await launch({ webgpu: true });
+  try {
+    const { page } = await open(context, `${site.url}?backend=webgpu`);
+    const gpuView = await page.evaluate(() => window.bisenet.state.gpuView);
+    // On this machine's software WebGPU the canvas check fails; with a real GPU it passes.
+    if (gpuView.active) return;
+    assert.match(gpuView.reason, /cannot show WebGPU output on a canvas/);
+    assert.match(await page.textContent('#notice'), /read back from the GPU/);
+    assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
+  } finally {
+    await context.close();
+  }
 });
 
 test('without WebGPU the CPU backend runs and says so', async () => {

@@ -1,0 +1,542 @@
+//! The WebGPU result view: a frame and its labels go to the canvas without leaving the GPU.
+//!
+//! The frame (an `ImageBitmap`) is copied GPU to GPU into a texture, the label map that burn's
+//! argmax left in a GPU buffer is copied GPU to GPU into this view's own buffer, and one render
+//! pass (`gpu_view.wgsl`) colours the labels with the palette and blends them over the frame
+//! straight into the canvas's current texture. Nothing is read back per frame: on a real GPU the
+//! read-back of the label map (`mapAsync`), not the network, would bound the frame rate.
+//!
+//! Shares the device and queue burn runs on (registered through `init_with_setup_async`), so
+//! burn's buffers can be bound here; the copy into this view's buffer, queued behind burn's work
+//! on the same queue, keeps a frame's labels valid whatever burn does with its memory next.
+
+use burn::backend::wgpu::{WgpuSetup, wgpu};
+use wgpu::util::DeviceExt;
+
+/// How the result is shown, as the page's view menu names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViewMode {
+    Overlay = 0,
+    Mask = 1,
+    SideBySide = 2,
+}
+
+impl ViewMode {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "overlay" => Some(Self::Overlay),
+            "mask" => Some(Self::Mask),
+            "side" => Some(Self::SideBySide),
+            _ => None,
+        }
+    }
+}
+
+/// The uniform block of `gpu_view.wgsl` (16-byte aligned, as WGSL lays it out).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Params {
+    frame_size: [u32; 2],
+    label_size: [u32; 2],
+    view: u32,
+    alpha: f32,
+    num_classes: u32,
+    pad: u32,
+}
+
+impl Params {
+    fn bytes(&self) -> [u8; 32] {
+        let words = [
+            self.frame_size[0],
+            self.frame_size[1],
+            self.label_size[0],
+            self.label_size[1],
+            self.view,
+            self.alpha.to_bits(),
+            self.num_classes,
+            self.pad,
+        ];
+        let mut bytes = [0; 32];
+        for (chunk, word) in bytes.chunks_exact_mut(4).zip(words) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        bytes
+    }
+}
+
+/// A texture or buffer that is re-created only when the size it needs changes.
+struct Sized<T> {
+    key: (u32, u32),
+    value: T,
+}
+
+/// Where a view draws: the page's canvas, or (without one) a texture of its own.
+enum Target {
+    Canvas {
+        surface: wgpu::Surface<'static>,
+        size: (u32, u32),
+    },
+    Offscreen,
+}
+
+pub struct GpuView {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter: wgpu::Adapter,
+    target: Target,
+    /// The texture drawn into without a canvas, and for [`GpuView::pixels`].
+    offscreen: Option<Sized<wgpu::Texture>>,
+    format: wgpu::TextureFormat,
+    pipeline: wgpu::RenderPipeline,
+    layout: wgpu::BindGroupLayout,
+    params: wgpu::Buffer,
+    palette: wgpu::Buffer,
+    num_classes: u32,
+    frame: Option<Sized<wgpu::Texture>>,
+    labels: Option<Sized<wgpu::Buffer>>,
+}
+
+/// Where burn keeps a frame's labels: one `i32` per pixel, `width x height`, row-major.
+pub struct LabelBuffer<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The size of the picture of `frame` in `view`: twice the frame's width side by side.
+fn canvas_size(frame: &web_sys::ImageBitmap, view: ViewMode) -> Result<(u32, u32), String> {
+    let (width, height) = (frame.width(), frame.height());
+    if width == 0 || height == 0 {
+        return Err("the frame is empty (0 pixels)".into());
+    }
+    Ok(match view {
+        ViewMode::SideBySide => (width * 2, height),
+        _ => (width, height),
+    })
+}
+
+impl GpuView {
+    /// A view drawing on `canvas` (or, without one, into a texture of its own) with burn's
+    /// device; `palette` holds one RGB colour per class.
+    pub fn new(
+        setup: &WgpuSetup,
+        canvas: Option<web_sys::OffscreenCanvas>,
+        palette: &[[u8; 3]],
+    ) -> Result<Self, String> {
+        let (target, format) = match canvas {
+            Some(canvas) => {
+                let surface = setup
+                    .instance
+                    .create_surface(wgpu::SurfaceTarget::OffscreenCanvas(canvas))
+                    .map_err(|e| format!("the canvas cannot show WebGPU output: {e}"))?;
+                let format = surface
+                    .get_capabilities(&setup.adapter)
+                    .formats
+                    .first()
+                    .copied()
+                    .ok_or("the canvas offers no WebGPU texture format")?;
+                let size = (0, 0);
+                (Target::Canvas { surface, size }, format)
+            }
+            None => (Target::Offscreen, wgpu::TextureFormat::Rgba8Unorm),
+        };
+        let device = setup.device.clone();
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("gpu view"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("gpu_view.wgsl").into()),
+        });
+        let storage = |binding| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::FRAGMENT,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only: true },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("gpu view"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                wgpu::BindGroupLayoutEntry {
+                    binding: 1,
+                    visibility: wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Texture {
+                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                        view_dimension: wgpu::TextureViewDimension::D2,
+                        multisampled: false,
+                    },
+                    count: None,
+                },
+                storage(2),
+                storage(3),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("gpu view"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("gpu view"),
+            layout: Some(&pipeline_layout),
+            vertex: wgpu::VertexState {
+                module: &module,
+                entry_point: Some("vs"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
+            primitive: wgpu::PrimitiveState::default(),
+            depth_stencil: None,
+            multisample: wgpu::MultisampleState::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &module,
+                entry_point: Some("fs"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format,
+                    blend: None,
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        let colours: Vec<u8> = palette
+            .iter()
+            .flat_map(|rgb| {
+                [rgb[0], rgb[1], rgb[2], 255]
+                    .map(|c| f32::from(c) / 255.0)
+                    .into_iter()
+                    .flat_map(f32::to_le_bytes)
+            })
+            .collect();
+        let palette_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("palette"),
+            contents: &colours,
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let params = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("gpu view params"),
+            size: 32,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Self {
+            device,
+            queue: setup.queue.clone(),
+            adapter: setup.adapter.clone(),
+            target,
+            offscreen: None,
+            format,
+            pipeline,
+            layout,
+            params,
+            palette: palette_buffer,
+            num_classes: palette.len() as u32,
+            frame: None,
+            labels: None,
+        })
+    }
+
+    /// Draws `frame` with `labels` coloured over it on the canvas (or this view's own texture
+    /// without one), sized to the frame: twice as wide side by side.
+    pub fn draw(
+        &mut self,
+        frame: &web_sys::ImageBitmap,
+        labels: LabelBuffer,
+        view: ViewMode,
+        alpha: f32,
+    ) -> Result<(), String> {
+        let size = canvas_size(frame, view)?;
+        let canvas_texture = match &mut self.target {
+            Target::Canvas {
+                surface,
+                size: configured,
+            } => {
+                if *configured != size {
+                    let mut config = surface
+                        .get_default_config(&self.adapter, size.0, size.1)
+                        .ok_or("the canvas cannot be configured for this GPU")?;
+                    config.format = self.format;
+                    config.usage = wgpu::TextureUsages::RENDER_ATTACHMENT;
+                    surface.configure(&self.device, &config);
+                    *configured = size;
+                }
+                match surface.get_current_texture() {
+                    wgpu::CurrentSurfaceTexture::Success(t)
+                    | wgpu::CurrentSurfaceTexture::Suboptimal(t) => Some(t),
+                    other => {
+                        return Err(format!("the canvas has no texture to draw on ({other:?})"));
+                    }
+                }
+            }
+            Target::Offscreen => None,
+        };
+        match canvas_texture {
+            Some(texture) => {
+                let target = texture.texture.create_view(&Default::default());
+                let commands = self.render(frame, &labels, view, alpha, &target);
+                self.queue.submit([commands]);
+                self.queue.present(texture);
+            }
+            None => {
+                let target = self.offscreen_texture(size);
+                let commands = self.render(frame, &labels, view, alpha, &target);
+                self.queue.submit([commands]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Draws like [`GpuView::draw`] into this view's own texture and reads the picture back
+    /// (RGBA, row-major): for a download of the result and for tests, never per frame.
+    pub fn pixels(
+        &mut self,
+        frame: &web_sys::ImageBitmap,
+        labels: LabelBuffer,
+        view: ViewMode,
+        alpha: f32,
+    ) -> Result<impl std::future::Future<Output = Result<Vec<u8>, String>> + use<>, String> {
+        let size = canvas_size(frame, view)?;
+        let texture = self.offscreen_texture(size);
+        let commands = self.render(frame, &labels, view, alpha, &texture);
+        let texture = &self.offscreen.as_ref().expect("made above").value;
+        // Rows of a texture-to-buffer copy are padded to 256 bytes.
+        let row = size.0 * 4;
+        let padded_row = row.div_ceil(256) * 256;
+        let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("picture read-back"),
+            size: u64::from(padded_row) * u64::from(size.1),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_texture_to_buffer(
+            texture.as_image_copy(),
+            wgpu::TexelCopyBufferInfo {
+                buffer: &readback,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(padded_row),
+                    rows_per_image: None,
+                },
+            },
+            wgpu::Extent3d {
+                width: size.0,
+                height: size.1,
+                depth_or_array_layers: 1,
+            },
+        );
+        self.queue.submit([commands, encoder.finish()]);
+        let (sender, receiver) = async_channel::bounded(1);
+        readback
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |result| {
+                let _ = sender.try_send(result);
+            });
+        let bgra = self.format == wgpu::TextureFormat::Bgra8Unorm;
+        Ok(async move {
+            receiver
+                .recv()
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("reading the picture back: {e}"))?;
+            let mapped = readback
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| format!("reading the picture back: {e:?}"))?;
+            let mut rgba = Vec::with_capacity((row * size.1) as usize);
+            for line in mapped.chunks_exact(padded_row as usize) {
+                rgba.extend_from_slice(&line[..row as usize]);
+            }
+            if bgra {
+                rgba.chunks_exact_mut(4).for_each(|px| px.swap(0, 2));
+            }
+            Ok(rgba)
+        })
+    }
+
+    /// Records the copies and the render pass of one picture into `target`.
+    fn render(
+        &mut self,
+        frame: &web_sys::ImageBitmap,
+        labels: &LabelBuffer,
+        view: ViewMode,
+        alpha: f32,
+        target: &wgpu::TextureView,
+    ) -> wgpu::CommandBuffer {
+        let (width, height) = (frame.width(), frame.height());
+        self.ensure_frame_texture(width, height);
+        let label_bytes = u64::from(labels.width) * u64::from(labels.height) * 4;
+        self.ensure_label_buffer(labels.width, labels.height, label_bytes);
+        let frame_texture = &self.frame.as_ref().expect("ensured").value;
+        let label_copy = &self.labels.as_ref().expect("ensured").value;
+        self.queue.copy_external_image_to_texture(
+            &wgpu::CopyExternalImageSourceInfo {
+                source: wgpu::ExternalImageSource::ImageBitmap(frame.clone()),
+                origin: wgpu::Origin2d::ZERO,
+                flip_y: false,
+            },
+            wgpu::CopyExternalImageDestInfo {
+                texture: frame_texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+                color_space: wgpu::PredefinedColorSpace::Srgb,
+                premultiplied_alpha: false,
+            },
+            wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+        );
+        let frame_view = frame_texture.create_view(&Default::default());
+        let params = Params {
+            frame_size: [width, height],
+            label_size: [labels.width, labels.height],
+            view: view as u32,
+            alpha: alpha.clamp(0.0, 1.0),
+            num_classes: self.num_classes,
+            pad: 0,
+        };
+        self.queue.write_buffer(&self.params, 0, &params.bytes());
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("gpu view"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: self.params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::TextureView(&frame_view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: label_copy.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: self.palette.as_entire_binding(),
+                },
+            ],
+        });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("gpu view"),
+            });
+        encoder.copy_buffer_to_buffer(labels.buffer, labels.offset, label_copy, 0, label_bytes);
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("gpu view"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: target,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })],
+                ..Default::default()
+            });
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.draw(0..3, 0..1);
+        }
+        encoder.finish()
+    }
+
+    /// This view's own render target at `size`, in the pipeline's format.
+    fn offscreen_texture(&mut self, size: (u32, u32)) -> wgpu::TextureView {
+        if self.offscreen.as_ref().map(|t| t.key) != Some(size) {
+            let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("picture"),
+                size: wgpu::Extent3d {
+                    width: size.0,
+                    height: size.1,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: self.format,
+                usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+                view_formats: &[],
+            });
+            self.offscreen = Some(Sized {
+                key: size,
+                value: texture,
+            });
+        }
+        let texture = &self.offscreen.as_ref().expect("set above").value;
+        texture.create_view(&Default::default())
+    }
+
+    /// Resolves when the GPU has finished the work submitted so far (no read-back involved).
+    pub fn work_done(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let (sender, receiver) = async_channel::bounded(1);
+        self.queue.on_submitted_work_done(move || {
+            let _ = sender.try_send(());
+        });
+        async move {
+            let _ = receiver.recv().await;
+        }
+    }
+
+    fn ensure_frame_texture(&mut self, width: u32, height: u32) {
+        if self.frame.as_ref().map(|f| f.key) != Some((width, height)) {
+            let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("frame"),
+                size: wgpu::Extent3d {
+                    width,
+                    height,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba8Unorm,
+                // `copy_external_image_to_texture` needs RENDER_ATTACHMENT on its destination.
+                usage: wgpu::TextureUsages::TEXTURE_BINDING
+                    | wgpu::TextureUsages::COPY_DST
+                    | wgpu::TextureUsages::RENDER_ATTACHMENT,
+                view_formats: &[],
+            });
+            self.frame = Some(Sized {
+                key: (width, height),
+                value: texture,
+            });
+        }
+    }
+
+    fn ensure_label_buffer(&mut self, width: u32, height: u32, bytes: u64) {
+        if self.labels.as_ref().map(|l| l.key) != Some((width, height)) {
+            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("labels"),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            self.labels = Some(Sized {
+                key: (width, height),
+                value: buffer,
+            });
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! The browser API (wasm32): load a weights file on WebGPU or the CPU, segment RGBA frames,
+//! render the result. Pre- and post-processing are the library's own, as natively.
+
+mod gpu_view;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use burn::backend::Wgpu;
+use burn::backend::wgpu::{CubeTensor, WgpuResource, WgpuRuntime, WgpuSetup};
+use burn::prelude::*;
+use cubecl_runtime::runtime::Runtime;
+use cubecl_runtime::storage::ManagedResource;
+use wasm_bindgen::prelude::*;
+
+use gpu_view::{GpuView, LabelBuffer, ViewMode};
+
+use crate::preprocess::{Frame, PixelFormat};
+use crate::render::{LabelMap, colorize, labels_png, overlay};
+use crate::segmenter::Segmenter;
+use crate::weights;
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// burn's WebGPU device and the wgpu handles it runs on (shared with the canvas view).
+#[derive(Clone)]
+struct WebGpu {
+    device: Device,
+    setup: WgpuSetup,
+}
+
+thread_local! {
+    /// burn's wgpu runtime can be initialised once per page: keep the device.
+    static WEBGPU: RefCell<Option<WebGpu>> = const { RefCell::new(None) };
+}
+
+async fn webgpu() -> Result<WebGpu, JsError> {
+    if let Some(gpu) = WEBGPU.with(|d| d.borrow().clone()) {
+        return Ok(gpu);
+    }
+    let (device, setup) = Device::wgpu_options()
+        .init_with_setup_async()
+        .await
+        .map_err(|e| JsError::new(&format!("WebGPU could not start: {e}")))?;
+    let gpu = WebGpu { device, setup };
+    WEBGPU.with(|d| *d.borrow_mut() = Some(gpu.clone()));
+    Ok(gpu)
+}
+
+fn js_error(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Checks a downloaded weights file without building the model: returns its metadata as
+/// JSON, or an error naming what is wrong (truncated, not a weights file, ...).
+#[wasm_bindgen(js_name = checkWeights)]
+pub fn check_weights(bytes: &[u8]) -> Result<String, JsError> {
+    let info = weights::read_info(bytes).map_err(js_error)?;
+    serde_json::to_string(&info).map_err(js_error)
+}
+
+/// A frame uploaded to the model's device, ready for [`Model::run`].
+#[wasm_bindgen]
+pub struct Input {
+    tensor: Tensor<4>,
+    width: usize,
+    height: usize,
+}
+
+/// A model loaded on one backend.
+#[wasm_bindgen]
+pub struct Model {
+    segmenter: Rc<Segmenter>,
+    backend: String,
+    /// The canvas view of the GPU path (WebGPU only, once a canvas is attached).
+    view: RefCell<Option<GpuView>>,
+    /// The labels the GPU path drew last (`[1, 1, height, width]`, on the GPU), for the
+    /// read-backs a user asks for: the class under the pointer, shares, a download.
+    drawn: RefCell<Option<Tensor<4, Int>>>,
+}
+
+#[wasm_bindgen]
+impl Model {
+    /// Loads a weights file on `backend`: `"webgpu"` or `"cpu"`.
+    pub async fn load(bytes: Vec<u8>, backend: String) -> Result<Model, JsError> {
+        let device = match backend.as_str() {
+            "webgpu" => webgpu().await?.device,
+            "cpu" => Device::flex(),
+            other => return Err(JsError::new(&format!("unknown backend `{other}`"))),
+        };
+        let loaded = weights::from_bytes(bytes, &device).map_err(js_error)?;
+        Ok(Model {
+            segmenter: Rc::new(Segmenter::new(loaded, device)),
+            backend,
+            view: RefCell::new(None),
+            drawn: RefCell::new(None),
+        })
+    }
+
+    /// Makes `canvas` the GPU path's output: results drawn with [`Model::present`] go there
+    /// without leaving the GPU. Without a canvas they are drawn into a texture of the view's
+    /// own (what [`Model::rendered_pixels`] reads, and what a browser that cannot show WebGPU
+    /// on a canvas is tested with). WebGPU only; the error says why the path is unavailable.
+    #[wasm_bindgen(js_name = attachCanvas)]
+    pub async fn attach_canvas(
+        &self,
+        canvas: Option<web_sys::OffscreenCanvas>,
+    ) -> Result<(), JsError> {
+        if self.backend != "webgpu" {
+            return Err(JsError::new("the GPU view needs the WebGPU backend"));
+        }
+        let gpu = webgpu().await?;
+        let palette = &self.segmenter.info.classes.palette;
+        let view = GpuView::new(&gpu.setup, canvas, palette).map_err(|e| JsError::new(&e))?;
+        *self.view.borrow_mut() = Some(view);
+        Ok(())
+    }
+
+    /// The GPU path, first half: runs the network on `input` and keeps its labels on the GPU
+    /// (at the input's frame size) for [`Model::present`] and the read-backs below.
+    pub fn label(&self, input: Input) {
+        let Input {
+            tensor,
+            width,
+            height,
+        } = input;
+        let labels = self
+            .segmenter
+            .model
+            .logits(tensor, [height, width])
+            .argmax(1);
+        *self.drawn.borrow_mut() = Some(labels);
+    }
+
+    /// The GPU path, second half: draws the labels of the last [`Model::label`] over `frame`
+    /// on the attached canvas (`view`: "overlay", "mask" or "side"; the mask at opacity
+    /// `alpha`; the labels are scaled to the frame). Nothing is read back; resolves when the
+    /// GPU has finished, so that a caller keeps one frame in flight. Called again with another
+    /// view or opacity, it redraws without running the network.
+    pub fn present(
+        &self,
+        frame: &web_sys::ImageBitmap,
+        view: &str,
+        alpha: f32,
+    ) -> Result<js_sys::Promise, JsError> {
+        let mode =
+            ViewMode::parse(view).ok_or_else(|| JsError::new(&format!("unknown view `{view}`")))?;
+        let labels = self.drawn_labels()?;
+        let [_, _, height, width] = labels.dims();
+        let mut gpu_view = self.view.borrow_mut();
+        let gpu_view = gpu_view
+            .as_mut()
+            .ok_or_else(|| JsError::new("no canvas is attached (attachCanvas)"))?;
+        let managed = gpu_buffer(&labels)?;
+        let resource = managed.resource();
+        gpu_view
+            .draw(
+                frame,
+                LabelBuffer {
+                    buffer: &resource.buffer,
+                    offset: resource.offset,
+                    width: width as u32,
+                    height: height as u32,
+                },
+                mode,
+                alpha,
+            )
+            .map_err(|e| JsError::new(&e))?;
+        let done = gpu_view.work_done();
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            done.await;
+            Ok(JsValue::UNDEFINED)
+        }))
+    }
+
+    /// The picture [`Model::present`] draws, read back (RGBA bytes, `Uint8Array`): for a
+    /// download of the result and for tests, never per frame.
+    #[wasm_bindgen(js_name = renderedPixels)]
+    pub fn rendered_pixels(
+        &self,
+        frame: &web_sys::ImageBitmap,
+        view: &str,
+        alpha: f32,
+    ) -> Result<js_sys::Promise, JsError> {
+        let mode =
+            ViewMode::parse(view).ok_or_else(|| JsError::new(&format!("unknown view `{view}`")))?;
+        let labels = self.drawn_labels()?;
+        let [_, _, height, width] = labels.dims();
+        let mut gpu_view = self.view.borrow_mut();
+        let gpu_view = gpu_view
+            .as_mut()
+            .ok_or_else(|| JsError::new("no canvas is attached (attachCanvas)"))?;
+        let managed = gpu_buffer(&labels)?;
+        let resource = managed.resource();
+        let pixels = gpu_view
+            .pixels(
+                frame,
+                LabelBuffer {
+                    buffer: &resource.buffer,
+                    offset: resource.offset,
+                    width: width as u32,
+                    height: height as u32,
+                },
+                mode,
+                alpha,
+            )
+            .map_err(|e| JsError::new(&e))?;
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let rgba = pixels.await.map_err(|e| JsValue::from(JsError::new(&e)))?;
+            Ok(js_sys::Uint8Array::from(rgba.as_slice()).into())
+        }))
+    }
+
+    /// Reads back the labels of the last [`Model::label`] (`Uint8Array`, row-major at the
+    /// inference size): for a download or a test, never per frame.
+    #[wasm_bindgen(js_name = readDrawnLabels)]
+    pub fn read_drawn_labels(&self) -> Result<js_sys::Promise, JsError> {
+        let labels = self.drawn_labels()?;
+        let segmenter = Rc::clone(&self.segmenter);
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let [_, _, height, width] = labels.dims();
+            let data = labels.into_data_async().await.map_err(read_back_error)?;
+            let ids = segmenter.labels_from_data(&data, [height, width]).ids;
+            Ok(js_sys::Uint8Array::from(ids.as_slice()).into())
+        }))
+    }
+
+    /// The share of each class in the labels last drawn, reduced on the GPU: one small
+    /// read-back (a float per class), a few times a second for the legend.
+    #[wasm_bindgen(js_name = drawnClassShares)]
+    pub fn drawn_class_shares(&self) -> Result<js_sys::Promise, JsError> {
+        let labels = self.drawn_labels()?;
+        let classes = self.segmenter.info.num_classes;
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let pixels = labels.shape().num_elements();
+            // [1, 1, H, W] ids against [classes, 1] ids -> [classes, H * W] matches -> counts.
+            let ids = labels.reshape([1, pixels]);
+            let classes_column =
+                Tensor::<1, Int>::arange(0..classes as i64, &ids.device()).reshape([classes, 1]);
+            let counts = classes_column
+                .equal(ids)
+                .int()
+                .sum_dim(1)
+                .float()
+                .div_scalar(pixels as f32);
+            let data = counts.into_data_async().await.map_err(read_back_error)?;
+            let shares: Vec<f64> = data.iter::<f32>().map(f64::from).collect();
+            Ok(js_sys::Float64Array::from(shares.as_slice()).into())
+        }))
+    }
+
+    /// The class id at (`x`, `y`) of the labels last drawn (inference-size coordinates): a
+    /// read-back of one value, for the class under the pointer.
+    #[wasm_bindgen(js_name = drawnLabelAt)]
+    pub fn drawn_label_at(&self, x: usize, y: usize) -> Result<js_sys::Promise, JsError> {
+        let labels = self.drawn_labels()?;
+        let [_, _, height, width] = labels.dims();
+        if x >= width || y >= height {
+            return Err(JsError::new(&format!(
+                "({x}, {y}) is outside the {width}x{height} labels"
+            )));
+        }
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let one = labels.slice([0..1, 0..1, y..y + 1, x..x + 1]);
+            let data = one.into_data_async().await.map_err(read_back_error)?;
+            let id = data.iter::<i64>().next().unwrap_or(0);
+            Ok(JsValue::from(id as f64))
+        }))
+    }
+
+    fn drawn_labels(&self) -> Result<Tensor<4, Int>, JsError> {
+        self.drawn
+            .borrow()
+            .clone()
+            .ok_or_else(|| JsError::new("nothing has been drawn on the GPU yet"))
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    /// The model's metadata (classes, palette, normalisation, ...) as JSON.
+    #[wasm_bindgen(js_name = infoJson)]
+    pub fn info_json(&self) -> Result<String, JsError> {
+        serde_json::to_string(&self.segmenter.info).map_err(js_error)
+    }
+
+    /// Uploads an RGBA frame (canvas `ImageData` bytes) of `width x height` as the network
+    /// input, normalised and resized to `inference_width x inference_height` on the device.
+    pub fn upload(
+        &self,
+        rgba: &[u8],
+        width: usize,
+        height: usize,
+        inference_width: usize,
+        inference_height: usize,
+    ) -> Result<Input, JsError> {
+        let frame = Frame::new(rgba, width, height, PixelFormat::Rgba8).map_err(js_error)?;
+        if inference_width < 8 || inference_height < 8 {
+            return Err(JsError::new("the inference size must be at least 8x8"));
+        }
+        let size = [inference_height, inference_width];
+        Ok(Input {
+            tensor: self.segmenter.input(&frame, Some(size)),
+            width,
+            height,
+        })
+    }
+
+    /// Runs the network on an uploaded frame; resolves to the class ids at the frame's size
+    /// (`Uint8Array`, row-major).
+    pub fn run(&self, input: Input) -> js_sys::Promise {
+        let Input {
+            tensor,
+            width,
+            height,
+        } = input;
+        let out_size = [height, width];
+        let logits = self.segmenter.logits(tensor, out_size);
+        // On the CPU backend the low-resolution logits come back and become labels here; on
+        // WebGPU the GPU makes the labels and only they come back.
+        let segmenter = Rc::clone(&self.segmenter);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let data = match segmenter.labels_on_cpu {
+                true => logits.into_data_async().await,
+                false => logits.argmax(1).into_data_async().await,
+            };
+            let data = data.map_err(|e| {
+                JsValue::from(JsError::new(&format!("reading the result back: {e:?}")))
+            })?;
+            let labels = segmenter.labels_from_data(&data, out_size);
+            Ok(js_sys::Uint8Array::from(labels.ids.as_slice()).into())
+        })
+    }
+
+    /// The colour mask of a result (RGBA, opaque): the page draws it over the frame itself, so
+    /// the frame never has to come back from the worker.
+    pub fn colorize(
+        &self,
+        labels: Vec<u8>,
+        width: usize,
+        height: usize,
+    ) -> Result<Vec<u8>, JsError> {
+        let labels = label_map(labels, width, height)?;
+        Ok(colorize(&labels, &self.segmenter.info.classes))
+    }
+
+    /// The colour mask blended over the frame with opacity `alpha` (RGBA).
+    pub fn overlay(
+        &self,
+        rgba: &[u8],
+        width: usize,
+        height: usize,
+        labels: Vec<u8>,
+        alpha: f32,
+    ) -> Result<Vec<u8>, JsError> {
+        let labels = label_map(labels, width, height)?;
+        let frame = Frame::new(rgba, width, height, PixelFormat::Rgba8).map_err(js_error)?;
+        Ok(overlay(
+            &frame,
+            &labels,
+            &self.segmenter.info.classes,
+            alpha,
+        ))
+    }
+
+    /// The label map as an 8-bit grayscale PNG of class ids (as `bisenet segment --output labels`).
+    #[wasm_bindgen(js_name = labelsPng)]
+    pub fn labels_png(
+        &self,
+        labels: Vec<u8>,
+        width: usize,
+        height: usize,
+    ) -> Result<Vec<u8>, JsError> {
+        labels_png(&label_map(labels, width, height)?).map_err(js_error)
+    }
+
+    /// Share of the pixels of each class, in class order.
+    #[wasm_bindgen(js_name = classShares)]
+    pub fn class_shares(&self, labels: Vec<u8>) -> Vec<f64> {
+        let labels = LabelMap {
+            width: labels.len(),
+            height: 1,
+            ids: labels,
+        };
+        labels.class_shares(self.segmenter.info.num_classes)
+    }
+}
+
+fn read_back_error(e: impl std::fmt::Debug) -> JsValue {
+    JsValue::from(JsError::new(&format!("reading the result back: {e:?}")))
+}
+
+/// The GPU buffer holding `labels` (burn's wgpu runtime, contiguous `i32`), reached through the
+/// CubeCL client: getting it also submits the work that writes it.
+fn gpu_buffer(labels: &Tensor<4, Int>) -> Result<ManagedResource<WgpuResource>, JsError> {
+    let tensor: CubeTensor = labels
+        .clone()
+        .try_into_primitive::<Wgpu>()
+        .map_err(|e| JsError::new(&format!("the labels are not on WebGPU: {e:?}")))?;
+    if !tensor.is_contiguous() || tensor.dtype.size() != 4 {
+        return Err(JsError::new(&format!(
+            "the labels are not a contiguous 32-bit map ({:?})",
+            tensor.dtype
+        )));
+    }
+    tensor
+        .client
+        .get_resource::<<WgpuRuntime as Runtime>::Server>(tensor.handle.clone())
+        .map_err(|e| JsError::new(&format!("the labels' GPU buffer cannot be reached: {e:?}")))
+}
+
+fn label_map(ids: Vec<u8>, width: usize, height: usize) -> Result<LabelMap, JsError> {
+    if ids.len() != width * height {
+        return Err(JsError::new(&format!(
+            "{} labels for a {width}x{height} frame",
+            ids.len()
+        )));
+    }
+    Ok(LabelMap { width, height, ids })
+}
