@@ -142,16 +142,19 @@ async function segmentVideoFrame(video) {
   const t0 = performance.now();
   const [width, height] = [video.videoWidth, video.videoHeight];
   const [iw, ih] = inferenceSize(width, height);
-  const [frame, small] = await Promise.all([
-    createImageBitmap(video),
-    createImageBitmap(video, { resizeWidth: iw, resizeHeight: ih, resizeQuality: 'medium' }),
-  ]);
-  const t1 = performance.now();
   const inference = `${iw}x${ih}`;
   if (state.gpuView.active) {
-    const result = await state.worker.draw(small, frame, iw, ih, ui.viewSelect.value, Number(ui.alpha.value));
-    show({ ...result, gpu: true, width: iw, height: ih, frameWidth: width, name: 'frame', inference }, t1 - t0, performance.now());
+    // The GPU path takes the full frame: it is resized on the GPU.
+    const frame = await createImageBitmap(video);
+    const t1 = performance.now();
+    const result = await state.worker.draw(frame, iw, ih, ui.viewSelect.value, Number(ui.alpha.value));
+    show({ ...result, gpu: true, name: 'frame', inference }, t1 - t0, performance.now());
   } else {
+    const [frame, small] = await Promise.all([
+      createImageBitmap(video),
+      createImageBitmap(video, { resizeWidth: iw, resizeHeight: ih, resizeQuality: 'medium' }),
+    ]);
+    const t1 = performance.now();
     let result;
     try {
       result = await state.worker.segment(small, iw, ih, iw, ih);
@@ -197,17 +200,17 @@ async function segmentImageFile(file) {
   state.source = 'image';
   setState('busy');
   try {
-    const t0 = performance.now();
-    const copy = await createImageBitmap(frame); // the worker gets its own, the page draws this one
     const [iw, ih] = inferenceSize(width, height);
-    const t1 = performance.now();
     const name = file.name.replace(/\.[^.]*$/, '');
     const inference = `${iw}x${ih}`;
     if (state.gpuView.active) {
-      // The GPU path labels at the inference size and draws the full frame (both transferred).
-      const result = await state.worker.draw(copy, frame, iw, ih, ui.viewSelect.value, Number(ui.alpha.value));
-      show({ ...result, gpu: true, width: iw, height: ih, frameWidth: width, name, inference }, t1 - t0, performance.now());
+      // The GPU path labels at the inference size and draws the full frame (transferred).
+      const result = await state.worker.draw(frame, iw, ih, ui.viewSelect.value, Number(ui.alpha.value));
+      show({ ...result, gpu: true, name, inference }, 0, performance.now());
     } else {
+      const t0 = performance.now();
+      const copy = await createImageBitmap(frame); // the worker gets its own, the page draws this one
+      const t1 = performance.now();
       const result = await state.worker.segment(copy, width, height, iw, ih);
       show({ ...result, frame, name, inference }, t1 - t0, performance.now());
     }

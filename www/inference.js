@@ -50,9 +50,9 @@ export class InferenceWorker {
   /** Hands `canvas` (an OffscreenCanvas) to the worker for the GPU path; resolves to its state. */
   attachCanvas(canvas) { return this.call('attachCanvas', { canvas }, [canvas]); }
 
-  /** The GPU path: `bitmap` (at the inference size) is labelled, `frame` drawn; both transferred. */
-  draw(bitmap, frame, inferenceWidth, inferenceHeight, view, alpha) {
-    return this.call('draw', { bitmap, frame, inferenceWidth, inferenceHeight, view, alpha }, [bitmap, frame]);
+  /** The GPU path: `frame` (transferred) is labelled at the inference size and drawn. */
+  draw(frame, inferenceWidth, inferenceHeight, view, alpha) {
+    return this.call('draw', { frame, inferenceWidth, inferenceHeight, view, alpha }, [frame]);
   }
 
   labelsPng(labels, width, height) { return this.call('labelsPng', { labels, width, height }); }

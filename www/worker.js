@@ -17,7 +17,7 @@ let gpuCanvas = null;
 // show WebGPU on a canvas), or the reason there is no GPU view.
 let canvasMode = 'the page has not offered a canvas';
 let gpuView = { active: false, reason: canvasMode };
-let shown = null; // the frame the GPU path drew last (an ImageBitmap), for redraws
+let shown = null; // the size of the frame the GPU path drew last ({ width, height })
 const pixels = new OffscreenCanvas(1, 1);
 const pixelsCtx = pixels.getContext('2d', { willReadFrequently: true });
 const maskCanvas = new OffscreenCanvas(1, 1);
@@ -136,7 +136,7 @@ const handlers = {
 
   /** The last GPU result as a PNG (drawn again into a texture and read back: on request only). */
   async snapshot({ view, alpha }) {
-    const rgba = await model.renderedPixels(shown, view, alpha);
+    const rgba = await model.renderedPixels(view, alpha);
     const width = view === 'side' ? shown.width * 2 : shown.width;
     const canvas = new OffscreenCanvas(width, shown.height);
     canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer), width, shown.height), 0, 0);
@@ -145,34 +145,37 @@ const handlers = {
 
   /** The last GPU result's picture as RGBA bytes (read back: for tests). */
   async renderedPixels({ view, alpha }) {
-    const rgba = await model.renderedPixels(shown, view, alpha);
+    const rgba = await model.renderedPixels(view, alpha);
     return { value: rgba, transfer: [rgba.buffer] };
   },
 
   /**
-   * The GPU path: labels `bitmap` (read at `inferenceWidth x inferenceHeight`) and draws the
-   * labels over `frame` on the canvas, on the GPU; nothing comes back but the stage times.
+   * The GPU path: `frame` is copied to the GPU, where the input is made at `inferenceWidth x
+   * inferenceHeight`, labelled, and drawn over on the canvas; nothing comes back but the labels'
+   * size and the stage times.
    */
-  async draw({ bitmap, frame, inferenceWidth, inferenceHeight, view, alpha }) {
+  async draw({ frame, inferenceWidth, inferenceHeight, view, alpha }) {
     if (!gpuView.active) throw new Error(`the GPU view is off: ${gpuView.reason}`);
     const t0 = performance.now();
-    const rgba = readPixels(bitmap, inferenceWidth, inferenceHeight);
-    const input = model.upload(rgba, inferenceWidth, inferenceHeight, inferenceWidth, inferenceHeight);
+    let labelled;
+    try {
+      labelled = model.labelFrame(frame, inferenceWidth, inferenceHeight);
+      shown = { width: frame.width, height: frame.height };
+    } finally {
+      frame.close(); // copied to the GPU
+    }
     const t1 = performance.now();
-    model.label(input);
-    shown?.close();
-    shown = frame;
     sizeGpuCanvas(view);
-    await model.present(frame, view, alpha);
+    await model.present(view, alpha);
     const t2 = performance.now();
-    return { value: { ms: { upload: t1 - t0, network: t2 - t1, render: 0 } } };
+    return { value: { width: labelled[0], height: labelled[1], ms: { upload: t1 - t0, network: t2 - t1, render: 0 } } };
   },
 
   /** Draws the last GPU result again, in another view or opacity. */
   async redraw({ view, alpha }) {
     if (!shown) return { value: null };
     sizeGpuCanvas(view);
-    await model.present(shown, view, alpha);
+    await model.present(view, alpha);
     return { value: null };
   },
 

@@ -1,6 +1,6 @@
-//! The WebGPU result view: a frame and its labels go to the canvas without leaving the GPU.
-//!
-//! The frame (an `ImageBitmap`) is copied GPU to GPU into a texture, the label map that burn's
+//! The WebGPU path of a frame, which never leaves the GPU: in, the frame (an `ImageBitmap`) is
+//! copied GPU to GPU into a texture and a compute pass (`gpu_input.wgsl`) writes the resized,
+//! normalised network input into the buffer of a burn tensor; out, the label map that burn's
 //! argmax left in a GPU buffer is copied GPU to GPU into this view's own buffer, and one render
 //! pass (`gpu_view.wgsl`) colours the labels with the palette and blends them over the frame
 //! straight into the canvas's current texture. Nothing is read back per frame: on a real GPU the
@@ -12,6 +12,8 @@
 
 use burn::backend::wgpu::{WgpuSetup, wgpu};
 use wgpu::util::DeviceExt;
+
+use crate::preprocess::Normalization;
 
 /// How the result is shown, as the page's view menu names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,26 +96,22 @@ pub struct GpuView {
     num_classes: u32,
     frame: Option<Sized<wgpu::Texture>>,
     labels: Option<Sized<wgpu::Buffer>>,
+    input_pipeline: wgpu::ComputePipeline,
+    input_params: wgpu::Buffer,
+    planes: Option<Sized<wgpu::Buffer>>,
+}
+
+/// Where burn keeps a tensor: a range of a GPU buffer.
+pub struct GpuSlice<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
 }
 
 /// Where burn keeps a frame's labels: one `i32` per pixel, `width x height`, row-major.
 pub struct LabelBuffer<'a> {
-    pub buffer: &'a wgpu::Buffer,
-    pub offset: u64,
+    pub slice: GpuSlice<'a>,
     pub width: u32,
     pub height: u32,
-}
-
-/// The size of the picture of `frame` in `view`: twice the frame's width side by side.
-fn canvas_size(frame: &web_sys::ImageBitmap, view: ViewMode) -> Result<(u32, u32), String> {
-    let (width, height) = (frame.width(), frame.height());
-    if width == 0 || height == 0 {
-        return Err("the frame is empty (0 pixels)".into());
-    }
-    Ok(match view {
-        ViewMode::SideBySide => (width * 2, height),
-        _ => (width, height),
-    })
 }
 
 impl GpuView {
@@ -233,6 +231,25 @@ impl GpuView {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let input_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("gpu input"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("gpu_input.wgsl").into()),
+        });
+        // The layout is the shader's own (uniform, texture, storage).
+        let input_pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("gpu input"),
+            layout: None,
+            module: &input_module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        let input_params = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("gpu input params"),
+            size: 48,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         Ok(Self {
             device,
             queue: setup.queue.clone(),
@@ -247,19 +264,16 @@ impl GpuView {
             num_classes: palette.len() as u32,
             frame: None,
             labels: None,
+            input_pipeline,
+            input_params,
+            planes: None,
         })
     }
 
     /// Draws `frame` with `labels` coloured over it on the canvas (or this view's own texture
     /// without one), sized to the frame: twice as wide side by side.
-    pub fn draw(
-        &mut self,
-        frame: &web_sys::ImageBitmap,
-        labels: LabelBuffer,
-        view: ViewMode,
-        alpha: f32,
-    ) -> Result<(), String> {
-        let size = canvas_size(frame, view)?;
+    pub fn draw(&mut self, labels: LabelBuffer, view: ViewMode, alpha: f32) -> Result<(), String> {
+        let size = self.canvas_size(view)?;
         let canvas_texture = match &mut self.target {
             Target::Canvas {
                 surface,
@@ -287,13 +301,13 @@ impl GpuView {
         match canvas_texture {
             Some(texture) => {
                 let target = texture.texture.create_view(&Default::default());
-                let commands = self.render(frame, &labels, view, alpha, &target);
+                let commands = self.render(&labels, view, alpha, &target);
                 self.queue.submit([commands]);
                 self.queue.present(texture);
             }
             None => {
                 let target = self.offscreen_texture(size);
-                let commands = self.render(frame, &labels, view, alpha, &target);
+                let commands = self.render(&labels, view, alpha, &target);
                 self.queue.submit([commands]);
             }
         }
@@ -304,14 +318,13 @@ impl GpuView {
     /// (RGBA, row-major): for a download of the result and for tests, never per frame.
     pub fn pixels(
         &mut self,
-        frame: &web_sys::ImageBitmap,
         labels: LabelBuffer,
         view: ViewMode,
         alpha: f32,
     ) -> Result<impl std::future::Future<Output = Result<Vec<u8>, String>> + use<>, String> {
-        let size = canvas_size(frame, view)?;
+        let size = self.canvas_size(view)?;
         let texture = self.offscreen_texture(size);
-        let commands = self.render(frame, &labels, view, alpha, &texture);
+        let commands = self.render(&labels, view, alpha, &texture);
         let texture = &self.offscreen.as_ref().expect("made above").value;
         // Rows of a texture-to-buffer copy are padded to 256 bytes.
         let row = size.0 * 4;
@@ -368,41 +381,19 @@ impl GpuView {
         })
     }
 
-    /// Records the copies and the render pass of one picture into `target`.
+    /// Records the label copy and the render pass of one picture into `target`.
     fn render(
         &mut self,
-        frame: &web_sys::ImageBitmap,
         labels: &LabelBuffer,
         view: ViewMode,
         alpha: f32,
         target: &wgpu::TextureView,
     ) -> wgpu::CommandBuffer {
-        let (width, height) = (frame.width(), frame.height());
-        self.ensure_frame_texture(width, height);
         let label_bytes = u64::from(labels.width) * u64::from(labels.height) * 4;
         self.ensure_label_buffer(labels.width, labels.height, label_bytes);
-        let frame_texture = &self.frame.as_ref().expect("ensured").value;
+        let frame_texture = &self.frame.as_ref().expect("checked by canvas_size").value;
+        let (width, height) = self.frame.as_ref().expect("checked by canvas_size").key;
         let label_copy = &self.labels.as_ref().expect("ensured").value;
-        self.queue.copy_external_image_to_texture(
-            &wgpu::CopyExternalImageSourceInfo {
-                source: wgpu::ExternalImageSource::ImageBitmap(frame.clone()),
-                origin: wgpu::Origin2d::ZERO,
-                flip_y: false,
-            },
-            wgpu::CopyExternalImageDestInfo {
-                texture: frame_texture,
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-                color_space: wgpu::PredefinedColorSpace::Srgb,
-                premultiplied_alpha: false,
-            },
-            wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
-            },
-        );
         let frame_view = frame_texture.create_view(&Default::default());
         let params = Params {
             frame_size: [width, height],
@@ -440,7 +431,13 @@ impl GpuView {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("gpu view"),
             });
-        encoder.copy_buffer_to_buffer(labels.buffer, labels.offset, label_copy, 0, label_bytes);
+        encoder.copy_buffer_to_buffer(
+            labels.slice.buffer,
+            labels.slice.offset,
+            label_copy,
+            0,
+            label_bytes,
+        );
         {
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("gpu view"),
@@ -486,6 +483,123 @@ impl GpuView {
         }
         let texture = &self.offscreen.as_ref().expect("set above").value;
         texture.create_view(&Default::default())
+    }
+
+    /// Copies `frame` GPU to GPU into this view's frame texture: what the input is made from and
+    /// what the labels are drawn over, until the next frame.
+    pub fn load_frame(&mut self, frame: &web_sys::ImageBitmap) -> Result<(), String> {
+        let (width, height) = (frame.width(), frame.height());
+        if width == 0 || height == 0 {
+            return Err("the frame is empty (0 pixels)".into());
+        }
+        self.ensure_frame_texture(width, height);
+        let texture = &self.frame.as_ref().expect("ensured").value;
+        self.queue.copy_external_image_to_texture(
+            &wgpu::CopyExternalImageSourceInfo {
+                source: wgpu::ExternalImageSource::ImageBitmap(frame.clone()),
+                origin: wgpu::Origin2d::ZERO,
+                flip_y: false,
+            },
+            wgpu::CopyExternalImageDestInfo {
+                texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+                color_space: wgpu::PredefinedColorSpace::Srgb,
+                premultiplied_alpha: false,
+            },
+            wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: 1,
+            },
+        );
+        Ok(())
+    }
+
+    /// Writes the network input of the loaded frame, resized to `size = (width, height)` and
+    /// normalised, into `target` (a burn tensor `[1, 3, height, width]` of `f32`): a compute pass
+    /// into this view's buffer, then a copy into burn's (whose offset a storage binding might
+    /// not accept), queued before any of burn's work that reads it.
+    pub fn write_input(&mut self, norm: &Normalization, size: (u32, u32), target: GpuSlice) {
+        let (in_width, in_height) = self.frame.as_ref().expect("a frame is loaded").key;
+        let bytes = u64::from(size.0) * u64::from(size.1) * 3 * 4;
+        if self.planes.as_ref().map(|p| p.key) != Some(size) {
+            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("input planes"),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            self.planes = Some(Sized {
+                key: size,
+                value: buffer,
+            });
+        }
+        let planes = &self.planes.as_ref().expect("set above").value;
+        let mut words = [0u8; 48];
+        let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / norm.std[c]);
+        let offset: [f32; 3] = std::array::from_fn(|c| norm.mean[c] / norm.std[c]);
+        let fields = [
+            in_width,
+            in_height,
+            size.0,
+            size.1,
+            scale[0].to_bits(),
+            scale[1].to_bits(),
+            scale[2].to_bits(),
+            0,
+            offset[0].to_bits(),
+            offset[1].to_bits(),
+            offset[2].to_bits(),
+            0,
+        ];
+        for (chunk, word) in words.chunks_exact_mut(4).zip(fields) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        self.queue.write_buffer(&self.input_params, 0, &words);
+        let frame_view = self
+            .frame
+            .as_ref()
+            .expect("a frame is loaded")
+            .value
+            .create_view(&Default::default());
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("gpu input"),
+            layout: &self.input_pipeline.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: self.input_params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::TextureView(&frame_view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: planes.as_entire_binding(),
+                },
+            ],
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&self.input_pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(size.0.div_ceil(8), size.1.div_ceil(8), 1);
+        }
+        encoder.copy_buffer_to_buffer(planes, 0, target.buffer, target.offset, bytes);
+        self.queue.submit([encoder.finish()]);
+    }
+
+    /// The size of the picture in `view`: the loaded frame's, twice as wide side by side.
+    fn canvas_size(&self, view: ViewMode) -> Result<(u32, u32), String> {
+        let (width, height) = self.frame.as_ref().ok_or("no frame has been loaded")?.key;
+        Ok(match view {
+            ViewMode::SideBySide => (width * 2, height),
+            _ => (width, height),
+        })
     }
 
     /// Resolves when the GPU has finished the work submitted so far (no read-back involved).

@@ -13,7 +13,7 @@ use cubecl_runtime::runtime::Runtime;
 use cubecl_runtime::storage::ManagedResource;
 use wasm_bindgen::prelude::*;
 
-use gpu_view::{GpuView, LabelBuffer, ViewMode};
+use gpu_view::{GpuSlice, GpuView, LabelBuffer, ViewMode};
 
 use crate::preprocess::{Frame, PixelFormat};
 use crate::render::{LabelMap, colorize, labels_png, overlay};
@@ -119,33 +119,53 @@ impl Model {
         Ok(())
     }
 
-    /// The GPU path, first half: runs the network on `input` and keeps its labels on the GPU
-    /// (at the input's frame size) for [`Model::present`] and the read-backs below.
-    pub fn label(&self, input: Input) {
-        let Input {
-            tensor,
-            width,
-            height,
-        } = input;
+    /// The GPU path, first half: copies `frame` into a texture, makes the network input from
+    /// it at `inference_width x inference_height` on the GPU, runs the network and keeps the
+    /// labels on the GPU (at the inference size) for [`Model::present`] and the read-backs
+    /// below. Nothing crosses to the CPU. Returns the labels' `[width, height]` (the inference
+    /// size, rounded up to the model's size multiple if it has one).
+    #[wasm_bindgen(js_name = labelFrame)]
+    pub fn label_frame(
+        &self,
+        frame: &web_sys::ImageBitmap,
+        inference_width: usize,
+        inference_height: usize,
+    ) -> Result<Vec<u32>, JsError> {
+        if inference_width < 8 || inference_height < 8 {
+            return Err(JsError::new("the inference size must be at least 8x8"));
+        }
+        let mut gpu_view = self.view.borrow_mut();
+        let gpu_view = gpu_view
+            .as_mut()
+            .ok_or_else(|| JsError::new("no canvas is attached (attachCanvas)"))?;
+        gpu_view.load_frame(frame).map_err(|e| JsError::new(&e))?;
+        let info = &self.segmenter.info;
+        let [height, width] = info.inference_size([inference_height, inference_width]);
+        let input = Tensor::<4>::zeros([1, 3, height, width], &self.segmenter.device);
+        {
+            let managed = gpu_resource(input.clone().try_into_primitive::<Wgpu>())?;
+            let resource = managed.resource();
+            let target = GpuSlice {
+                buffer: &resource.buffer,
+                offset: resource.offset,
+            };
+            gpu_view.write_input(&info.normalization, (width as u32, height as u32), target);
+        }
         let labels = self
             .segmenter
             .model
-            .logits(tensor, [height, width])
+            .logits(input, [height, width])
             .argmax(1);
         *self.drawn.borrow_mut() = Some(labels);
+        Ok(vec![width as u32, height as u32])
     }
 
-    /// The GPU path, second half: draws the labels of the last [`Model::label`] over `frame`
-    /// on the attached canvas (`view`: "overlay", "mask" or "side"; the mask at opacity
+    /// The GPU path, second half: draws the labels of the last [`Model::label_frame`] over
+    /// its frame on the attached canvas (`view`: "overlay", "mask" or "side"; the mask at opacity
     /// `alpha`; the labels are scaled to the frame). Nothing is read back; resolves when the
     /// GPU has finished, so that a caller keeps one frame in flight. Called again with another
     /// view or opacity, it redraws without running the network.
-    pub fn present(
-        &self,
-        frame: &web_sys::ImageBitmap,
-        view: &str,
-        alpha: f32,
-    ) -> Result<js_sys::Promise, JsError> {
+    pub fn present(&self, view: &str, alpha: f32) -> Result<js_sys::Promise, JsError> {
         let mode =
             ViewMode::parse(view).ok_or_else(|| JsError::new(&format!("unknown view `{view}`")))?;
         let labels = self.drawn_labels()?;
@@ -154,20 +174,10 @@ impl Model {
         let gpu_view = gpu_view
             .as_mut()
             .ok_or_else(|| JsError::new("no canvas is attached (attachCanvas)"))?;
-        let managed = gpu_buffer(&labels)?;
+        let managed = gpu_resource(labels.try_into_primitive::<Wgpu>())?;
         let resource = managed.resource();
         gpu_view
-            .draw(
-                frame,
-                LabelBuffer {
-                    buffer: &resource.buffer,
-                    offset: resource.offset,
-                    width: width as u32,
-                    height: height as u32,
-                },
-                mode,
-                alpha,
-            )
+            .draw(label_buffer(resource, width, height), mode, alpha)
             .map_err(|e| JsError::new(&e))?;
         let done = gpu_view.work_done();
         Ok(wasm_bindgen_futures::future_to_promise(async move {
@@ -179,12 +189,7 @@ impl Model {
     /// The picture [`Model::present`] draws, read back (RGBA bytes, `Uint8Array`): for a
     /// download of the result and for tests, never per frame.
     #[wasm_bindgen(js_name = renderedPixels)]
-    pub fn rendered_pixels(
-        &self,
-        frame: &web_sys::ImageBitmap,
-        view: &str,
-        alpha: f32,
-    ) -> Result<js_sys::Promise, JsError> {
+    pub fn rendered_pixels(&self, view: &str, alpha: f32) -> Result<js_sys::Promise, JsError> {
         let mode =
             ViewMode::parse(view).ok_or_else(|| JsError::new(&format!("unknown view `{view}`")))?;
         let labels = self.drawn_labels()?;
@@ -193,20 +198,10 @@ impl Model {
         let gpu_view = gpu_view
             .as_mut()
             .ok_or_else(|| JsError::new("no canvas is attached (attachCanvas)"))?;
-        let managed = gpu_buffer(&labels)?;
+        let managed = gpu_resource(labels.try_into_primitive::<Wgpu>())?;
         let resource = managed.resource();
         let pixels = gpu_view
-            .pixels(
-                frame,
-                LabelBuffer {
-                    buffer: &resource.buffer,
-                    offset: resource.offset,
-                    width: width as u32,
-                    height: height as u32,
-                },
-                mode,
-                alpha,
-            )
+            .pixels(label_buffer(resource, width, height), mode, alpha)
             .map_err(|e| JsError::new(&e))?;
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let rgba = pixels.await.map_err(|e| JsValue::from(JsError::new(&e)))?;
@@ -214,7 +209,7 @@ impl Model {
         }))
     }
 
-    /// Reads back the labels of the last [`Model::label`] (`Uint8Array`, row-major at the
+    /// Reads back the labels of the last [`Model::label_frame`] (`Uint8Array`, row-major at the
     /// inference size): for a download or a test, never per frame.
     #[wasm_bindgen(js_name = readDrawnLabels)]
     pub fn read_drawn_labels(&self) -> Result<js_sys::Promise, JsError> {
@@ -395,23 +390,34 @@ fn read_back_error(e: impl std::fmt::Debug) -> JsValue {
     JsValue::from(JsError::new(&format!("reading the result back: {e:?}")))
 }
 
-/// The GPU buffer holding `labels` (burn's wgpu runtime, contiguous `i32`), reached through the
-/// CubeCL client: getting it also submits the work that writes it.
-fn gpu_buffer(labels: &Tensor<4, Int>) -> Result<ManagedResource<WgpuResource>, JsError> {
-    let tensor: CubeTensor = labels
-        .clone()
-        .try_into_primitive::<Wgpu>()
-        .map_err(|e| JsError::new(&format!("the labels are not on WebGPU: {e:?}")))?;
+/// The GPU buffer range holding a tensor of burn's wgpu runtime (contiguous, 32-bit elements),
+/// reached through the CubeCL client: getting it also submits the work that writes it.
+fn gpu_resource(
+    tensor: Result<CubeTensor, burn::tensor::PrimitiveConversionError>,
+) -> Result<ManagedResource<WgpuResource>, JsError> {
+    let tensor =
+        tensor.map_err(|e| JsError::new(&format!("the tensor is not on WebGPU: {e:?}")))?;
     if !tensor.is_contiguous() || tensor.dtype.size() != 4 {
         return Err(JsError::new(&format!(
-            "the labels are not a contiguous 32-bit map ({:?})",
+            "the tensor is not contiguous 32-bit data ({:?})",
             tensor.dtype
         )));
     }
     tensor
         .client
         .get_resource::<<WgpuRuntime as Runtime>::Server>(tensor.handle.clone())
-        .map_err(|e| JsError::new(&format!("the labels' GPU buffer cannot be reached: {e:?}")))
+        .map_err(|e| JsError::new(&format!("the tensor's GPU buffer cannot be reached: {e:?}")))
+}
+
+fn label_buffer(resource: &WgpuResource, width: usize, height: usize) -> LabelBuffer<'_> {
+    LabelBuffer {
+        slice: GpuSlice {
+            buffer: &resource.buffer,
+            offset: resource.offset,
+        },
+        width: width as u32,
+        height: height as u32,
+    }
 }
 
 fn label_map(ids: Vec<u8>, width: usize, height: usize) -> Result<LabelMap, JsError> {
