@@ -2,12 +2,13 @@
 // stage on fresh frames, for each backend and inference size. Results go to the table and to
 // `window.benchResults`; `document.body.dataset.state` becomes `done` (or `error`).
 import init, { Model, checkWeights } from './pkg/bisenet.js';
+import { canvasProblem } from './gpu-canvas.js';
 
 const params = new URLSearchParams(location.search);
 const FRAMES = Math.max(1, Number(params.get('frames') ?? 30));
 const WARMUP = Math.max(0, Number(params.get('warmup') ?? 3));
 const SIZES = (params.get('sizes') ?? '240x320,360x640').split(',').map((s) => s.split('x').map(Number));
-const BACKENDS = (params.get('backends') ?? 'webgpu,cpu').split(',');
+const BACKENDS = (params.get('backends') ?? 'webgpu,webgpu-gpu,cpu').split(',');
 const WEIGHTS = new URL(params.get('model') ?? 'models/bisenet-camvid.safetensors', new URL('..', location.href));
 
 const $ = (id) => document.getElementById(id);
@@ -26,6 +27,56 @@ function syntheticFrame(width, height, seed) {
     }
   }
   return rgba;
+}
+
+// The GPU path: the frame goes to the GPU as an ImageBitmap (made outside the timing, as the
+// page's capture), the input is made, labelled and drawn there; "network" is until the GPU is
+// done, and nothing is read back.
+async function benchGpuPath(model, [height, width]) {
+  const times = { upload: [], network: [], draw: [], total: [] };
+  for (let frame = 0; frame < WARMUP + FRAMES; frame++) {
+    const bitmap = await createImageBitmap(new ImageData(new Uint8ClampedArray(syntheticFrame(width, height, frame).buffer), width, height));
+    const t0 = performance.now();
+    model.labelFrame(bitmap, width, height);
+    const t1 = performance.now();
+    await model.present('overlay', 0.5);
+    const t2 = performance.now();
+    bitmap.close();
+    if (frame >= WARMUP) {
+      times.upload.push(t1 - t0);
+      times.network.push(t2 - t1);
+      times.draw.push(0);
+      times.total.push(t2 - t0);
+    }
+  }
+  return summary(`${model.backend}, GPU path (${gpuTarget})`, [height, width], times);
+}
+
+// The GPU path draws into a texture of its own unless `?gpucanvas=1` asks for a canvas (which
+// needs a browser that can show WebGPU on one: a real GPU; see gpu-canvas.js).
+const GPU_CANVAS = params.get('gpucanvas') === '1';
+const gpuTarget = GPU_CANVAS ? 'canvas' : 'offscreen texture';
+let gpuCanvas;
+
+async function attachGpuCanvas(model) {
+  if (GPU_CANVAS && gpuCanvas === undefined) {
+    gpuCanvas = $('gpu-output').transferControlToOffscreen();
+    const problem = await canvasProblem(gpuCanvas);
+    if (problem) throw new Error(`?gpucanvas=1: ${problem}`);
+  }
+  await model.attachCanvas(gpuCanvas ?? null);
+}
+
+function summary(backend, [height, width], times) {
+  const total = median(times.total);
+  return {
+    backend,
+    size: `${height}x${width}`,
+    frames: FRAMES,
+    fps: 1000 / total,
+    total_ms: { median: total, min: Math.min(...times.total), max: Math.max(...times.total) },
+    stages_ms: { upload: median(times.upload), network: median(times.network), draw: median(times.draw) },
+  };
 }
 
 async function benchOne(model, [height, width]) {
@@ -51,15 +102,7 @@ async function benchOne(model, [height, width]) {
       times.total.push(t3 - t0);
     }
   }
-  const total = median(times.total);
-  return {
-    backend: model.backend,
-    size: `${height}x${width}`,
-    frames: FRAMES,
-    fps: 1000 / total,
-    total_ms: { median: total, min: Math.min(...times.total), max: Math.max(...times.total) },
-    stages_ms: { upload: median(times.upload), network: median(times.network), draw: median(times.draw) },
-  };
+  return summary(model.backend, [height, width], times);
 }
 
 function addRow(r) {
@@ -81,15 +124,18 @@ async function main() {
     const bytes = new Uint8Array(await response.arrayBuffer());
     checkWeights(bytes);
     for (const backend of BACKENDS) {
-      if (backend === 'webgpu' && !('gpu' in navigator && await navigator.gpu.requestAdapter())) {
-        $('status').textContent = 'no WebGPU adapter here: skipping webgpu';
+      const gpuPath = backend === 'webgpu-gpu';
+      const device = gpuPath ? 'webgpu' : backend;
+      if (device === 'webgpu' && !('gpu' in navigator && await navigator.gpu.requestAdapter())) {
+        $('status').textContent = `no WebGPU adapter here: skipping ${backend}`;
         continue;
       }
       $('status').textContent = `starting ${backend}`;
-      const model = await Model.load(bytes, backend);
+      const model = await Model.load(bytes, device);
+      if (gpuPath) await attachGpuCanvas(model);
       for (const size of SIZES) {
         $('status').textContent = `running ${backend} at ${size.join('x')}`;
-        const result = await benchOne(model, size);
+        const result = await (gpuPath ? benchGpuPath : benchOne)(model, size);
         window.benchResults.push(result);
         addRow(result);
       }

@@ -8,6 +8,7 @@
 import init, { Model, checkWeights } from './pkg/bisenet.js';
 import { loadWeights } from './model-cache.js';
 import { chooseBackend } from './backend.js';
+import { canvasProblem } from './gpu-canvas.js';
 
 let weights = null; // verified bytes of the weights file
 let model = null;
@@ -50,33 +51,6 @@ async function attachGpuView() {
     gpuView = { active: true, reason: '', offscreen: canvasMode === 'offscreen' };
   } catch (e) {
     gpuView = { active: false, reason: errorText(e) };
-  }
-}
-
-/**
- * Whether WebGPU output can be shown on `canvas` here, tried with a device of its own (a
- * browser that cannot loses the device: burn's must not be the one lost). Returns '' or why not.
- */
-async function canvasProblem(canvas) {
-  if (!('gpu' in navigator)) return 'this browser has no WebGPU in workers';
-  let device = null;
-  try {
-    const adapter = await navigator.gpu.requestAdapter();
-    device = await adapter.requestDevice();
-    const context = canvas.getContext('webgpu');
-    context.configure({ device, format: navigator.gpu.getPreferredCanvasFormat(), alphaMode: 'opaque' });
-    const encoder = device.createCommandEncoder();
-    encoder.beginRenderPass({
-      colorAttachments: [{ view: context.getCurrentTexture().createView(), loadOp: 'clear', storeOp: 'store', clearValue: [0, 0, 0, 1] }],
-    }).end();
-    device.queue.submit([encoder.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    context.unconfigure();
-    return '';
-  } catch (e) {
-    return `this browser cannot show WebGPU output on a canvas (${errorText(e)})`;
-  } finally {
-    device?.destroy();
   }
 }
 

@@ -126,6 +126,33 @@ test('the GPU path: labels like the CLI, colours drawn on the GPU, no read-back 
   }
 });
 
+test('live frames on the GPU path: one at a time, nothing as large as the label map read back', { skip: !hasShared && 'no ../shared/data' }, async () => {
+  const clip = join(await scratchDir('clip-'), 'clip.y4m');
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', join(SHARED, 'samples/street.mp4'),
+    '-t', '2', '-vf', 'scale=160:120', '-pix_fmt', 'yuv420p', clip]);
+  const context = await launch({ webgpu: true, camera: clip });
+  try {
+    const { page } = await open(context, `${site.url}?backend=webgpu&gpuview=offscreen`);
+    await page.selectOption('#size-select', 'native'); // 160x120: SwiftShader takes seconds a frame
+    const [worker] = page.workers();
+    await worker.evaluate(() => {
+      self.mapped = [];
+      const map = GPUBuffer.prototype.mapAsync;
+      GPUBuffer.prototype.mapAsync = function (...args) { self.mapped.push(this.size); return map.apply(this, args); };
+    });
+    await page.click('#camera-toggle');
+    await page.waitForFunction(() => window.bisenet.state.frames >= 3, null, { timeout: 300_000, polling: 200 });
+    await page.click('#camera-toggle');
+    const mapped = await worker.evaluate(() => self.mapped);
+    const last = await page.evaluate(() => ({ gpu: window.bisenet.state.last.gpu, size: document.body.dataset.inferenceSize }));
+    console.log(`GPU path, 3+ live frames at ${last.size}: buffers mapped ${JSON.stringify(mapped)} bytes`);
+    assert.equal(last.gpu, true);
+    assert.ok(mapped.every((bytes) => bytes < 160 * 120), `a read-back as large as the label map: ${mapped}`);
+  } finally {
+    await context.close();
+  }
+});
+
 test('WebGPU on a browser that cannot show it on a canvas reads results back and says why', async () => {
   const context = await launch({ webgpu: true });
   try {
@@ -136,6 +163,14 @@ test('WebGPU on a browser that cannot show it on a canvas reads results back and
     assert.match(gpuView.reason, /cannot show WebGPU output on a canvas/);
     assert.match(await page.textContent('#notice'), /read back from the GPU/);
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
+    // And the read-back path still labels an image.
+    const image = join(await scratchDir('fallback-'), 'tiny.png');
+    execFileSync('ffmpeg', ['-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=64x48', '-frames:v', '1', image]);
+    await page.selectOption('#size-select', 'native');
+    await page.setInputFiles('#file-input', image);
+    await page.waitForFunction(() => window.bisenet.state.last?.name === 'tiny' && document.body.dataset.state === 'ready', null, { timeout: 300_000 });
+    assert.equal((await pageLabels(page)).length, 64 * 48);
+    assert.equal(await page.evaluate(() => window.bisenet.state.last.gpu), undefined);
   } finally {
     await context.close();
   }

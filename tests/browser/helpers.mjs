@@ -98,10 +98,10 @@ export async function open(context, url) {
   return { page, requests };
 }
 
-/** The class ids of the page's last result, as a Uint8Array. */
+/** The class ids of the page's last result, as a Uint8Array (read back from the GPU path too). */
 export async function pageLabels(page) {
-  const base64 = await page.evaluate(() => {
-    const labels = window.bisenet.state.last.labels;
+  const base64 = await page.evaluate(async () => {
+    const labels = await window.bisenet.readLabels();
     let s = '';
     for (let i = 0; i < labels.length; i += 0x8000) s += String.fromCharCode(...labels.subarray(i, i + 0x8000));
     return btoa(s);
