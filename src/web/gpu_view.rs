@@ -1,5 +1,5 @@
 //! The WebGPU path of a frame, which never leaves the GPU: in, the frame (an `ImageBitmap`) is
-//! copied GPU to GPU into a texture and a compute pass (`gpu_input.wgsl`) writes the resized,
+//! copied GPU to GPU into a texture and a compute pass (`gpu_input.rs`) writes the resized,
 //! normalised network input into the buffer of a burn tensor; out, the label map that burn's
 //! argmax left in a GPU buffer is copied GPU to GPU into this view's own buffer, and one render
 //! pass (`gpu_view.wgsl`) colours the labels with the palette and blends them over the frame
@@ -13,6 +13,7 @@
 use burn::backend::wgpu::{WgpuSetup, wgpu};
 use wgpu::util::DeviceExt;
 
+use super::gpu_input::InputPass;
 use crate::preprocess::Normalization;
 
 /// How the result is shown, as the page's view menu names it.
@@ -67,9 +68,9 @@ impl Params {
 }
 
 /// A texture or buffer that is re-created only when the size it needs changes.
-struct Sized<T> {
-    key: (u32, u32),
-    value: T,
+pub(super) struct Sized<T> {
+    pub key: (u32, u32),
+    pub value: T,
 }
 
 /// Where a view draws: the page's canvas, or (without one) a texture of its own.
@@ -96,9 +97,7 @@ pub struct GpuView {
     num_classes: u32,
     frame: Option<Sized<wgpu::Texture>>,
     labels: Option<Sized<wgpu::Buffer>>,
-    input_pipeline: wgpu::ComputePipeline,
-    input_params: wgpu::Buffer,
-    planes: Option<Sized<wgpu::Buffer>>,
+    input: InputPass,
 }
 
 /// Where burn keeps a tensor: a range of a GPU buffer.
@@ -231,25 +230,6 @@ impl GpuView {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let input_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("gpu input"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("gpu_input.wgsl").into()),
-        });
-        // The layout is the shader's own (uniform, texture, storage).
-        let input_pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("gpu input"),
-            layout: None,
-            module: &input_module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-        let input_params = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("gpu input params"),
-            size: 48,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
         Ok(Self {
             device,
             queue: setup.queue.clone(),
@@ -264,9 +244,7 @@ impl GpuView {
             num_classes: palette.len() as u32,
             frame: None,
             labels: None,
-            input_pipeline,
-            input_params,
-            planes: None,
+            input: InputPass::new(&setup.device),
         })
     }
 
@@ -518,79 +496,18 @@ impl GpuView {
     }
 
     /// Writes the network input of the loaded frame, resized to `size = (width, height)` and
-    /// normalised, into `target` (a burn tensor `[1, 3, height, width]` of `f32`): a compute pass
-    /// into this view's buffer, then a copy into burn's (whose offset a storage binding might
-    /// not accept), queued before any of burn's work that reads it.
+    /// normalised, into `target` (a burn tensor `[1, 3, height, width]` of `f32`).
     pub fn write_input(&mut self, norm: &Normalization, size: (u32, u32), target: GpuSlice) {
-        let (in_width, in_height) = self.frame.as_ref().expect("a frame is loaded").key;
-        let bytes = u64::from(size.0) * u64::from(size.1) * 3 * 4;
-        if self.planes.as_ref().map(|p| p.key) != Some(size) {
-            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("input planes"),
-                size: bytes,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            self.planes = Some(Sized {
-                key: size,
-                value: buffer,
-            });
-        }
-        let planes = &self.planes.as_ref().expect("set above").value;
-        let mut words = [0u8; 48];
-        let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / norm.std[c]);
-        let offset: [f32; 3] = std::array::from_fn(|c| norm.mean[c] / norm.std[c]);
-        let fields = [
-            in_width,
-            in_height,
-            size.0,
-            size.1,
-            scale[0].to_bits(),
-            scale[1].to_bits(),
-            scale[2].to_bits(),
-            0,
-            offset[0].to_bits(),
-            offset[1].to_bits(),
-            offset[2].to_bits(),
-            0,
-        ];
-        for (chunk, word) in words.chunks_exact_mut(4).zip(fields) {
-            chunk.copy_from_slice(&word.to_le_bytes());
-        }
-        self.queue.write_buffer(&self.input_params, 0, &words);
-        let frame_view = self
-            .frame
-            .as_ref()
-            .expect("a frame is loaded")
-            .value
-            .create_view(&Default::default());
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("gpu input"),
-            layout: &self.input_pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: self.input_params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: wgpu::BindingResource::TextureView(&frame_view),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: planes.as_entire_binding(),
-                },
-            ],
-        });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&self.input_pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(size.0.div_ceil(8), size.1.div_ceil(8), 1);
-        }
-        encoder.copy_buffer_to_buffer(planes, 0, target.buffer, target.offset, bytes);
-        self.queue.submit([encoder.finish()]);
+        let frame = &self.frame.as_ref().expect("a frame is loaded");
+        self.input.write(
+            &self.device,
+            &self.queue,
+            &frame.value,
+            frame.key,
+            norm,
+            size,
+            target,
+        );
     }
 
     /// The size of the picture in `view`: the loaded frame's, twice as wide side by side.

@@ -2,6 +2,7 @@
 //! render the result. Pre- and post-processing are the library's own, as natively. The WebGPU
 //! path that keeps a frame on the GPU from capture to canvas is in `gpu_path.rs`.
 
+mod gpu_input;
 mod gpu_path;
 mod gpu_view;
 
