@@ -135,9 +135,11 @@ function show(result, captureMs, drawStart) {
   ui.downloadLabels.disabled = false;
 }
 
-// A live frame is captured twice by the browser, off the main thread: at full size to draw, and
-// already scaled to the inference size for the worker, so the network, the labels and the mask
-// all stay at the inference size (the mask is scaled up when drawn).
+// A live frame is captured by the browser, off the main thread. On the GPU path the full frame
+// goes to the worker, which resizes, labels and draws it on the GPU. Otherwise it is captured
+// twice: at full size to draw, and already scaled to the inference size for the worker, so the
+// network, the labels and the mask all stay at the inference size (the mask is scaled up when
+// drawn).
 async function segmentVideoFrame(video) {
   const t0 = performance.now();
   const [width, height] = [video.videoWidth, video.videoHeight];
@@ -172,7 +174,12 @@ async function refreshShares(now) {
   const last = state.last;
   if (!last || (!now && performance.now() - state.sharesAt < 500)) return;
   state.sharesAt = performance.now();
-  const shares = last.gpu ? await state.worker.call('drawnShares') : last.shares;
+  let shares;
+  try {
+    shares = last.gpu ? await state.worker.call('drawnShares') : last.shares;
+  } catch (e) {
+    return; // the legend keeps its last shares; the frame's own error, if any, is reported
+  }
   if (state.last === last || now) renderLegend(ui.legend, state.info.classes, shares);
 }
 

@@ -37,6 +37,7 @@ async function start(backend, reason) {
   }
   model?.free();
   model = next;
+  shown = null; // the GPU path's labels went with the old model
   await attachGpuView();
   return { backend, reason, info: JSON.parse(model.infoJson()), gpuView };
 }
