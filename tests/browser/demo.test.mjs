@@ -121,6 +121,19 @@ test('the GPU path: labels like the CLI, colours drawn on the GPU, no read-back 
       coloured += rgba[4 * i] === r && rgba[4 * i + 1] === g && rgba[4 * i + 2] === b;
     }
     assert.equal(coloured, labels.length, 'every pixel of the mask has its class colour');
+    // The class under the pointer (one value read back) and the downloads work on this path too.
+    const box = await page.locator('#gpu-output').boundingBox();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5);
+    await page.waitForSelector('#hover:not([hidden])');
+    const names = await page.evaluate(() => window.bisenet.state.info.classes.names);
+    const underPointer = labels[120 * 480 + 240];
+    assert.equal(await page.textContent('#hover'), names[underPointer]);
+    const [picture] = await Promise.all([page.waitForEvent('download'), page.click('#download-color')]);
+    const png = await readFile(await picture.path());
+    assert.equal(png.readUInt32BE(16), 480, 'the downloaded picture is the frame\'s width');
+    assert.equal(png.readUInt32BE(20), 240);
+    const [labelMap] = await Promise.all([page.waitForEvent('download'), page.click('#download-labels')]);
+    assert.deepEqual(readGrayPng(await readFile(await labelMap.path())).data, labels);
 
     // The GPU's resize: a 960x480 frame at inference size 480x240 is an exact 2x2 average
     // (align_corners = false), which is what ffmpeg's area scaling gives the CLI to label.
