@@ -82,20 +82,10 @@ impl Model {
     /// GPU has finished, so that a caller keeps one frame in flight. Called again with another
     /// view or opacity, it redraws without running the network.
     pub fn present(&self, view: &str, alpha: f32) -> Result<js_sys::Promise, JsError> {
-        let mode =
-            ViewMode::parse(view).ok_or_else(|| JsError::new(&format!("unknown view `{view}`")))?;
-        let labels = self.drawn_labels()?;
-        let [_, _, height, width] = labels.dims();
-        let mut gpu_view = self.view.borrow_mut();
-        let gpu_view = gpu_view
-            .as_mut()
-            .ok_or_else(|| JsError::new("no canvas is attached (attachCanvas)"))?;
-        let managed = gpu_resource(labels.try_into_primitive::<Wgpu>())?;
-        let resource = managed.resource();
-        gpu_view
-            .draw(label_buffer(resource, width, height), mode, alpha)
-            .map_err(|e| JsError::new(&e))?;
-        let done = gpu_view.work_done();
+        let done = self.with_drawn(view, |gpu_view, labels, mode| {
+            gpu_view.draw(labels, mode, alpha)?;
+            Ok(gpu_view.work_done())
+        })?;
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             done.await;
             Ok(JsValue::UNDEFINED)
@@ -106,19 +96,9 @@ impl Model {
     /// download of the result and for tests, never per frame.
     #[wasm_bindgen(js_name = renderedPixels)]
     pub fn rendered_pixels(&self, view: &str, alpha: f32) -> Result<js_sys::Promise, JsError> {
-        let mode =
-            ViewMode::parse(view).ok_or_else(|| JsError::new(&format!("unknown view `{view}`")))?;
-        let labels = self.drawn_labels()?;
-        let [_, _, height, width] = labels.dims();
-        let mut gpu_view = self.view.borrow_mut();
-        let gpu_view = gpu_view
-            .as_mut()
-            .ok_or_else(|| JsError::new("no canvas is attached (attachCanvas)"))?;
-        let managed = gpu_resource(labels.try_into_primitive::<Wgpu>())?;
-        let resource = managed.resource();
-        let pixels = gpu_view
-            .pixels(label_buffer(resource, width, height), mode, alpha)
-            .map_err(|e| JsError::new(&e))?;
+        let pixels = self.with_drawn(view, |gpu_view, labels, mode| {
+            gpu_view.pixels(labels, mode, alpha)
+        })?;
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let rgba = pixels.await.map_err(|e| JsValue::from(JsError::new(&e)))?;
             Ok(js_sys::Uint8Array::from(rgba.as_slice()).into())
@@ -180,6 +160,30 @@ impl Model {
             let id = data.iter::<i64>().next().unwrap_or(0);
             Ok(JsValue::from(id as f64))
         }))
+    }
+
+    /// Runs `draw` with the attached view, the GPU buffer of the last labels and the parsed
+    /// `view` mode: what drawing on the canvas and reading the picture back share.
+    fn with_drawn<R>(
+        &self,
+        view: &str,
+        draw: impl FnOnce(&mut GpuView, LabelBuffer, ViewMode) -> Result<R, String>,
+    ) -> Result<R, JsError> {
+        let mode =
+            ViewMode::parse(view).ok_or_else(|| JsError::new(&format!("unknown view `{view}`")))?;
+        let labels = self.drawn_labels()?;
+        let [_, _, height, width] = labels.dims();
+        let mut gpu_view = self.view.borrow_mut();
+        let gpu_view = gpu_view
+            .as_mut()
+            .ok_or_else(|| JsError::new("no canvas is attached (attachCanvas)"))?;
+        let managed = gpu_resource(labels.try_into_primitive::<Wgpu>())?;
+        draw(
+            gpu_view,
+            label_buffer(managed.resource(), width, height),
+            mode,
+        )
+        .map_err(|e| JsError::new(&e))
     }
 
     fn drawn_labels(&self) -> Result<Tensor<4, Int>, JsError> {

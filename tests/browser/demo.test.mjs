@@ -46,6 +46,18 @@ async function segmentPhotoInPage(backend, sizeOption, query = '') {
   }
 }
 
+/** Makes the page's worker record the size of every buffer it maps from now on (`self.mapped`):
+ * WebGPU's only way back to the CPU. Returns the worker. */
+async function countMappedBuffers(page) {
+  const [worker] = page.workers();
+  await worker.evaluate(() => {
+    self.mapped = [];
+    const map = GPUBuffer.prototype.mapAsync;
+    GPUBuffer.prototype.mapAsync = function (...args) { self.mapped.push(this.size); return map.apply(this, args); };
+  });
+  return worker;
+}
+
 function agreement(a, b) {
   assert.equal(a.length, b.length);
   let same = 0;
@@ -86,13 +98,7 @@ test('the GPU path: labels like the CLI, colours drawn on the GPU, no read-back 
     const { page } = await open(context, `${site.url}?backend=webgpu&gpuview=offscreen`);
     assert.equal(await page.evaluate(() => document.body.dataset.backend), 'webgpu');
     assert.equal(await page.evaluate(() => window.bisenet.state.gpuView.active), true);
-    // Every buffer the worker maps from now on (WebGPU's only way back to the CPU).
-    const [worker] = page.workers();
-    await worker.evaluate(() => {
-      self.mapped = [];
-      const map = GPUBuffer.prototype.mapAsync;
-      GPUBuffer.prototype.mapAsync = function (...args) { self.mapped.push(this.size); return map.apply(this, args); };
-    });
+    const worker = await countMappedBuffers(page);
     await page.selectOption('#size-select', 'native');
     await page.setInputFiles('#file-input', photo);
     await page.waitForFunction(() => window.bisenet.state.last?.name === 'street' && document.body.dataset.state === 'ready', null, { timeout: 600_000 });
@@ -166,12 +172,7 @@ test('live frames on the GPU path: one at a time, nothing as large as the label 
   try {
     const { page } = await open(context, `${site.url}?backend=webgpu&gpuview=offscreen`);
     await page.selectOption('#size-select', 'native'); // 160x120: SwiftShader takes seconds a frame
-    const [worker] = page.workers();
-    await worker.evaluate(() => {
-      self.mapped = [];
-      const map = GPUBuffer.prototype.mapAsync;
-      GPUBuffer.prototype.mapAsync = function (...args) { self.mapped.push(this.size); return map.apply(this, args); };
-    });
+    const worker = await countMappedBuffers(page);
     await page.click('#camera-toggle');
     await page.waitForFunction(() => window.bisenet.state.frames >= 3, null, { timeout: 300_000, polling: 200 });
     await page.click('#camera-toggle');
