@@ -3,8 +3,10 @@
 //
 // Requests `{ id, type, ...arguments }` are answered `{ id, value }` or `{ id, error }`; while a
 // model loads the worker also posts `{ type: 'progress', received, total }` and
-// `{ type: 'notice', text }`. Frames arrive as transferred ImageBitmaps; labels and the colour
-// mask go back transferred, never copied.
+// `{ type: 'notice', text }`. Frames arrive as transferred ImageBitmaps. On the read-back path
+// (`segment`) labels and the colour mask go back transferred, never copied; on the WebGPU GPU path
+// (`draw`) the frame stays on the GPU and is drawn on the canvas the page transferred here, and
+// only small read-backs asked for (shares, the label under the pointer, downloads) come back.
 import init, { Model, checkWeights } from './pkg/bisenet.js';
 import { loadWeights } from './model-cache.js';
 import { chooseBackend } from './backend.js';
