@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, SHARED, hasShared, serve, launch, open, pageLabels, readGrayPng, scratchDir } from './helpers.mjs';
+import { ROOT, SHARED, hasShared, serve, launch, open, pageLabels, readGrayPng, scratchDir, cameraClip } from './helpers.mjs';
 
 const PHOTO = join(SHARED, 'samples/cityscapes_example.png');
 const BINARY = join(ROOT, 'target/release/bisenet');
@@ -165,9 +165,7 @@ test('the GPU path: labels like the CLI, colours drawn on the GPU, no read-back 
 });
 
 test('live frames on the GPU path: one at a time, nothing as large as the label map read back', { skip: !hasShared && 'no ../shared/data' }, async () => {
-  const clip = join(await scratchDir('clip-'), 'clip.y4m');
-  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', join(SHARED, 'samples/street.mp4'),
-    '-t', '2', '-vf', 'scale=160:120', '-pix_fmt', 'yuv420p', clip]);
+  const clip = await cameraClip('street.mp4', '160x120', { seconds: 2 });
   const context = await launch({ webgpu: true, camera: clip });
   try {
     const { page } = await open(context, `${site.url}?backend=webgpu&gpuview=offscreen`);
@@ -363,9 +361,7 @@ test('a second visit works offline from the Cache API', async () => {
 });
 
 test('the fake webcam produces labelled frames at a non-zero rate', { skip: !hasShared && 'no ../shared/data' }, async () => {
-  const clip = join(await scratchDir('clip-'), 'clip.y4m');
-  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', join(SHARED, 'samples/driving.mp4'),
-    '-t', '3', '-vf', 'scale=320:240', '-pix_fmt', 'yuv420p', clip]);
+  const clip = await cameraClip('driving.mp4', '320x240', { seconds: 3 });
   const context = await launch({ webgpu: false, camera: clip });
   try {
     const { page } = await open(context, site.url);
@@ -383,9 +379,7 @@ test('the fake webcam produces labelled frames at a non-zero rate', { skip: !has
 });
 
 test('auto resolution settles on a size that holds the CPU target', { skip: !hasShared && 'no ../shared/data' }, async () => {
-  const clip = join(await scratchDir('street-'), 'street.y4m');
-  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-stream_loop', '3', '-i', join(SHARED, 'samples/street.mp4'),
-    '-vf', 'scale=640:360', '-pix_fmt', 'yuv420p', clip]);
+  const clip = await cameraClip('street.mp4', '640x360', { loops: 3 });
   const context = await launch({ webgpu: false, camera: clip });
   try {
     const { page } = await open(context, site.url);
@@ -409,9 +403,7 @@ test('auto resolution settles on a size that holds the CPU target', { skip: !has
 });
 
 test('the camera loop leaves the main thread free: no long task while frames are labelled', { skip: !hasShared && 'no ../shared/data' }, async () => {
-  const clip = join(await scratchDir('street-'), 'street.y4m');
-  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', join(SHARED, 'samples/street.mp4'),
-    '-t', '4', '-vf', 'scale=640:360', '-pix_fmt', 'yuv420p', clip]);
+  const clip = await cameraClip('street.mp4', '640x360', { seconds: 4 });
   const context = await launch({ webgpu: false, camera: clip });
   try {
     const { page } = await open(context, `${site.url}?backend=cpu`);

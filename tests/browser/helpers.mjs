@@ -7,6 +7,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { extname, join, normalize, resolve } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -62,6 +63,19 @@ export async function scratchDir(prefix) {
     process.on('exit', () => rmSync(root, { recursive: true, force: true }));
   }
   return mkdtemp(join(await scratchRoot, prefix));
+}
+
+/**
+ * A fake webcam: `sample` (a file of ../shared/data/samples) as a y4m clip at `size` (WxH),
+ * cut to `seconds`, or played `loops` extra times, for `--use-file-for-fake-video-capture`.
+ */
+export async function cameraClip(sample, size, { seconds = null, loops = 0 } = {}) {
+  const clip = join(await scratchDir('clip-'), 'clip.y4m');
+  const input = loops ? ['-stream_loop', String(loops)] : [];
+  const length = seconds ? ['-t', String(seconds)] : [];
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', ...input, '-i', join(SHARED, 'samples', sample),
+    ...length, '-vf', `scale=${size.replace('x', ':')}`, '-pix_fmt', 'yuv420p', clip]);
+  return clip;
 }
 
 /**

@@ -4,16 +4,12 @@
 //   node tests/browser/measure.mjs [frames] [backend:height,...]
 // e.g. `node tests/browser/measure.mjs 10 cpu:240,cpu:360` (needs www/pkg, /usr/bin/chromium,
 // ffmpeg and ../shared/data). Prints a Markdown table.
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
-import { SHARED, serve, launch, open, scratchDir } from './helpers.mjs';
+import { serve, launch, open, cameraClip } from './helpers.mjs';
 
 const frames = Number(process.argv[2] ?? 10);
 const runs = (process.argv[3] ?? 'cpu:240,cpu:360,cpu:720,webgpu:240').split(',').map((r) => r.split(':'));
 const WARMUP = 3;
-const clip = join(await scratchDir('clip-'), 'clip.y4m');
-execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-stream_loop', '3', '-i', join(SHARED, 'samples/street.mp4'),
-  '-vf', 'scale=640:480', '-pix_fmt', 'yuv420p', clip]);
+const clip = await cameraClip('street.mp4', '640x480', { loops: 3 });
 const site = await serve();
 
 /** The live loop's mean fps over `frames` frames after a warm-up, and its last frame's stages. */
