@@ -453,14 +453,12 @@ function wire() {
 }
 
 // The GPU path draws on its own canvas, handed to the worker once. `?gpuview=0` keeps WebGPU
-// results on the read-back path (to compare the two); `?gpuview=offscreen` draws them into a
-// texture nobody sees (for tests in browsers that cannot show WebGPU on a canvas).
+// results on the read-back path (to compare the two).
 async function offerGpuCanvas() {
   const asked = new URLSearchParams(location.search).get('gpuview');
   if (asked === '0') {
     return state.worker.call('attachCanvas', { canvas: null, reason: 'the GPU view is off (?gpuview=0)' });
   }
-  if (asked === 'offscreen') return state.worker.call('attachCanvas', { canvas: null, offscreen: true });
   if (!('transferControlToOffscreen' in ui.gpuOutput)) {
     return state.worker.call('attachCanvas', { canvas: null, reason: 'this browser cannot hand a canvas to a worker' });
   }

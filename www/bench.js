@@ -53,7 +53,7 @@ async function benchGpuPath(model, [height, width]) {
 }
 
 // The GPU path draws into a texture of its own unless `?gpucanvas=1` asks for a canvas (which
-// needs a browser that can show WebGPU on one: a real GPU; see gpu-canvas.js).
+// needs a browser that can show WebGPU on one; see gpu-canvas.js).
 const GPU_CANVAS = params.get('gpucanvas') === '1';
 const gpuTarget = GPU_CANVAS ? 'canvas' : 'offscreen texture';
 let gpuCanvas;

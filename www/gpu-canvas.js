@@ -1,5 +1,5 @@
 // Whether this browser can show WebGPU output on a canvas. Headless Chromium with its software
-// WebGPU (SwiftShader) cannot: drawing into the canvas's texture loses the device. The check uses
+// WebGPU (SwiftShader) and default flags cannot: configuring the canvas loses the device. The check uses
 // a device of its own, so that the device burn runs on is never the one lost.
 
 const errorText = (e) => (e instanceof Error ? e.message : String(e));

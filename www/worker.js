@@ -16,8 +16,7 @@ let weights = null; // verified bytes of the weights file
 let model = null;
 // The GPU path (WebGPU): the page's canvas, transferred here, shows results drawn on the GPU.
 let gpuCanvas = null;
-// 'canvas' (draw there), 'offscreen' (draw into a texture: for tests where the browser cannot
-// show WebGPU on a canvas), or the reason there is no GPU view.
+// 'canvas' (draw there), or the reason there is no GPU view.
 let canvasMode = 'the page has not offered a canvas';
 let gpuView = { active: false, reason: canvasMode };
 let shown = null; // the size of the frame the GPU path drew last ({ width, height })
@@ -46,12 +45,12 @@ async function start(backend, reason) {
 
 /** Gives the canvas to a WebGPU model; on the CPU, or when that fails, the page draws itself. */
 async function attachGpuView() {
-  const usable = canvasMode === 'canvas' || canvasMode === 'offscreen';
+  const usable = canvasMode === 'canvas';
   gpuView = { active: false, reason: usable ? 'the CPU backend draws through the page' : canvasMode };
   if (!usable || model.backend !== 'webgpu') return;
   try {
-    await model.attachCanvas(canvasMode === 'canvas' ? gpuCanvas : null);
-    gpuView = { active: true, reason: '', offscreen: canvasMode === 'offscreen' };
+    await model.attachCanvas(gpuCanvas);
+    gpuView = { active: true, reason: '' };
   } catch (e) {
     gpuView = { active: false, reason: errorText(e) };
   }
@@ -102,10 +101,9 @@ const handlers = {
   },
 
   /** Takes the page's canvas for the GPU path (once per page: a canvas is transferred once). */
-  async attachCanvas({ canvas, reason, offscreen }) {
+  async attachCanvas({ canvas, reason }) {
     gpuCanvas = canvas;
-    if (offscreen) canvasMode = 'offscreen';
-    else if (canvas) canvasMode = (await canvasProblem(canvas)) || 'canvas';
+    if (canvas) canvasMode = (await canvasProblem(canvas)) || 'canvas';
     else canvasMode = reason;
     if (model) await attachGpuView();
     return { value: gpuView };

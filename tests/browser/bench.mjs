@@ -1,20 +1,19 @@
 // Runs www/bench.html in headless Chromium and prints its table. Not a test: run it by hand,
 //   node tests/browser/bench.mjs [frames] [sizes HxW,...] [backends] [weights path from the repo root]
 // e.g. `node tests/browser/bench.mjs 30 240x320,360x640 webgpu,cpu` (the shipped model), or with
-// `target/v2.safetensors` made by `bisenet init --arch v2 -o target/v2.safetensors`. On a machine with a GPU,
-// CHROMIUM_GPU=1 launches Chromium with its Vulkan WebGPU backend instead of SwiftShader, and the
-// GPU path (webgpu-gpu) draws on a canvas.
+// `target/v2.safetensors` made by `bisenet init --arch v2 -o target/v2.safetensors`. The GPU path
+// (webgpu-gpu) draws on a canvas. On a machine with a GPU, CHROMIUM_GPU=1 launches Chromium with
+// its Vulkan WebGPU backend instead of SwiftShader.
 import { serve, launch } from './helpers.mjs';
 
 const [frames = '10', sizes = '240x320,360x640', backends = 'webgpu,webgpu-gpu,cpu', model] = process.argv.slice(2);
 const site = await serve();
-const context = await launch({ webgpu: true, gpu: Boolean(process.env.CHROMIUM_GPU) });
+const context = await launch({ webgpu: true, gpu: Boolean(process.env.CHROMIUM_GPU), canvas: true });
 try {
   const page = await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error') console.error('[page]', m.text()); });
   const weights = model ? `&model=${encodeURIComponent(model)}` : '';
-  const gpuCanvas = process.env.CHROMIUM_GPU ? '&gpucanvas=1' : '';
-  await page.goto(`${site.url}www/bench.html?frames=${frames}&sizes=${sizes}&backends=${backends}${weights}${gpuCanvas}`);
+  await page.goto(`${site.url}www/bench.html?frames=${frames}&sizes=${sizes}&backends=${backends}${weights}&gpucanvas=1`);
   await page.waitForFunction(() => ['done', 'error'].includes(document.body.dataset.state), null, { timeout: 0 });
   const adapter = await page.evaluate(async () => {
     const a = 'gpu' in navigator ? await navigator.gpu.requestAdapter() : null;

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, SHARED, hasShared, serve, launch, open, pageLabels, readGrayPng, scratchDir, cameraClip } from './helpers.mjs';
+import { ROOT, SHARED, hasShared, serve, launch, open, pageLabels, readGrayPng, readPng, scratchDir, cameraClip } from './helpers.mjs';
 
 const PHOTO = join(SHARED, 'samples/cityscapes_example.png');
 const BINARY = join(ROOT, 'target/release/bisenet');
@@ -84,20 +84,18 @@ test('the photo on WebGPU, read back (small inference size), matches `bisenet se
   assert.ok(match >= 0.995, `only ${match} of pixels agree`);
 });
 
-test('the GPU path: labels like the CLI, colours drawn on the GPU, no read-back of the label map', { skip: !hasShared && 'no ../shared/data' }, async () => {
-  // Headless Chromium here cannot show WebGPU on a canvas (SwiftShader), so the GPU path draws
-  // into a texture of its own (?gpuview=offscreen): everything but the canvas is the same.
+test('the GPU path: labels like the CLI, colours drawn on the GPU into the canvas, no read-back of the label map', { skip: !hasShared && 'no ../shared/data' }, async () => {
   const dir = await scratchDir('gpu-path-');
   const photo = join(dir, 'street.png');
   execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', PHOTO, '-vf', 'scale=480:240', photo]);
   const labelsDir = join(dir, 'labels');
   execFileSync(BINARY, ['segment', photo, '--output', 'labels', '-o', labelsDir, '--weights', join(ROOT, 'models/bisenet-camvid.safetensors')]);
   const native = readGrayPng(await readFile(join(labelsDir, 'street.png')));
-  const context = await launch({ webgpu: true });
+  const context = await launch({ webgpu: true, canvas: true });
   try {
-    const { page } = await open(context, `${site.url}?backend=webgpu&gpuview=offscreen`);
+    const { page } = await open(context, `${site.url}?backend=webgpu`);
     assert.equal(await page.evaluate(() => document.body.dataset.backend), 'webgpu');
-    assert.equal(await page.evaluate(() => window.bisenet.state.gpuView.active), true);
+    assert.deepEqual(await page.evaluate(() => window.bisenet.state.gpuView), { active: true, reason: '' });
     const worker = await countMappedBuffers(page);
     await page.selectOption('#size-select', 'native');
     await page.setInputFiles('#file-input', photo);
@@ -127,6 +125,18 @@ test('the GPU path: labels like the CLI, colours drawn on the GPU, no read-back 
       coloured += rgba[4 * i] === r && rgba[4 * i + 1] === g && rgba[4 * i + 2] === b;
     }
     assert.equal(coloured, labels.length, 'every pixel of the mask has its class colour');
+    // And the canvas shows it: a screenshot of the canvas at one CSS pixel per canvas pixel.
+    await page.addStyleTag({ content: '#gpu-output { position: fixed; left: 0; top: 0; z-index: 9; width: 480px !important; height: 240px !important; border-radius: 0 !important; }' });
+    const shown = readPng(await page.screenshot({ clip: { x: 0, y: 0, width: 480, height: 240 } }));
+    assert.deepEqual([shown.width, shown.height], [480, 240]);
+    let onScreen = 0;
+    for (let i = 0; i < labels.length; i++) {
+      const [r, g, b] = palette[labels[i]];
+      const p = shown.channels * i;
+      onScreen += shown.data[p] === r && shown.data[p + 1] === g && shown.data[p + 2] === b;
+    }
+    console.log(`GPU path on the canvas: ${(onScreen / labels.length * 100).toFixed(3)} % of screen pixels are their label's colour`);
+    assert.equal(onScreen, labels.length, 'the canvas shows every pixel in its class colour');
     // The class under the pointer (one value read back) and the downloads work on this path too.
     const box = await page.locator('#gpu-output').boundingBox();
     await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5);
@@ -166,9 +176,9 @@ test('the GPU path: labels like the CLI, colours drawn on the GPU, no read-back 
 
 test('live frames on the GPU path: one at a time, nothing as large as the label map read back', { skip: !hasShared && 'no ../shared/data' }, async () => {
   const clip = await cameraClip('street.mp4', '160x120', { seconds: 2 });
-  const context = await launch({ webgpu: true, camera: clip });
+  const context = await launch({ webgpu: true, canvas: true, camera: clip });
   try {
-    const { page } = await open(context, `${site.url}?backend=webgpu&gpuview=offscreen`);
+    const { page } = await open(context, `${site.url}?backend=webgpu`);
     await page.selectOption('#size-select', 'native'); // 160x120: SwiftShader takes seconds a frame
     const worker = await countMappedBuffers(page);
     await page.click('#camera-toggle');

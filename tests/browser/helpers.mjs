@@ -80,15 +80,19 @@ export async function cameraClip(sample, size, { seconds = null, loops = 0 } = {
 
 /**
  * Headless Chromium; `webgpu: false` leaves WebGPU off; `gpu: true` asks for a real GPU through
- * Vulkan (for machines that have one; without, WebGPU is SwiftShader).
+ * Vulkan (for machines that have one; without, WebGPU is SwiftShader). `canvas: true` lets
+ * software WebGPU show on canvases: with its default compositing, headless Chromium fails to
+ * configure a WebGPU canvas ("A valid external Instance reference no longer exists"); with
+ * SwiftShader's Vulkan for the GPU process and ANGLE it composites WebGPU canvases like a real GPU.
  */
-export async function launch({ webgpu = true, gpu = false, camera = null, denyCamera = false } = {}) {
+export async function launch({ webgpu = true, gpu = false, canvas = false, camera = null, denyCamera = false } = {}) {
   const args = [
     '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync',
   ];
   if (webgpu) args.push('--enable-unsafe-webgpu');
   if (gpu) args.push('--enable-features=Vulkan', '--use-vulkan', '--use-angle=vulkan', '--ignore-gpu-blocklist');
+  else if (canvas) args.push('--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-angle=swiftshader');
   if (camera) {
     args.push('--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
       `--use-file-for-fake-video-capture=${camera}`);
@@ -125,8 +129,19 @@ export async function pageLabels(page) {
 
 /** Decodes a non-interlaced 8-bit grayscale PNG (what `bisenet segment --output labels` writes). */
 export function readGrayPng(bytes) {
+  const { width, height, channels, data } = readPng(bytes);
+  if (channels !== 1) throw new Error('not a grayscale PNG');
+  return { width, height, data };
+}
+
+/**
+ * Decodes a non-interlaced 8-bit PNG, gray, RGB or RGBA (label maps, Playwright's screenshots):
+ * `data` holds `channels` bytes per pixel, row by row.
+ */
+export function readPng(bytes) {
+  const CHANNELS = { 0: 1, 2: 3, 6: 4 };
   let offset = 8;
-  let width = 0, height = 0;
+  let width = 0, height = 0, channels = 0;
   const idat = [];
   while (offset < bytes.length) {
     const length = bytes.readUInt32BE(offset);
@@ -135,19 +150,22 @@ export function readGrayPng(bytes) {
     if (type === 'IHDR') {
       width = data.readUInt32BE(0);
       height = data.readUInt32BE(4);
-      if (data[8] !== 8 || data[9] !== 0 || data[12] !== 0) throw new Error('not an 8-bit gray non-interlaced PNG');
+      channels = CHANNELS[data[9]];
+      if (data[8] !== 8 || !channels || data[12] !== 0) throw new Error('not an 8-bit gray/RGB/RGBA non-interlaced PNG');
     } else if (type === 'IDAT') idat.push(data);
     offset += 12 + length;
   }
   const raw = inflateSync(Buffer.concat(idat));
-  const out = new Uint8Array(width * height);
+  const stride = width * channels;
+  const out = new Uint8Array(stride * height);
   for (let y = 0; y < height; y++) {
-    const filter = raw[y * (width + 1)];
-    const line = raw.subarray(y * (width + 1) + 1, (y + 1) * (width + 1));
-    for (let x = 0; x < width; x++) {
-      const a = x > 0 ? out[y * width + x - 1] : 0;
-      const b = y > 0 ? out[(y - 1) * width + x] : 0;
-      const c = x > 0 && y > 0 ? out[(y - 1) * width + x - 1] : 0;
+    const filter = raw[y * (stride + 1)];
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let x = 0; x < stride; x++) {
+      const i = y * stride + x;
+      const a = x >= channels ? out[i - channels] : 0;
+      const b = y > 0 ? out[i - stride] : 0;
+      const c = x >= channels && y > 0 ? out[i - stride - channels] : 0;
       let predictor = 0;
       if (filter === 1) predictor = a;
       else if (filter === 2) predictor = b;
@@ -156,8 +174,8 @@ export function readGrayPng(bytes) {
         const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
         predictor = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
       }
-      out[y * width + x] = (line[x] + predictor) & 0xff;
+      out[i] = (line[x] + predictor) & 0xff;
     }
   }
-  return { width, height, data: out };
+  return { width, height, channels, data: out };
 }
