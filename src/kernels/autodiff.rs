@@ -8,15 +8,13 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex, TensorMetadata};
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, TensorData};
 
 use super::conv::{Geometry, Operands, contiguous, forward, made_contiguous};
 use super::conv_backward::conv2d_backward;
-use super::depthwise::depthwise_backward;
+use super::depthwise::{depthwise_backward, depthwise_forward};
 
 /// Which kernels a convolution runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,8 +128,13 @@ pub(super) fn try_conv2d(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
                 apply_relu: false,
             },
         ),
-        // flex's own forward has a direct depthwise path; only its backward is slow.
-        Kind::Depthwise => flex_conv2d(conv, &x_flex, &weight_flex, bias_flex.as_ref())?,
+        Kind::Depthwise => depthwise_forward(
+            &geometry,
+            contiguous(&x_flex),
+            contiguous(&weight_flex),
+            bias_flex.as_ref().map(contiguous),
+            false,
+        ),
     };
     let state = ConvState {
         x: x_flex,
@@ -160,31 +163,9 @@ pub(super) fn try_conv2d(conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
     Some(Tensor::from_primitive::<Autodiff<Flex>>(output))
 }
 
-/// flex's own convolution of plain flex tensors.
-fn flex_conv2d(
-    conv: &Conv2d,
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    bias: Option<&FlexTensor>,
-) -> Option<FlexTensor> {
-    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
-        return None;
-    };
-    let options = ConvOptions {
-        stride: conv.stride,
-        padding: [(top, bottom), (left, right)],
-        dilation: conv.dilation,
-        groups: conv.groups,
-    };
-    let plain = |t: &FlexTensor| Tensor::<4>::from_primitive::<Flex>(t.clone());
-    let bias = bias.map(|b| Tensor::<1>::from_primitive::<Flex>(b.clone()));
-    burn::tensor::module::conv2d(plain(x), plain(weight), bias, options)
-        .try_into_primitive::<Flex>()
-        .ok()
-}
-
 #[cfg(test)]
 mod tests {
+    use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::Distribution;
 

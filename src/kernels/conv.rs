@@ -11,8 +11,8 @@
 //!
 //! `try_conv2d` runs only where it applies: a flex tensor outside autodiff, f32, `groups = 1`,
 //! no dilation, explicit padding; `super::autodiff` runs the same forward under autodiff.
-//! Everything else (WebGPU, depthwise inference) goes through burn's own `Conv2d::forward`,
-//! which the tests compare this against.
+//! Depthwise convolutions have their own kernel (`super::depthwise`); everything else (WebGPU,
+//! other dtypes) goes through burn's own `Conv2d::forward`, which the tests compare this against.
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -77,7 +77,7 @@ pub(super) fn forward(geometry: &Geometry, operands: Operands) -> FlexTensor {
 }
 
 /// The tensor's flex primitive, if it is a plain (non-autodiff) f32 flex tensor.
-fn f32_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
+pub(super) fn f32_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
     if tensor.dtype() != DType::F32 {
         return None;
     }

@@ -12,7 +12,6 @@ mod conv;
 mod conv_backward;
 #[cfg(not(target_arch = "wasm32"))]
 mod cross_entropy;
-#[cfg(not(target_arch = "wasm32"))]
 mod depthwise;
 #[cfg(not(target_arch = "wasm32"))]
 mod gpu_training;
@@ -26,7 +25,8 @@ use burn::tensor::activation::relu;
 /// `conv(x) (+ residual)`, then ReLU if `apply_relu`: `[N, C_in, H, W]` -> `[N, C_out, H', W']`.
 ///
 /// On flex this is the crate's own convolution: for inference with bias, residual and ReLU
-/// fused into each tile; for training (an autodiff device) with its own backward pass.
+/// fused into each tile (depthwise ones: bias and ReLU, in direct loops); for training (an
+/// autodiff device) with its own backward pass.
 pub(crate) fn conv2d(
     conv: &Conv2d,
     x: Tensor<4>,
@@ -35,6 +35,11 @@ pub(crate) fn conv2d(
 ) -> Tensor<4> {
     if let Some(fused) = conv::try_conv2d(conv, &x, residual.as_ref(), apply_relu) {
         return fused;
+    }
+    if residual.is_none()
+        && let Some(y) = depthwise::try_depthwise_conv2d(conv, &x, apply_relu)
+    {
+        return y;
     }
     #[cfg(not(target_arch = "wasm32"))]
     let y = autodiff::try_conv2d(conv, &x)
