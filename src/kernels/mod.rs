@@ -1,12 +1,16 @@
 //! Kernels for burn's flex backend (and, in `gpu_training`, differentiable forms for burn's GPU
-//! backends where their backward is missing or slow). CPU kernels: the convolution BiSeNet spends its time in, forward
-//! (inference, fused with bias, residual and ReLU) and backward (training), reached through
-//! burn's backend-extension route (`Tensor::try_into_primitive` / `from_primitive`). These are
-//! not paper blocks: the model calls [`conv2d`], which picks the fastest path that applies and
-//! otherwise runs burn's own `Conv2d::forward` (WebGPU, other dtypes, unusual geometries).
+//! backends where their backward is missing or slow). CPU kernels: the convolution BiSeNet
+//! spends its time in, forward (inference, fused with bias, residual and ReLU) and backward
+//! (training); depthwise convolutions; BatchNorm in training mode fused with the residual and
+//! ReLU after it; the heads' resize and cross-entropy. They are reached through burn's
+//! backend-extension route (`Tensor::try_into_primitive` / `from_primitive`). These are not
+//! paper blocks: the model calls [`conv2d`] and [`batch_norm_train`], which pick the fastest
+//! path that applies and otherwise run burn's own (WebGPU, other dtypes, unusual geometries).
 
 #[cfg(not(target_arch = "wasm32"))]
 mod autodiff;
+#[cfg(not(target_arch = "wasm32"))]
+mod batch_norm;
 mod conv;
 #[cfg(not(target_arch = "wasm32"))]
 mod conv_backward;
@@ -52,6 +56,24 @@ pub(crate) fn conv2d(
         None => y,
     };
     if apply_relu { relu(y) } else { y }
+}
+
+/// `relu(bn(z) + residual)` (ReLU if `apply_relu`) with batch statistics when training on flex,
+/// fused forward and backward, updating the running statistics as `BatchNorm::forward` does;
+/// `None` elsewhere (inference, other backends).
+pub(crate) fn batch_norm_train(
+    bn: &burn::nn::BatchNorm,
+    z: &Tensor<4>,
+    residual: Option<&Tensor<4>>,
+    apply_relu: bool,
+) -> Option<Tensor<4>> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return batch_norm::try_batch_norm_train(bn, z, residual, apply_relu);
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = (bn, z, residual, apply_relu);
+        None
+    }
 }
 
 /// `-log softmax(logits)[label]` per pixel (`[N, C, H, W]`, `[N, H, W]` -> `[N, H, W]`, 0 where

@@ -62,7 +62,11 @@ pub(crate) fn conv_bn_act(
     let Some(bn) = bn else {
         return kernels::conv2d(conv, x, residual, apply_relu);
     };
-    let mut y = bn.forward(kernels::conv2d(conv, x, None, false));
+    let z = kernels::conv2d(conv, x, None, false);
+    if let Some(y) = kernels::batch_norm_train(bn, &z, residual.as_ref(), apply_relu) {
+        return y;
+    }
+    let mut y = bn.forward(z);
     if let Some(residual) = residual {
         y = y + residual;
     }
