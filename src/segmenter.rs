@@ -45,10 +45,10 @@ impl Segmenter {
     /// The network's logits for labels at `out_size = [h, w]`: `[1, classes, h/8, w/8]` when
     /// labels are made on the CPU, `[1, classes, h, w]` otherwise.
     pub fn logits(&self, input: Tensor<4>, out_size: [usize; 2]) -> Tensor<4> {
-        match self.labels_on_cpu {
+        crate::kernels::on_cpu_workers(|| match self.labels_on_cpu {
             true => self.model.forward_low_res(input),
             false => self.model.logits(input, out_size),
-        }
+        })
     }
 
     /// Labels at `out_size` from [`Self::logits`], read back synchronously (native; the
