@@ -215,7 +215,9 @@ pub fn bench_train_step(
 
         let started = Instant::now();
         let loss;
-        (model, loss) = step(model, &mut optim, data, &loss_fn, 1.0, 0.01);
+        // On a worker thread, as `train` runs its steps (beside the next batch's loading).
+        (model, loss) =
+            crate::kernels::on_cpu_workers(|| step(model, &mut optim, data, &loss_fn, 1.0, 0.01));
         device.sync().ok();
         if run >= repeats.warmup {
             times.push(millis(started));
