@@ -5,8 +5,8 @@
 //! burn 0.22's `batch_norm_train` is composed of tensor operations: the input is copied to
 //! `[C, N * H * W]` twice (for the mean and the variance), normalised in four elementwise
 //! passes, and the residual and ReLU are more passes and graph nodes; the backward does the same
-//! in reverse. flex runs those elementwise passes on one thread, and in a profile of a ResNet18
-//! training step they were most of the time the second core sat idle. Here the forward is one
+//! in reverse. flex runs those elementwise passes on one thread: a profile of a ResNet18
+//! training step showed the second core idle through most of them. Here the forward is one
 //! pass for the statistics (per channel, in parallel) and one that writes the output; the
 //! backward one pass for the two per-channel sums and one that writes the gradients.
 //!
