@@ -39,12 +39,7 @@ pub(crate) fn try_conv2d(
         return None;
     }
     let geometry = Geometry::of(conv, x.dims())?;
-    let input = f32_flex(x)?;
-    let weight = f32_flex(&conv.weight.val())?;
-    let bias = match &conv.bias {
-        Some(bias) => Some(f32_flex(&bias.val())?),
-        None => None,
-    };
+    let (input, weight, bias) = flex_operands(conv, x)?;
     let output_shape = geometry.output_shape();
     let residual = match residual {
         Some(residual) if residual.dims() == output_shape => Some(f32_flex(residual)?),
@@ -76,8 +71,21 @@ pub(super) fn forward(geometry: &Geometry, operands: Operands) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(output, output_shape))
 }
 
+/// The input, weight and bias of `conv(x)` as contiguous flex tensors, if all are plain
+/// (non-autodiff) f32 flex tensors.
+pub(super) fn flex_operands(
+    conv: &Conv2d,
+    x: &Tensor<4>,
+) -> Option<(FlexTensor, FlexTensor, Option<FlexTensor>)> {
+    let bias = match &conv.bias {
+        Some(bias) => Some(f32_flex(&bias.val())?),
+        None => None,
+    };
+    Some((f32_flex(x)?, f32_flex(&conv.weight.val())?, bias))
+}
+
 /// The tensor's flex primitive, if it is a plain (non-autodiff) f32 flex tensor.
-pub(super) fn f32_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
+fn f32_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
     if tensor.dtype() != DType::F32 {
         return None;
     }

@@ -16,7 +16,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::conv::{Geometry, contiguous, f32_flex};
+use super::conv::{Geometry, contiguous, flex_operands};
 #[cfg(not(target_arch = "wasm32"))]
 use super::conv_backward::for_each_tap_row;
 
@@ -33,12 +33,7 @@ pub(crate) fn try_depthwise_conv2d(
         return None;
     }
     let geometry = Geometry::of(conv, x.dims())?;
-    let input = f32_flex(x)?;
-    let weight = f32_flex(&conv.weight.val())?;
-    let bias = match &conv.bias {
-        Some(bias) => Some(f32_flex(&bias.val())?),
-        None => None,
-    };
+    let (input, weight, bias) = flex_operands(conv, x)?;
     let output = depthwise_forward(
         &geometry,
         contiguous(&input),
