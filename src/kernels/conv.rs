@@ -24,6 +24,8 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 
+use super::direct_conv::{self, Isa, PackedWeights};
+
 /// `[N, C_in, H, W]` -> `[N, C_out, H', W']`: `conv(x) (+ residual)`, then ReLU if
 /// `apply_relu`; `None` where this path does not apply (the caller then runs burn's).
 ///
@@ -61,12 +63,24 @@ pub(crate) fn try_conv2d(
 
 /// The convolution of `operands` as a new flex tensor `[N, C_out, H', W']`.
 pub(super) fn forward(geometry: &Geometry, operands: Operands) -> FlexTensor {
+    let direct = Isa::detect().filter(|_| direct_conv::suits(geometry));
+    forward_with(geometry, operands, direct)
+}
+
+/// [`forward`] through the direct kernel compiled for `direct`, or im2col + `gemm` for `None`.
+fn forward_with(geometry: &Geometry, operands: Operands, direct: Option<Isa>) -> FlexTensor {
     let output_shape = geometry.output_shape();
     let len = output_shape.iter().product();
     let mut output = Vec::with_capacity(len);
-    run(geometry, operands, &mut output.spare_capacity_mut()[..len]);
-    // SAFETY: the tiles partition the output, and gemm (with `k = patch_len > 0` and
-    // `read_dst = false`) wrote every element of each before its epilogue read it.
+    run(
+        geometry,
+        operands,
+        direct,
+        &mut output.spare_capacity_mut()[..len],
+    );
+    // SAFETY: the tiles partition the output, and each tile wrote every element of its own
+    // (gemm with `k = patch_len > 0` and `read_dst = false` before its epilogue read it; the
+    // direct kernel's write-out row by row).
     unsafe { output.set_len(len) };
     FlexTensor::from_data(TensorData::new(output, output_shape))
 }
@@ -201,21 +215,29 @@ pub(super) struct Operands<'a> {
 
 /// One unit of work: a band of output rows of one image, for a range of output channels.
 #[derive(Clone, Debug)]
-struct Tile {
-    image: usize,
-    rows: Range<usize>,
-    channels: Range<usize>,
+pub(super) struct Tile {
+    pub image: usize,
+    pub rows: Range<usize>,
+    pub channels: Range<usize>,
 }
 
-/// Splits the output into tiles: bands of rows, and when there are fewer bands than cores
-/// (the small, deep maps at 1/16 and 1/32), output channels in blocks of at least 64 too.
-fn tiles(geometry: &Geometry, threads: usize) -> Vec<Tile> {
+/// Splits the output into tiles: bands of `rows_per_tile` rows, and when there are fewer bands
+/// than cores (the small, deep maps at 1/16 and 1/32), output channels in blocks of at least 64
+/// too, starting at multiples of `channel_align`.
+fn tiles(
+    geometry: &Geometry,
+    rows_per_tile: usize,
+    channel_align: usize,
+    threads: usize,
+) -> Vec<Tile> {
     let batch = geometry.batch;
-    let rows_per_tile = geometry.rows_per_tile();
     let bands = batch * geometry.out_h.div_ceil(rows_per_tile);
     let wanted_blocks = (2 * threads).div_ceil(bands);
     let blocks = wanted_blocks.min(geometry.channels_out / 64).max(1);
-    let block_len = geometry.channels_out.div_ceil(blocks);
+    let block_len = geometry
+        .channels_out
+        .div_ceil(blocks)
+        .next_multiple_of(channel_align);
     let mut tiles = Vec::new();
     for image in 0..batch {
         for start in (0..geometry.out_h).step_by(rows_per_tile) {
@@ -235,33 +257,47 @@ fn tiles(geometry: &Geometry, threads: usize) -> Vec<Tile> {
 
 /// The output buffer, shared by tiles that write disjoint parts of it.
 #[derive(Clone, Copy)]
-struct OutputPtr(*mut f32);
+pub(super) struct OutputPtr(pub *mut f32);
 // SAFETY: every tile writes only its own (channel range x row band) of one image, and the
 // tiles of one call partition the output, so no two threads touch the same element.
 unsafe impl Send for OutputPtr {}
 unsafe impl Sync for OutputPtr {}
 
-/// Computes the convolution into `output` (`[N, C_out, H' * W']`), writing every element.
-fn run(geometry: &Geometry, operands: Operands, output: &mut [MaybeUninit<f32>]) {
+/// Computes the convolution into `output` (`[N, C_out, H' * W']`), writing every element:
+/// directly from the input planes with the kernel compiled for `direct` (`direct_conv`), or as
+/// im2col + `gemm` for `None`.
+fn run(
+    geometry: &Geometry,
+    operands: Operands,
+    direct: Option<Isa>,
+    output: &mut [MaybeUninit<f32>],
+) {
     assert_eq!(
         output.len(),
         geometry.batch * geometry.channels_out * geometry.out_pixels()
     );
     let output = OutputPtr(output.as_mut_ptr().cast());
-    let work = |patches: &mut Vec<f32>, tile: Tile| {
-        run_tile(geometry, &operands, &tile, patches, output);
+    let direct = direct.map(|isa| PackedWeights::new(isa, geometry, operands.weight));
+    let (rows_per_tile, channel_align) = match &direct {
+        Some(weights) => (direct_conv::rows_per_tile(geometry), weights.channels()),
+        None => (geometry.rows_per_tile(), 1),
+    };
+    let work = |patches: &mut Vec<f32>, tile: Tile| match &direct {
+        Some(weights) => direct_conv::run_tile(geometry, &operands, weights, &tile, output),
+        None => run_tile(geometry, &operands, &tile, patches, output),
     };
     #[cfg(feature = "native")]
     {
         use rayon::prelude::*;
-        tiles(geometry, rayon::current_num_threads())
+        let threads = rayon::current_num_threads();
+        tiles(geometry, rows_per_tile, channel_align, threads)
             .into_par_iter()
             .for_each_init(Vec::new, work);
     }
     #[cfg(not(feature = "native"))]
     {
         let mut patches = Vec::new();
-        for tile in tiles(geometry, 1) {
+        for tile in tiles(geometry, rows_per_tile, channel_align, 1) {
             work(&mut patches, tile);
         }
     }
@@ -489,14 +525,43 @@ mod tests {
         }
     }
 
+    /// Every path this CPU runs: im2col + `gemm`, and the direct kernel for each ISA it has.
+    fn paths() -> Vec<Option<Isa>> {
+        let mut paths = vec![None];
+        paths.extend(Isa::supported().into_iter().map(Some));
+        paths
+    }
+
+    /// `conv(x) (+ residual)`, ReLU if `apply_relu`, through `path`.
+    fn run_path(
+        path: Option<Isa>,
+        conv: &Conv2d,
+        x: &Tensor<4>,
+        residual: Option<&Tensor<4>>,
+        apply_relu: bool,
+    ) -> Tensor<4> {
+        let geometry = Geometry::of(conv, x.dims()).expect("a supported geometry");
+        let (input, weight, bias) = flex_operands(conv, x).expect("flex operands");
+        let residual = residual.map(|r| f32_flex(r).expect("a flex residual"));
+        let operands = Operands {
+            input: contiguous(&input),
+            weight: contiguous(&weight),
+            bias: bias.as_ref().map(contiguous),
+            residual: residual.as_ref().map(contiguous),
+            apply_relu,
+        };
+        Tensor::from_primitive::<Flex>(forward_with(&geometry, operands, path))
+    }
+
     fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
         assert_eq!(a.dims(), b.dims());
         (a - b).abs().max().into_scalar()
     }
 
-    /// Every geometry the unfold distinguishes: 1x1 read in place, strided 1x1 (ResNet's
-    /// projections), 3x3 and 7x7 with stride 1 and 2, padding wider than the kernel reaches,
-    /// lopsided padding, odd sizes, a batch, and deep small maps split by output channel.
+    /// Every geometry the unfold and the direct kernel's bands distinguish: 1x1 read in place,
+    /// strided 1x1 (ResNet's projections), 3x3 and 7x7 with stride 1 and 2, padding wider than
+    /// the kernel reaches, lopsided padding, odd sizes, output channels that fill no whole
+    /// register block, a batch, and deep small maps split by output channel; on every path.
     #[test]
     fn matches_burns_convolution() {
         let device = Device::flex();
@@ -524,21 +589,30 @@ mod tests {
         ];
         // Enough output rows for several bands: tiles must not overlap or leave gaps.
         cases.push(Case::new([32, 8], [140, 9], 3, 1));
+        // Wide enough for `direct_conv::suits`, so that `try_conv2d` takes the direct kernel
+        // where the CPU has one.
+        cases.push(Case::new([3, 10], [100, 90], 3, 2));
         for case in cases {
             let (conv, x) = case.build(&device);
             let expected = conv.forward(x.clone());
-            let fast = try_conv2d(&conv, &x, None, false).expect("the fast path applies");
-            let diff = max_abs_diff(expected, fast);
             let tolerance = 1e-5 * (case.channels[0] * case.kernel * case.kernel) as f32;
-            assert!(
-                diff <= tolerance,
-                "{:?} {}x{} stride {} padding {:?}: off by {diff}",
-                case.size,
-                case.kernel,
-                case.kernel,
-                case.stride,
-                case.padding
-            );
+            let fast = try_conv2d(&conv, &x, None, false).expect("the fast path applies");
+            let mut results = vec![("try_conv2d".to_string(), fast)];
+            for path in paths() {
+                results.push((format!("{path:?}"), run_path(path, &conv, &x, None, false)));
+            }
+            for (path, result) in results {
+                let diff = max_abs_diff(expected.clone(), result);
+                assert!(
+                    diff <= tolerance,
+                    "{path}: {:?} {}x{} stride {} padding {:?}: off by {diff}",
+                    case.size,
+                    case.kernel,
+                    case.kernel,
+                    case.stride,
+                    case.padding
+                );
+            }
         }
     }
 
@@ -550,7 +624,11 @@ mod tests {
         let residual = Tensor::random(expected.dims(), Distribution::Uniform(-1.0, 1.0), &device);
         let expected = relu(expected + residual.clone());
         let fast = try_conv2d(&conv, &x, Some(&residual), true).expect("the fast path applies");
-        assert!(max_abs_diff(expected, fast) <= 1e-4);
+        assert!(max_abs_diff(expected.clone(), fast) <= 1e-4);
+        for path in paths() {
+            let result = run_path(path, &conv, &x, Some(&residual), true);
+            assert!(max_abs_diff(expected.clone(), result) <= 1e-4, "{path:?}");
+        }
     }
 
     #[test]

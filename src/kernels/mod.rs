@@ -2,7 +2,7 @@
 //! backends where their backward is missing or slow). CPU kernels: the convolution BiSeNet
 //! spends its time in, forward (inference, fused with bias, residual and ReLU) and backward
 //! (training); depthwise convolutions; BatchNorm in training mode fused with the residual and
-//! ReLU after it; the heads' resize and cross-entropy. They are reached through burn's
+//! ReLU after it; the heads' resize and cross-entropy; max and average pooling (inference). They are reached through burn's
 //! backend-extension route (`Tensor::try_into_primitive` / `from_primitive`). These are not
 //! paper blocks: the model calls [`conv2d`] and [`batch_norm_train`], which pick the fastest
 //! path that applies and otherwise run burn's own (WebGPU, other dtypes, unusual geometries).
@@ -17,12 +17,15 @@ mod conv_backward;
 #[cfg(not(target_arch = "wasm32"))]
 mod cross_entropy;
 mod depthwise;
+mod direct_conv;
 #[cfg(not(target_arch = "wasm32"))]
 mod gpu_training;
+mod pool;
 #[cfg(not(target_arch = "wasm32"))]
 mod resize;
 
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::{AvgPool2d, MaxPool2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
@@ -56,6 +59,16 @@ pub(crate) fn conv2d(
         None => y,
     };
     if apply_relu { relu(y) } else { y }
+}
+
+/// `pool(x)`: on flex outside training the crate's row-wise kernel, elsewhere burn's.
+pub(crate) fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    pool::try_max_pool2d(pool, &x).unwrap_or_else(|| pool.forward(x))
+}
+
+/// `pool(x)`: on flex outside training the crate's row-wise kernel, elsewhere burn's.
+pub(crate) fn avg_pool2d(pool: &AvgPool2d, x: Tensor<4>) -> Tensor<4> {
+    pool::try_avg_pool2d(pool, &x).unwrap_or_else(|| pool.forward(x))
 }
 
 /// `f()` run on one of the CPU kernels' worker threads (rayon's pool) on native builds.

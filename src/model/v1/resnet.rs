@@ -4,6 +4,7 @@ use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 
 use super::config::Width;
+use crate::kernels;
 use crate::model::conv_bn_relu::{batch_norm, conv, conv_bn, conv_bn_act, fold_batch_norm};
 use crate::model::pooling::stem_max_pool;
 
@@ -101,7 +102,7 @@ impl ResNet18 {
     /// (each size rounded up).
     pub fn forward(&self, x: Tensor<4>) -> [Tensor<4>; 3] {
         let x = conv_bn_act(&self.conv1, &self.bn1, x, None, true); // 1/2
-        let x = self.maxpool.forward(x); // 1/4
+        let x = kernels::max_pool2d(&self.maxpool, x); // 1/4
         let run = |x, blocks: &[BasicBlock]| blocks.iter().fold(x, |x, b| b.forward(x));
         let x = run(x, &self.layer1);
         let feat8 = run(x, &self.layer2);

@@ -145,7 +145,7 @@ impl Xception39 {
 
     /// `[N, 3, H, W]` -> `([N, 64, H/8, W/8], [N, 128, H/16, W/16], [N, 256, H/32, W/32])`
     pub fn forward(&self, x: Tensor<4>) -> [Tensor<4>; 3] {
-        let x = self.maxpool.forward(self.conv1.forward(x)); // 1/4
+        let x = kernels::max_pool2d(&self.maxpool, self.conv1.forward(x)); // 1/4
         let run = |x, blocks: &[XceptionBlock]| blocks.iter().fold(x, |x, b| b.forward(x));
         let feat8 = run(x, &self.layer1);
         let feat16 = run(feat8.clone(), &self.layer2);

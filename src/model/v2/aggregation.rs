@@ -81,7 +81,7 @@ impl BilateralGuidedAggregation {
         let size = spatial_size(&detail);
         let gate_detail = sigmoid(resize_nearest(self.right1.forward(semantic.clone()), size));
         let left = self.left1.forward(detail.clone()) * gate_detail;
-        let left2 = self.left2_pool.forward(self.left2.forward(detail));
+        let left2 = kernels::avg_pool2d(&self.left2_pool, self.left2.forward(detail));
         let right = left2 * sigmoid(self.right2.forward(semantic));
         self.conv.forward_relu(left + resize_nearest(right, size))
     }

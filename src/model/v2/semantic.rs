@@ -6,6 +6,7 @@ use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 
 use super::gather_expansion::GatherExpansion;
+use crate::kernels;
 use crate::model::Width;
 use crate::model::conv_bn_relu::{ConvBnRelu, batch_norm};
 use crate::model::pooling::stem_max_pool;
@@ -37,8 +38,10 @@ impl StemBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.conv.forward(x);
         let left = self.left.iter().fold(x.clone(), |x, l| l.forward(x));
-        self.fuse
-            .forward(Tensor::cat(vec![left, self.right.forward(x)], 1))
+        self.fuse.forward(Tensor::cat(
+            vec![left, kernels::max_pool2d(&self.right, x)],
+            1,
+        ))
     }
 }
 

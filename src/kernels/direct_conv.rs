@@ -1,0 +1,610 @@
+//! The dense convolution computed straight from the input planes on x86-64 CPUs with AVX-512 or
+//! AVX2 + FMA: no patch matrix (im2col) written out, and the weights packed once per call.
+//!
+//! Under im2col + `gemm` a 3x3 layer first writes its patch matrix (9x the input, 27 MB for the
+//! 7x7 stride-2 stem of a 360x480 frame), and `gemm` then packs both operands again for every
+//! tile: at 360x480 Xception39 ran its convolutions at about 60 G multiply-adds/s on two cores,
+//! where ONNX Runtime's direct kernels reach about 85.
+//!
+//! How: a band of output rows reads a band of input rows. That band is copied once per tile,
+//! zero padding written out and each row split into its stride phases (phase `(py, px)` holds
+//! padded rows `py, py + s, ...` and columns `px, px + s, ...`), into planes `Wq = W' + (kw - 1)
+//! / s` wide. Read as one flat run `q = oy * Wq + ox`, the band's outputs then take the input
+//! under tap `(ky, kx)` from one flat run of one phase plane, at a fixed offset. `R` output
+//! channels times `V` vectors of that run are `R x V` accumulators held in registers and summed
+//! over input channels and taps, one vector load per `V` and one broadcast weight per `R` at each
+//! step: the register-blocked core of a matrix multiply, fed without a patch matrix. The
+//! `(kw - 1) / s` extra columns per row are computed and dropped when the tile is written out
+//! (with bias, residual and ReLU).
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use super::conv::{Geometry, Operands, OutputPtr, Tile};
+
+/// The vector instructions the direct kernel is compiled for (x86-64 only: elsewhere, as in the
+/// browser, `conv` keeps to im2col + `gemm`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(not(target_arch = "x86_64"), expect(dead_code))]
+pub(super) enum Isa {
+    /// 16 lanes; 8 output channels x 3 vectors = 24 of the 32 registers accumulate (of the
+    /// shapes tried, 6 x 4 ran 3-20 % slower, 12 x 2 up to 11 %).
+    Avx512,
+    /// 8 lanes; 6 output channels x 2 vectors = 12 of the 16 registers accumulate (with 4 x 3,
+    /// LLVM spilled and shuffled the accumulators: half the speed).
+    Avx2,
+}
+
+impl Isa {
+    /// The best this CPU has, or `None` (then `conv` keeps to im2col + `gemm`).
+    pub fn detect() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                return Some(Self::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Some(Self::Avx2);
+            }
+        }
+        None
+    }
+
+    /// Every ISA this CPU runs, to test each.
+    #[cfg(test)]
+    pub fn supported() -> Vec<Self> {
+        let mut supported = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                supported.push(Self::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                supported.push(Self::Avx2);
+            }
+        }
+        supported
+    }
+
+    /// Output channels per register block.
+    pub const fn channels(self) -> usize {
+        match self {
+            Self::Avx512 => 8,
+            Self::Avx2 => 6,
+        }
+    }
+
+    /// Floats per vector register.
+    const fn lanes(self) -> usize {
+        match self {
+            Self::Avx512 => 16,
+            Self::Avx2 => 8,
+        }
+    }
+
+    /// Vectors of outputs per register block (fewer at the end of a band).
+    const fn vectors(self) -> usize {
+        match self {
+            Self::Avx512 => 3,
+            Self::Avx2 => 2,
+        }
+    }
+}
+
+/// Whether the direct kernel beats im2col + `gemm` on this layer: not on pointwise layers (their
+/// input already is the patch matrix), nor on maps under 2048 outputs, where the `(kw - 1) / s`
+/// dropped columns per row and the partial last vectors cost more than the patch matrix does
+/// (512 -> 512 channels 3x3 at 12x15: 58 against gemm's 79 G multiply-adds/s; at 45x60 and
+/// above the direct kernel leads, 96 against 84 for 64 -> 64 at 90x120).
+pub(super) fn suits(geometry: &Geometry) -> bool {
+    !geometry.is_pointwise() && geometry.out_pixels() >= 2048
+}
+
+/// The weights `[C_out, C_in, kh, kw]` regrouped as `[C_out / R][C_in * kh * kw][R]` (the last
+/// block padded with zeros), so that each step of the kernel reads its `R` weights together.
+pub(super) struct PackedWeights {
+    isa: Isa,
+    values: Vec<f32>,
+}
+
+impl PackedWeights {
+    pub fn new(isa: Isa, geometry: &Geometry, weight: &[f32]) -> Self {
+        let block = isa.channels();
+        let patch_len = geometry.patch_len();
+        let blocks = geometry.channels_out.div_ceil(block);
+        let mut values = vec![0.0; blocks * patch_len * block];
+        for (channel, filter) in weight.chunks_exact(patch_len).enumerate() {
+            let (b, r) = (channel / block, channel % block);
+            let packed = &mut values[b * patch_len * block..][..patch_len * block];
+            for (i, &w) in filter.iter().enumerate() {
+                packed[i * block + r] = w;
+            }
+        }
+        Self { isa, values }
+    }
+
+    /// Output channels per block: tiles start on a multiple of it.
+    pub fn channels(&self) -> usize {
+        self.isa.channels()
+    }
+
+    fn block(&self, index: usize, patch_len: usize) -> &[f32] {
+        let len = patch_len * self.isa.channels();
+        &self.values[index * len..][..len]
+    }
+}
+
+/// Output rows per tile: bands of at most about 96 Ki input floats (384 KiB, within L2) once
+/// padded and split, at least 4 rows so that the rows read twice (the halo) stay few, and of
+/// equal height, so that no band is a sliver.
+pub(super) fn rows_per_tile(geometry: &Geometry) -> usize {
+    let layout = BandLayout::new(geometry, 1, Isa::Avx2);
+    let per_row = geometry.channels_in * geometry.stride[0] * geometry.stride[1] * layout.width;
+    let most = (96 * 1024 / per_row.max(1)).max(4);
+    geometry
+        .out_h
+        .div_ceil(geometry.out_h.div_ceil(most).max(1))
+}
+
+/// Where the band of one tile lies in its buffer.
+struct BandLayout {
+    /// `Wq`: floats per phase-plane row, `W' + (kw - 1) / sw`.
+    width: usize,
+    /// Rows per phase plane: the band's output rows and `(kh - 1) / sh` more.
+    height: usize,
+    /// Floats from one phase plane to the next: its rows, then slack for the reads of the
+    /// dropped outputs past the last row.
+    plane_stride: usize,
+    /// Flat outputs of the band, `rows * Wq`, rounded up to whole vectors.
+    outputs: usize,
+}
+
+impl BandLayout {
+    fn new(geometry: &Geometry, rows: usize, isa: Isa) -> Self {
+        let [kernel_h, kernel_w] = geometry.kernel;
+        let [stride_h, stride_w] = geometry.stride;
+        let width = geometry.out_w + (kernel_w - 1) / stride_w;
+        let height = rows + (kernel_h - 1) / stride_h;
+        let outputs = (rows * width).next_multiple_of(isa.lanes());
+        // The last block reads up to `outputs - 1 + (kh - 1) / sh * Wq + (kw - 1) / sw`.
+        let slack = outputs - rows * width + (kernel_w - 1) / stride_w;
+        Self {
+            width,
+            height,
+            plane_stride: height * width + slack,
+            outputs,
+        }
+    }
+
+    fn phases(geometry: &Geometry) -> usize {
+        geometry.stride[0] * geometry.stride[1]
+    }
+
+    /// Floats from one input channel's phase planes to the next.
+    fn channel_stride(&self, geometry: &Geometry) -> usize {
+        Self::phases(geometry) * self.plane_stride
+    }
+
+    /// Offset of tap `(ky, kx)`'s inputs from the band's start, for flat output 0.
+    fn tap_offsets(&self, geometry: &Geometry) -> Vec<usize> {
+        let [kernel_h, kernel_w] = geometry.kernel;
+        let [stride_h, stride_w] = geometry.stride;
+        (0..kernel_h)
+            .flat_map(|ky| (0..kernel_w).map(move |kx| (ky, kx)))
+            .map(|(ky, kx)| {
+                let phase = (ky % stride_h) * stride_w + kx % stride_w;
+                phase * self.plane_stride + (ky / stride_h) * self.width + kx / stride_w
+            })
+            .collect()
+    }
+}
+
+/// A worker's buffers, kept from call to call (a fresh buffer per call came back through
+/// zero-filling page faults).
+#[derive(Default)]
+struct Scratch {
+    band: Vec<f32>,
+    /// The tile's outputs as computed: `[channels rounded up to R][outputs]`.
+    wide: Vec<f32>,
+}
+
+std::thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// Computes one tile of the convolution into `output`, writing every element of the tile.
+pub(super) fn run_tile(
+    geometry: &Geometry,
+    operands: &Operands,
+    weights: &PackedWeights,
+    tile: &Tile,
+    output: OutputPtr,
+) {
+    SCRATCH.with_borrow_mut(|scratch| {
+        run_tile_with(geometry, operands, weights, tile, scratch, output)
+    })
+}
+
+fn run_tile_with(
+    geometry: &Geometry,
+    operands: &Operands,
+    weights: &PackedWeights,
+    tile: &Tile,
+    scratch: &mut Scratch,
+    output: OutputPtr,
+) {
+    let isa = weights.isa;
+    let block = isa.channels();
+    assert_eq!(tile.channels.start % block, 0, "tiles start on a block");
+    let layout = BandLayout::new(geometry, tile.rows.len(), isa);
+    let input = &operands.input[tile.image * geometry.input_len()..][..geometry.input_len()];
+    // SAFETY (both calls): `Isa::detect` found at least AVX2 and FMA for `weights.isa`.
+    unsafe {
+        load_band_avx2(
+            geometry,
+            &layout,
+            input,
+            tile.rows.clone(),
+            &mut scratch.band,
+        )
+    };
+
+    let taps = layout.tap_offsets(geometry);
+    let channel_stride = layout.channel_stride(geometry);
+    let blocks = tile.channels.len().div_ceil(block);
+    scratch.wide.resize(blocks * block * layout.outputs, 0.0);
+    let patch_len = geometry.patch_len();
+    // Block by block over the whole band: one block's weights (`C_in * kh * kw * R` floats)
+    // stay in L1/L2 while the band, sized for L2, streams past them.
+    for b in 0..blocks {
+        let weights = weights.block(tile.channels.start / block + b, patch_len);
+        let wide = &mut scratch.wide[b * block * layout.outputs..];
+        let step = isa.vectors() * isa.lanes();
+        for first in (0..layout.outputs).step_by(step) {
+            let vectors = isa.vectors().min((layout.outputs - first) / isa.lanes());
+            // SAFETY: the band holds `C_in` channel strides of phase planes whose slack covers
+            // every read of a block starting before `layout.outputs` (see `BandLayout::new`);
+            // `weights` holds `C_in * taps * R` values; `wide` has `R` rows of `outputs` floats,
+            // and `first + vectors * lanes <= outputs`. The ISA was detected.
+            unsafe {
+                accumulate(
+                    isa,
+                    vectors,
+                    scratch.band.as_ptr().add(first),
+                    channel_stride,
+                    &taps,
+                    weights,
+                    geometry.channels_in,
+                    wide.as_mut_ptr().add(first),
+                    layout.outputs,
+                );
+            }
+        }
+    }
+    unsafe { write_out_avx2(geometry, operands, tile, &layout, &scratch.wide, output) };
+}
+
+/// [`load_band`] compiled for AVX2 (the copies, the stride-2 split).
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
+unsafe fn load_band_avx2(
+    geometry: &Geometry,
+    layout: &BandLayout,
+    input: &[f32],
+    rows: Range<usize>,
+    band: &mut Vec<f32>,
+) {
+    load_band(geometry, layout, input, rows, band);
+}
+
+/// Copies the input rows under output rows `rows` into `band`: per input channel, `sh * sw` phase
+/// planes of `layout.height` rows of `layout.width`, zero where they fall in the padding.
+#[inline(always)]
+fn load_band(
+    geometry: &Geometry,
+    layout: &BandLayout,
+    input: &[f32],
+    rows: Range<usize>,
+    band: &mut Vec<f32>,
+) {
+    let Geometry {
+        height,
+        width,
+        stride: [stride_h, stride_w],
+        padding: [top, left],
+        ..
+    } = *geometry;
+    let channel_stride = layout.channel_stride(geometry);
+    band.resize(geometry.channels_in * channel_stride, 0.0);
+    for (plane, channel_band) in input
+        .chunks_exact(height * width)
+        .zip(band.chunks_exact_mut(channel_stride))
+    {
+        for py in 0..stride_h {
+            for j in 0..layout.height {
+                let padded_row = (rows.start + j) * stride_h + py;
+                let source = padded_row
+                    .checked_sub(top)
+                    .filter(|&iy| iy < height)
+                    .map(|iy| &plane[iy * width..][..width]);
+                for px in 0..stride_w {
+                    let phase = py * stride_w + px;
+                    let row = &mut channel_band[phase * layout.plane_stride + j * layout.width..]
+                        [..layout.width];
+                    match source {
+                        Some(source) => load_phase_row(source, px, stride_w, left, row),
+                        None => row.fill(0.0),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes padded columns `px, px + s, ...` of `source` (padded on the left by `left`) to `row`.
+#[inline(always)]
+fn load_phase_row(source: &[f32], px: usize, stride: usize, left: usize, row: &mut [f32]) {
+    // Padded column `i * s + px` is input column `i * s + px - left`.
+    let first = left.saturating_sub(px).div_ceil(stride).min(row.len());
+    row[..first].fill(0.0);
+    let start = first * stride + px - left;
+    let inside = &mut row[first..];
+    let available = source.len().saturating_sub(start).div_ceil(stride);
+    let count = inside.len().min(available);
+    let source = source.get(start..).unwrap_or(&[]);
+    match stride {
+        1 => inside[..count].copy_from_slice(&source[..count]),
+        // Pairwise, so that it compiles to shuffles rather than one load per value.
+        2 => {
+            let pairs = source.chunks_exact(2);
+            let last = pairs.remainder().first();
+            let mut written = 0;
+            for (o, pair) in inside[..count].iter_mut().zip(pairs) {
+                *o = pair[0];
+                written += 1;
+            }
+            if written < count {
+                inside[written] = *last.expect("an odd tail");
+            }
+        }
+        _ => {
+            let values = source.iter().step_by(stride);
+            inside[..count]
+                .iter_mut()
+                .zip(values)
+                .for_each(|(o, &x)| *o = x);
+        }
+    }
+    inside[count..].fill(0.0);
+}
+
+/// [`write_out`] compiled for AVX2.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
+unsafe fn write_out_avx2(
+    geometry: &Geometry,
+    operands: &Operands,
+    tile: &Tile,
+    layout: &BandLayout,
+    wide: &[f32],
+    output: OutputPtr,
+) {
+    write_out(geometry, operands, tile, layout, wide, output);
+}
+
+/// The tile's outputs from `wide` to their NCHW places, dropping the extra columns, with bias,
+/// residual and ReLU applied on the way.
+#[inline(always)]
+fn write_out(
+    geometry: &Geometry,
+    operands: &Operands,
+    tile: &Tile,
+    layout: &BandLayout,
+    wide: &[f32],
+    output: OutputPtr,
+) {
+    let pixels = geometry.out_pixels();
+    let out_w = geometry.out_w;
+    for (local, channel) in tile.channels.clone().enumerate() {
+        let bias = operands.bias.map_or(0.0, |b| b[channel]);
+        let plane_offset = (tile.image * geometry.channels_out + channel) * pixels;
+        for (j, oy) in tile.rows.clone().enumerate() {
+            let computed = &wide[local * layout.outputs + j * layout.width..][..out_w];
+            let offset = plane_offset + oy * out_w;
+            // SAFETY: row `oy` of this channel's plane belongs to this tile alone (the tiles of a
+            // call partition the output), and lies in the output buffer.
+            let row = unsafe { std::slice::from_raw_parts_mut(output.0.add(offset), out_w) };
+            match operands.residual {
+                Some(residual) => {
+                    let residual = &residual[offset..][..out_w];
+                    for ((y, &v), &r) in row.iter_mut().zip(computed).zip(residual) {
+                        *y = activate(v + bias + r, operands.apply_relu);
+                    }
+                }
+                None => {
+                    for (y, &v) in row.iter_mut().zip(computed) {
+                        *y = activate(v + bias, operands.apply_relu);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn activate(value: f32, apply_relu: bool) -> f32 {
+    if apply_relu { value.max(0.0) } else { value }
+}
+
+/// `wide[r][0..n] = sum over channels c and taps t of weights[c][t][r] *
+/// band[c * channel_stride + taps[t] ..][..n]` for the `R` channels of one block, where
+/// `n = vectors * isa.lanes()`.
+///
+/// # Safety
+/// `isa` must be supported by this CPU; `band` must be readable `channel_stride * (channels - 1)
+/// + max(taps) + n` floats on, `weights` hold `channels * taps.len() * R` values, and `wide` be
+/// writable for `R` rows `wide_stride` apart of `n` floats.
+#[allow(clippy::too_many_arguments)]
+unsafe fn accumulate(
+    isa: Isa,
+    vectors: usize,
+    band: *const f32,
+    channel_stride: usize,
+    taps: &[usize],
+    weights: &[f32],
+    channels: usize,
+    wide: *mut f32,
+    wide_stride: usize,
+) {
+    debug_assert_eq!(weights.len(), channels * taps.len() * isa.channels());
+    #[cfg(target_arch = "x86_64")]
+    {
+        let args = (
+            band,
+            channel_stride,
+            taps,
+            weights.as_ptr(),
+            channels,
+            wide,
+            wide_stride,
+        );
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match (isa, vectors) {
+                (Isa::Avx512, 3) => dispatch(accumulate_avx512::<3>, args),
+                (Isa::Avx512, 2) => dispatch(accumulate_avx512::<2>, args),
+                (Isa::Avx512, 1) => dispatch(accumulate_avx512::<1>, args),
+                (Isa::Avx2, 2) => dispatch(accumulate_avx2::<2>, args),
+                (Isa::Avx2, 1) => dispatch(accumulate_avx2::<1>, args),
+                _ => unreachable!("{vectors} vectors for {isa:?}"),
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (
+            vectors,
+            band,
+            channel_stride,
+            taps,
+            weights,
+            channels,
+            wide,
+            wide_stride,
+        );
+        unreachable!("Isa::detect finds no ISA off x86-64")
+    }
+}
+
+/// The arguments of a register block, in order.
+#[cfg(target_arch = "x86_64")]
+type BlockArgs<'a> = (
+    *const f32,
+    usize,
+    &'a [usize],
+    *const f32,
+    usize,
+    *mut f32,
+    usize,
+);
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dispatch(
+    block: unsafe fn(*const f32, usize, &[usize], *const f32, usize, *mut f32, usize),
+    (band, channel_stride, taps, weights, channels, wide, wide_stride): BlockArgs,
+) {
+    // SAFETY: forwarded from `accumulate`.
+    unsafe {
+        block(
+            band,
+            channel_stride,
+            taps,
+            weights,
+            channels,
+            wide,
+            wide_stride,
+        )
+    }
+}
+
+/// One register block: `R` channels x `V` vectors of accumulators.
+#[cfg(target_arch = "x86_64")]
+macro_rules! register_block {
+    ($name:ident, $features:literal, $vector:ty, $lanes:expr, $r:expr,
+     $zero:ident, $load:ident, $splat:ident, $fma:ident, $store:ident) => {
+        #[target_feature(enable = $features)]
+        unsafe fn $name<const V: usize>(
+            band: *const f32,
+            channel_stride: usize,
+            taps: &[usize],
+            weights: *const f32,
+            channels: usize,
+            wide: *mut f32,
+            wide_stride: usize,
+        ) {
+            // SAFETY: the bounds are the caller's contract (see `accumulate`).
+            unsafe {
+                let mut sums: [[$vector; V]; $r] = [[$zero(); V]; $r];
+                let mut w = weights;
+                for c in 0..channels {
+                    let plane = band.add(c * channel_stride);
+                    for &tap in taps {
+                        let at = plane.add(tap);
+                        let mut x: [$vector; V] = [$zero(); V];
+                        for v in 0..V {
+                            x[v] = $load(at.add(v * $lanes));
+                        }
+                        for r in 0..$r {
+                            let weight = $splat(&*w.add(r));
+                            for v in 0..V {
+                                sums[r][v] = $fma(weight, x[v], sums[r][v]);
+                            }
+                        }
+                        w = w.add($r);
+                    }
+                }
+                for r in 0..$r {
+                    for v in 0..V {
+                        $store(wide.add(r * wide_stride + v * $lanes), sums[r][v]);
+                    }
+                }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+register_block!(
+    accumulate_avx512,
+    "avx512f",
+    __m512,
+    16,
+    8,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_set1_ps_ref,
+    _mm512_fmadd_ps,
+    _mm512_storeu_ps
+);
+
+#[cfg(target_arch = "x86_64")]
+register_block!(
+    accumulate_avx2,
+    "avx2,fma",
+    __m256,
+    8,
+    6,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_broadcast_ss,
+    _mm256_fmadd_ps,
+    _mm256_storeu_ps
+);
+
+/// `_mm512_set1_ps` from memory, so that it compiles to a broadcast load.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn _mm512_set1_ps_ref(value: &f32) -> __m512 {
+    _mm512_set1_ps(*value)
+}
