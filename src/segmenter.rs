@@ -58,7 +58,8 @@ impl Segmenter {
             true => logits.into_data(),
             false => logits.argmax(1).into_data(),
         };
-        self.labels_from_data(&data, out_size)
+        // On a worker, like the network: the rows' parallel loop then starts at once.
+        crate::kernels::on_cpu_workers(|| self.labels_from_data(&data, out_size))
     }
 
     /// Labels at `out_size = [h, w]` from read-back data: low-resolution logits when labels

@@ -92,13 +92,13 @@ impl Isa {
     }
 }
 
-/// Whether the direct kernel beats im2col + `gemm` on this layer: not on pointwise layers (their
-/// input already is the patch matrix), nor on maps under 2048 outputs, where the `(kw - 1) / s`
-/// dropped columns per row and the partial last vectors cost more than the patch matrix does
-/// (512 -> 512 channels 3x3 at 12x15: 58 against gemm's 79 G multiply-adds/s; at 45x60 and
-/// above the direct kernel leads, 96 against 84 for 64 -> 64 at 90x120).
+/// Whether the direct kernel beats im2col + `gemm` on this layer: on maps of 2048 outputs and
+/// more. Below, the `(kw - 1) / s` dropped columns per row and the partial last vectors cost
+/// more than the patch matrix does (512 -> 512 channels 3x3 at 12x15: 58 against gemm's 79 G
+/// multiply-adds/s); above, it leads (64 -> 64 3x3 at 90x120: 96 against 84), pointwise layers
+/// included (128 -> 128 at 45x60: 87 against 77).
 pub(super) fn suits(geometry: &Geometry) -> bool {
-    !geometry.is_pointwise() && geometry.out_pixels() >= 2048
+    geometry.out_pixels() >= 2048
 }
 
 /// The weights `[C_out, C_in, kh, kw]` regrouped as `[C_out / R][C_in * kh * kw][R]` (the last
@@ -260,9 +260,7 @@ fn run_tile_with(
     for b in 0..blocks {
         let weights = weights.block(tile.channels.start / block + b, patch_len);
         let wide = &mut scratch.wide[b * block * layout.outputs..];
-        let step = isa.vectors() * isa.lanes();
-        for first in (0..layout.outputs).step_by(step) {
-            let vectors = isa.vectors().min((layout.outputs - first) / isa.lanes());
+        for (first, vectors) in register_blocks(layout.outputs / isa.lanes(), isa) {
             // SAFETY: the band holds `C_in` channel strides of phase planes whose slack covers
             // every read of a block starting before `layout.outputs` (see `BandLayout::new`);
             // `weights` holds `C_in * taps * R` values; `wide` has `R` rows of `outputs` floats,
@@ -295,6 +293,25 @@ unsafe fn load_band_avx2(
     band: &mut Vec<f32>,
 ) {
     load_band(geometry, layout, input, rows, band);
+}
+
+/// `(first output, vectors)` of each register block over `total` vectors: full blocks, except
+/// that a remainder of one vector after full blocks is evened out (`3 + 1` as `2 + 2`), since a
+/// one-vector block reloads every weight for a single vector of outputs.
+fn register_blocks(total: usize, isa: Isa) -> impl Iterator<Item = (usize, usize)> {
+    let full = isa.vectors();
+    let mut done = 0;
+    std::iter::from_fn(move || {
+        let left = total - done;
+        let vectors = match left {
+            0 => return None,
+            _ if left == full + 1 && full > 2 => full - 1,
+            _ => left.min(full),
+        };
+        let block = (done * isa.lanes(), vectors);
+        done += vectors;
+        Some(block)
+    })
 }
 
 /// Copies the input rows under output rows `rows` into `band`: per input channel, `sh * sw` phase
@@ -607,4 +624,28 @@ register_block!(
 #[inline]
 fn _mm512_set1_ps_ref(value: &f32) -> __m512 {
     _mm512_set1_ps(*value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_blocks_cover_every_vector_once_without_lone_tails() {
+        for isa in [Isa::Avx512, Isa::Avx2] {
+            for total in 0..40 {
+                let blocks: Vec<_> = register_blocks(total, isa).collect();
+                let mut next = 0;
+                for &(first, vectors) in &blocks {
+                    assert_eq!(first, next * isa.lanes(), "{isa:?} {total}: {blocks:?}");
+                    assert!((1..=isa.vectors()).contains(&vectors));
+                    next += vectors;
+                }
+                assert_eq!(next, total, "{isa:?}: {blocks:?}");
+                if isa == Isa::Avx512 && total > 1 {
+                    assert!(blocks.iter().all(|&(_, v)| v > 1), "{total}: {blocks:?}");
+                }
+            }
+        }
+    }
 }
