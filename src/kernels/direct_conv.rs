@@ -114,13 +114,30 @@ impl PackedWeights {
         let patch_len = geometry.patch_len();
         let blocks = geometry.channels_out.div_ceil(block);
         let mut values = vec![0.0; blocks * patch_len * block];
-        for (channel, filter) in weight.chunks_exact(patch_len).enumerate() {
-            let (b, r) = (channel / block, channel % block);
-            let packed = &mut values[b * patch_len * block..][..patch_len * block];
-            for (i, &w) in filter.iter().enumerate() {
-                packed[i * block + r] = w;
+        let pack = |(b, packed): (usize, &mut [f32])| {
+            let filters = weight.chunks_exact(patch_len).skip(b * block).take(block);
+            for (r, filter) in filters.enumerate() {
+                for (i, &w) in filter.iter().enumerate() {
+                    packed[i * block + r] = w;
+                }
             }
+        };
+        // In parallel: ResNet18's 512 -> 512 layers have 2.4 M weights each, and packed on one
+        // thread they took a third of the layer.
+        #[cfg(feature = "native")]
+        {
+            use rayon::prelude::*;
+            values
+                .par_chunks_mut(patch_len * block)
+                .with_min_len((65536 / (patch_len * block).max(1)).max(1))
+                .enumerate()
+                .for_each(pack);
         }
+        #[cfg(not(feature = "native"))]
+        values
+            .chunks_mut(patch_len * block)
+            .enumerate()
+            .for_each(pack);
         Self { isa, values }
     }
 
