@@ -3,8 +3,8 @@
 //!
 //! Under im2col + `gemm` a 3x3 layer first writes its patch matrix (9x the input, 27 MB for the
 //! 7x7 stride-2 stem of a 360x480 frame), and `gemm` then packs both operands again for every
-//! tile: at 360x480 Xception39 ran its convolutions at about 60 G multiply-adds/s on two cores,
-//! where ONNX Runtime's direct kernels reach about 85.
+//! tile: BiSeNet's dense layers ran at 74-92 G multiply-adds/s on two cores, where ONNX
+//! Runtime's direct kernels reach 89-113 on the same layers.
 //!
 //! How: a band of output rows reads a band of input rows. That band is copied once per tile,
 //! zero padding written out and each row split into its stride phases (phase `(py, px)` holds
@@ -39,20 +39,10 @@ pub(super) enum Isa {
 impl Isa {
     /// The best this CPU has, or `None` (then `conv` keeps to im2col + `gemm`).
     pub fn detect() -> Option<Self> {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f") {
-                return Some(Self::Avx512);
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return Some(Self::Avx2);
-            }
-        }
-        None
+        Self::supported().into_iter().next()
     }
 
-    /// Every ISA this CPU runs, to test each.
-    #[cfg(test)]
+    /// Every ISA this CPU runs, best first.
     pub fn supported() -> Vec<Self> {
         let mut supported = Vec::new();
         #[cfg(target_arch = "x86_64")]
@@ -94,9 +84,10 @@ impl Isa {
 
 /// Whether the direct kernel beats im2col + `gemm` on this layer: on maps of 2048 outputs and
 /// more. Below, the `(kw - 1) / s` dropped columns per row and the partial last vectors cost
-/// more than the patch matrix does (512 -> 512 channels 3x3 at 12x15: 58 against gemm's 79 G
-/// multiply-adds/s); above, it leads (64 -> 64 3x3 at 90x120: 96 against 84), pointwise layers
-/// included (128 -> 128 at 45x60: 87 against 77).
+/// more than the patch matrix does (3x3 at 12x15, 512 -> 512 channels: 55-70 against gemm's
+/// 74-77 G multiply-adds/s; at 23x30, 256 -> 256: 87-91 against 93); above, it leads (3x3 at
+/// 90x120, 64 -> 64: 98 against 88), pointwise layers included (at 45x60, 128 -> 128: 87
+/// against 78).
 pub(super) fn suits(geometry: &Geometry) -> bool {
     geometry.out_pixels() >= 2048
 }
@@ -122,8 +113,8 @@ impl PackedWeights {
                 }
             }
         };
-        // In parallel: ResNet18's 512 -> 512 layers have 2.4 M weights each, and packed on one
-        // thread they took a third of the layer.
+        // In parallel: a 512 -> 512 3x3 layer has 2.4 M weights, and packing them on one thread
+        // took about a fifth of the layer.
         #[cfg(feature = "native")]
         {
             use rayon::prelude::*;
@@ -217,8 +208,8 @@ impl BandLayout {
     }
 }
 
-/// A worker's buffers, kept from call to call (a fresh buffer per call came back through
-/// zero-filling page faults).
+/// A worker's buffers, kept from call to call: each layer reuses the last one's instead of
+/// allocating (and zeroing) its own.
 #[derive(Default)]
 struct Scratch {
     band: Vec<f32>,
@@ -256,7 +247,7 @@ fn run_tile_with(
     assert_eq!(tile.channels.start % block, 0, "tiles start on a block");
     let layout = BandLayout::new(geometry, tile.rows.len(), isa);
     let input = &operands.input[tile.image * geometry.input_len()..][..geometry.input_len()];
-    // SAFETY (both calls): `Isa::detect` found at least AVX2 and FMA for `weights.isa`.
+    // SAFETY: `Isa::detect` found at least AVX2 and FMA for `weights.isa`.
     unsafe {
         load_band_avx2(
             geometry,
@@ -297,6 +288,7 @@ fn run_tile_with(
             }
         }
     }
+    // SAFETY: as for `load_band_avx2` above.
     unsafe { write_out_avx2(geometry, operands, tile, &layout, &scratch.wide, output) };
 }
 
@@ -492,25 +484,27 @@ unsafe fn accumulate(
     debug_assert_eq!(weights.len(), channels * taps.len() * isa.channels());
     #[cfg(target_arch = "x86_64")]
     {
-        let args = (
-            band,
-            channel_stride,
-            taps,
-            weights.as_ptr(),
-            channels,
-            wide,
-            wide_stride,
-        );
+        // Called through a pointer, never inlined: inside the tile's loops LLVM's register
+        // allocator shuffled and spilled the accumulators.
+        let block: RegisterBlock = match (isa, vectors) {
+            (Isa::Avx512, 3) => accumulate_avx512::<3>,
+            (Isa::Avx512, 2) => accumulate_avx512::<2>,
+            (Isa::Avx512, 1) => accumulate_avx512::<1>,
+            (Isa::Avx2, 2) => accumulate_avx2::<2>,
+            (Isa::Avx2, 1) => accumulate_avx2::<1>,
+            _ => unreachable!("{vectors} vectors for {isa:?}"),
+        };
         // SAFETY: forwarded from the caller.
         unsafe {
-            match (isa, vectors) {
-                (Isa::Avx512, 3) => dispatch(accumulate_avx512::<3>, args),
-                (Isa::Avx512, 2) => dispatch(accumulate_avx512::<2>, args),
-                (Isa::Avx512, 1) => dispatch(accumulate_avx512::<1>, args),
-                (Isa::Avx2, 2) => dispatch(accumulate_avx2::<2>, args),
-                (Isa::Avx2, 1) => dispatch(accumulate_avx2::<1>, args),
-                _ => unreachable!("{vectors} vectors for {isa:?}"),
-            }
+            block(
+                band,
+                channel_stride,
+                taps,
+                weights.as_ptr(),
+                channels,
+                wide,
+                wide_stride,
+            )
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -529,37 +523,10 @@ unsafe fn accumulate(
     }
 }
 
-/// The arguments of a register block, in order.
+/// A register block's signature: `band, channel_stride, taps, weights, channels, wide,
+/// wide_stride` as in [`accumulate`].
 #[cfg(target_arch = "x86_64")]
-type BlockArgs<'a> = (
-    *const f32,
-    usize,
-    &'a [usize],
-    *const f32,
-    usize,
-    *mut f32,
-    usize,
-);
-
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn dispatch(
-    block: unsafe fn(*const f32, usize, &[usize], *const f32, usize, *mut f32, usize),
-    (band, channel_stride, taps, weights, channels, wide, wide_stride): BlockArgs,
-) {
-    // SAFETY: forwarded from `accumulate`.
-    unsafe {
-        block(
-            band,
-            channel_stride,
-            taps,
-            weights,
-            channels,
-            wide,
-            wide_stride,
-        )
-    }
-}
+type RegisterBlock = unsafe fn(*const f32, usize, &[usize], *const f32, usize, *mut f32, usize);
 
 /// One register block: `R` channels x `V` vectors of accumulators.
 #[cfg(target_arch = "x86_64")]
