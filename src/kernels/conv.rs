@@ -7,7 +7,9 @@
 //! 360x480 spent more time in that bookkeeping than in gemm's multiply kernels. Here the patch
 //! matrix is unfolded straight from the NCHW rows, gemm writes straight into the NCHW output,
 //! bias, residual and ReLU are applied to each tile while it is still in cache, and the tiles
-//! (bands of output rows, split by output channel when there are few) run on all cores.
+//! (bands of output rows, split by output channel when there are few) run on all cores. On
+//! x86-64 CPUs with AVX2 or AVX-512, layers on maps of 2048 outputs or more skip the patch
+//! matrix altogether (`super::direct_conv`); the tiles and the epilogue are the same.
 //!
 //! `try_conv2d` runs only where it applies: a flex tensor outside autodiff, f32, `groups = 1`,
 //! no dilation, explicit padding; `super::autodiff` runs the same forward under autodiff.
