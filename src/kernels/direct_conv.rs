@@ -254,7 +254,7 @@ fn run_tile_with(
     let input = &operands.input[tile.image * geometry.input_len()..][..geometry.input_len()];
     // SAFETY: `Isa::detect` found at least AVX2 and FMA for `weights.isa`.
     unsafe {
-        load_band_avx2(
+        load_band(
             geometry,
             &layout,
             input,
@@ -293,20 +293,8 @@ fn run_tile_with(
             }
         }
     }
-    // SAFETY: as for `load_band_avx2` above.
-    unsafe { write_out_avx2(geometry, operands, tile, &layout, &scratch.wide, output) };
-}
-
-/// [`load_band`] compiled for AVX2 (the copies, the stride-2 split).
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
-unsafe fn load_band_avx2(
-    geometry: &Geometry,
-    layout: &BandLayout,
-    input: &[f32],
-    rows: Range<usize>,
-    band: &mut Vec<f32>,
-) {
-    load_band(geometry, layout, input, rows, band);
+    // SAFETY: as for `load_band` above.
+    unsafe { write_out(geometry, operands, tile, &layout, &scratch.wide, output) };
 }
 
 /// `(first output, vectors)` of each register block over `total` vectors: full blocks, except
@@ -330,8 +318,9 @@ fn register_blocks(total: usize, isa: Isa) -> impl Iterator<Item = (usize, usize
 
 /// Copies the input rows under output rows `rows` into `band`: per input channel, `sh * sw` phase
 /// planes of `layout.height` rows of `layout.width`, zero where they fall in the padding.
-#[inline(always)]
-fn load_band(
+/// Compiled for AVX2 (the copies, the stride-2 split); the caller checks the CPU has it.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
+unsafe fn load_band(
     geometry: &Geometry,
     layout: &BandLayout,
     input: &[f32],
@@ -409,23 +398,10 @@ fn load_phase_row(source: &[f32], px: usize, stride: usize, left: usize, row: &m
     inside[count..].fill(0.0);
 }
 
-/// [`write_out`] compiled for AVX2.
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
-unsafe fn write_out_avx2(
-    geometry: &Geometry,
-    operands: &Operands,
-    tile: &Tile,
-    layout: &BandLayout,
-    wide: &[f32],
-    output: OutputPtr,
-) {
-    write_out(geometry, operands, tile, layout, wide, output);
-}
-
 /// The tile's outputs from `wide` to their NCHW places, dropping the extra columns, with bias,
-/// residual and ReLU applied on the way.
-#[inline(always)]
-fn write_out(
+/// residual and ReLU applied on the way. Compiled for AVX2; the caller checks the CPU has it.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
+unsafe fn write_out(
     geometry: &Geometry,
     operands: &Operands,
     tile: &Tile,
