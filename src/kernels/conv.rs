@@ -27,6 +27,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 
 use super::direct_conv::{self, Isa, PackedWeights};
+use super::phase_row::load_phase_row;
 
 /// `[N, C_in, H, W]` -> `[N, C_out, H', W']`: `conv(x) (+ residual)`, then ReLU if
 /// `apply_relu`; `None` where this path does not apply (the caller then runs burn's).
@@ -440,7 +441,9 @@ pub(super) fn unfold(geometry: &Geometry, input: &[f32], rows: Range<usize>, pat
                 let source_row = if stride_w == 1 {
                     in_row
                 } else {
-                    split_phases(in_row, stride_w, &mut phases);
+                    for (phase, phase_row) in phases.chunks_exact_mut(phase_len).enumerate() {
+                        load_phase_row(in_row, phase, stride_w, 0, phase_row);
+                    }
                     &phases[..]
                 };
                 for (kx, (inside, source)) in columns.iter().enumerate() {
@@ -451,31 +454,6 @@ pub(super) fn unfold(geometry: &Geometry, input: &[f32], rows: Range<usize>, pat
                 }
             }
         }
-    }
-}
-
-/// Splits `row` into its `stride` phases, one after another in `phases` (each
-/// `row.len().div_ceil(stride)` long): phase `p` holds columns `p, p + stride, ...`.
-fn split_phases(row: &[f32], stride: usize, phases: &mut [f32]) {
-    let phase_len = row.len().div_ceil(stride);
-    if stride == 2 {
-        // Pairwise, so that it compiles to shuffles rather than one load per value.
-        let (even, odd) = phases.split_at_mut(phase_len);
-        let pairs = row.chunks_exact(2);
-        if let [last] = pairs.remainder() {
-            even[phase_len - 1] = *last;
-        }
-        for ((pair, even), odd) in pairs.zip(even.iter_mut()).zip(odd.iter_mut()) {
-            *even = pair[0];
-            *odd = pair[1];
-        }
-        return;
-    }
-    for (phase, out) in phases.chunks_exact_mut(phase_len).enumerate() {
-        let columns = row.iter().skip(phase).step_by(stride);
-        out.iter_mut()
-            .zip(columns)
-            .for_each(|(out, value)| *out = *value);
     }
 }
 

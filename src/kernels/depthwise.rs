@@ -19,6 +19,7 @@ use burn::tensor::TensorData;
 use super::conv::{Geometry, contiguous, flex_operands};
 #[cfg(not(target_arch = "wasm32"))]
 use super::conv_backward::for_each_tap_row;
+use super::phase_row::load_phase_row;
 
 /// `[N, C, H, W]` -> `[N, C * m, H', W']`: a depthwise convolution plus bias, then ReLU if
 /// `apply_relu`, for inference on flex; `None` where it does not apply (not depthwise, not a
@@ -147,26 +148,8 @@ impl PaddedPlane {
         for iy in 0..height.min(rows.saturating_sub(top)) {
             let padded_row = &mut self.values[(iy + top) * row_len..][..row_len];
             let input_row = &x_plane[iy * width..][..width];
-            if stride_w == 1 {
-                let n = width.min(row_len - left);
-                padded_row[left..left + n].copy_from_slice(&input_row[..n]);
-                continue;
-            }
-            for phase in 0..stride_w {
-                // Padded column `j * stride + phase` is input column `j * stride + phase - left`.
-                let first = left.saturating_sub(phase).div_ceil(stride_w);
-                let phase_row = &mut padded_row[phase * self.phase_len..][..self.phase_len];
-                let (Some(slots), Some(inputs)) = (
-                    phase_row.get_mut(first..),
-                    input_row.get(first * stride_w + phase - left..),
-                ) else {
-                    continue;
-                };
-                let inputs = inputs.iter().step_by(stride_w);
-                slots
-                    .iter_mut()
-                    .zip(inputs)
-                    .for_each(|(slot, &x)| *slot = x);
+            for (phase, phase_row) in padded_row.chunks_exact_mut(self.phase_len).enumerate() {
+                load_phase_row(input_row, phase, stride_w, left, phase_row);
             }
         }
     }

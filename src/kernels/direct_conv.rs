@@ -22,6 +22,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::conv::{Geometry, Operands, OutputPtr, Tile};
+use super::phase_row::load_phase_row;
 
 /// The vector instructions the direct kernel is compiled for (x86-64 only: elsewhere, as in the
 /// browser, `conv` keeps to im2col + `gemm`).
@@ -359,43 +360,6 @@ unsafe fn load_band(
             }
         }
     }
-}
-
-/// Writes padded columns `px, px + s, ...` of `source` (padded on the left by `left`) to `row`.
-#[inline(always)]
-fn load_phase_row(source: &[f32], px: usize, stride: usize, left: usize, row: &mut [f32]) {
-    // Padded column `i * s + px` is input column `i * s + px - left`.
-    let first = left.saturating_sub(px).div_ceil(stride).min(row.len());
-    row[..first].fill(0.0);
-    let start = first * stride + px - left;
-    let inside = &mut row[first..];
-    let available = source.len().saturating_sub(start).div_ceil(stride);
-    let count = inside.len().min(available);
-    let source = source.get(start..).unwrap_or(&[]);
-    match stride {
-        1 => inside[..count].copy_from_slice(&source[..count]),
-        // Pairwise, so that it compiles to shuffles rather than one load per value.
-        2 => {
-            let pairs = source.chunks_exact(2);
-            let last = pairs.remainder().first();
-            let mut written = 0;
-            for (o, pair) in inside[..count].iter_mut().zip(pairs) {
-                *o = pair[0];
-                written += 1;
-            }
-            if written < count {
-                inside[written] = *last.expect("an odd tail");
-            }
-        }
-        _ => {
-            let values = source.iter().step_by(stride);
-            inside[..count]
-                .iter_mut()
-                .zip(values)
-                .for_each(|(o, &x)| *o = x);
-        }
-    }
-    inside[count..].fill(0.0);
 }
 
 /// The tile's outputs from `wide` to their NCHW places, dropping the extra columns, with bias,

@@ -20,6 +20,7 @@ mod depthwise;
 mod direct_conv;
 #[cfg(not(target_arch = "wasm32"))]
 mod gpu_training;
+mod phase_row;
 mod pool;
 #[cfg(not(target_arch = "wasm32"))]
 mod resize;

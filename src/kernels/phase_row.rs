@@ -1,0 +1,84 @@
+//! Splitting an input row into its stride phases, shared by the convolution kernels (the
+//! patch matrix, the direct dense kernel and the depthwise one).
+//!
+//! With stride `s`, output column `ox` under kernel column `kx` reads padded column
+//! `ox * s + kx`: phase `kx % s` of the padded row at offset `ox + kx / s`. Once a row is split
+//! into its phases, every tap reads one contiguous run (no strided gathers in the hot loop).
+
+/// Writes padded columns `phase, phase + stride, ...` of `source` (padded on the left by
+/// `left` zeros, and on the right by as many as `row` needs) to `row`.
+#[inline(always)]
+pub(super) fn load_phase_row(
+    source: &[f32],
+    phase: usize,
+    stride: usize,
+    left: usize,
+    row: &mut [f32],
+) {
+    // Padded column `i * stride + phase` is input column `i * stride + phase - left`.
+    let first = left.saturating_sub(phase).div_ceil(stride).min(row.len());
+    row[..first].fill(0.0);
+    let start = first * stride + phase - left;
+    let inside = &mut row[first..];
+    let available = source.len().saturating_sub(start).div_ceil(stride);
+    let count = inside.len().min(available);
+    let source = source.get(start..).unwrap_or(&[]);
+    match stride {
+        1 => inside[..count].copy_from_slice(&source[..count]),
+        // Pairwise, so that it compiles to shuffles rather than one load per value.
+        2 => {
+            let pairs = source.chunks_exact(2);
+            let last = pairs.remainder().first();
+            let mut written = 0;
+            for (out, pair) in inside[..count].iter_mut().zip(pairs) {
+                *out = pair[0];
+                written += 1;
+            }
+            if written < count {
+                inside[written] = *last.expect("an odd tail");
+            }
+        }
+        _ => {
+            let values = source.iter().step_by(stride);
+            inside[..count]
+                .iter_mut()
+                .zip(values)
+                .for_each(|(out, &x)| *out = x);
+        }
+    }
+    inside[count..].fill(0.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every phase of every stride, with padding short of, equal to and beyond the stride,
+    /// into rows shorter and longer than the phase: against indexing the padded row directly.
+    #[test]
+    fn phase_rows_match_the_padded_row() {
+        for width in [1usize, 2, 5, 8, 11] {
+            let source: Vec<f32> = (1..=width).map(|v| v as f32).collect();
+            for stride in 1..=4 {
+                for left in 0..=5 {
+                    for phase in 0..stride {
+                        for len in [0, 1, 3, width.div_ceil(stride) + 3] {
+                            let mut row = vec![f32::NAN; len];
+                            load_phase_row(&source, phase, stride, left, &mut row);
+                            let expected: Vec<f32> = (0..len)
+                                .map(|i| {
+                                    let column = (i * stride + phase).wrapping_sub(left);
+                                    source.get(column).copied().unwrap_or(0.0)
+                                })
+                                .collect();
+                            assert_eq!(
+                                row, expected,
+                                "width {width}, stride {stride}, left {left}, phase {phase}, len {len}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
