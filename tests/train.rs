@@ -174,6 +174,11 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
     let reference = dir.path().join("reference");
     let out = bisenet(&train_args(root, reference.to_str().unwrap(), "12"));
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("training images too"),
+        "{}",
+        stderr(&out)
+    );
     assert!(reference.join("best.safetensors").is_file());
     assert!(reference.join("curves.png").is_file());
 
@@ -237,6 +242,40 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
         losses(&limited),
         losses(&reference),
         "the run stopped by --time-limit must replay the same steps"
+    );
+}
+
+/// Validating on the training images is allowed (the final model trains on every labelled
+/// image), but the run says so, and so does the model file's provenance.
+#[test]
+fn a_validation_split_of_training_images_is_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    common::folder_dataset(dir.path(), 4, 64, 48);
+    let root = dir.path().to_str().unwrap();
+    let run = dir.path().join("run");
+    let out = bisenet(&set(
+        train_args(root, run.to_str().unwrap(), "2"),
+        "--val-split",
+        "train",
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("4 of the 4 images of --val-split train are training images too"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("(on training images)"),
+        "{}",
+        stdout(&out)
+    );
+    let weights = run.join("best.safetensors");
+    let out = bisenet(&["info", "--weights", weights.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("train_images_also_in_training"),
+        "{}",
+        stdout(&out)
     );
 }
 

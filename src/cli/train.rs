@@ -83,6 +83,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let device = args.backend.device()?;
     let train_set = args.dataset.kind().open(&args.root, &args.split)?;
     let val_set = args.dataset.kind().open(&args.root, &args.val_split)?;
+    let shared = val_set.images_shared_with(&train_set);
+    if shared > 0 {
+        eprintln!(
+            "note: {shared} of the {} images of --val-split {} are training images too: its mIoU \
+             measures memory of them, not accuracy on new scenes (for CamVid, choose recipes on \
+             splits/camvid/cross-drive-val.txt, which holds out a whole drive)",
+            val_set.samples.len(),
+            args.val_split
+        );
+    }
     let per_epoch = train_set.samples.len().div_ceil(args.batch.max(1));
     let iterations = match (args.iters, args.epochs) {
         (Some(iters), _) => iters,
@@ -145,10 +155,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "done: {} iterations; best {} mIoU {:.2} at iteration {}; model in {}",
+        "done: {} iterations; best {} mIoU {:.2}{} at iteration {}; model in {}",
         state.iteration,
         args.val_split,
         state.best_miou.unwrap_or(0.0) * 100.0,
+        if shared > 0 {
+            " (on training images)"
+        } else {
+            ""
+        },
         state.best_iteration.unwrap_or(0),
         train::RunFiles { dir: args.out }.best().display()
     );

@@ -59,6 +59,17 @@ impl Dataset {
             label_mapping,
         })
     }
+
+    /// How many of this split's images `other` holds too. A validation split that shares
+    /// images with the training split measures memory of them, not generalization.
+    pub fn images_shared_with(&self, other: &Dataset) -> usize {
+        let theirs: std::collections::HashSet<&Path> =
+            other.samples.iter().map(|s| s.image.as_path()).collect();
+        self.samples
+            .iter()
+            .filter(|s| theirs.contains(s.image.as_path()))
+            .count()
+    }
 }
 
 /// Dataset formats `eval` and `train` read.

@@ -370,6 +370,7 @@ pub fn train(
         ..OhemCrossEntropy::default()
     };
     let norm = Normalization::IMAGENET;
+    let val_images_in_training = val_set.images_shared_with(train_set);
     let mut log = LogWriter::open(&files.log()).map_err(checkpoint_error(&files.log()))?;
     observer.started(state.iteration, config);
 
@@ -419,7 +420,7 @@ pub fn train(
                 state.best_iteration = Some(state.iteration);
                 let mut info = ModelInfo::new(&model_config, train_set.classes.clone());
                 info.train_size = Some(config.crop);
-                info.notes = provenance(config, state.iteration, &metrics);
+                info.notes = provenance(config, state.iteration, &metrics, val_images_in_training);
                 weights::save(
                     &inference.without_aux_heads(),
                     &info,
@@ -507,12 +508,20 @@ fn provenance(
     config: &TrainConfig,
     iteration: usize,
     metrics: &Metrics,
+    val_images_in_training: usize,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut notes = serde_json::Map::new();
     notes.insert("dataset".into(), config.dataset.clone().into());
     notes.insert("iterations".into(), iteration.into());
     notes.insert("batch_size".into(), config.batch_size.into());
     notes.insert(format!("{}_miou", config.val_split), metrics.miou.into());
+    if val_images_in_training > 0 {
+        // Whoever reads the file's figure must know it was measured on images it trained on.
+        notes.insert(
+            format!("{}_images_also_in_training", config.val_split),
+            val_images_in_training.into(),
+        );
+    }
     notes
 }
 
