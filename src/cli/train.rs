@@ -87,8 +87,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if shared > 0 {
         eprintln!(
             "note: {shared} of the {} images of --val-split {} are training images too: its mIoU \
-             measures memory of them, not accuracy on new scenes (for CamVid, choose recipes on \
-             splits/camvid/cross-drive-val.txt, which holds out a whole drive)",
+             measures memory of them, not accuracy on new scenes (choose recipes on a split that \
+             holds out whole scenes, as splits/camvid/cross-drive-{{train,val}}.txt do)",
             val_set.samples.len(),
             args.val_split
         );
