@@ -27,7 +27,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 
 use super::direct_conv::{self, Isa, PackedWeights};
-use super::phase_row::load_phase_row;
+use super::phase_row::{inside_columns, load_phase_row};
 
 /// `[N, C_in, H, W]` -> `[N, C_out, H', W']`: `conv(x) (+ residual)`, then ReLU if
 /// `apply_relu`; `None` where this path does not apply (the caller then runs burn's).
@@ -406,22 +406,18 @@ pub(super) fn unfold(geometry: &Geometry, input: &[f32], rows: Range<usize>, pat
     let tile_pixels = rows.len() * out_w;
     let phase_len = width.div_ceil(stride_w);
     let mut phases = vec![0.0f32; stride_w * phase_len];
-    // Where kernel column `kx` reads: phase `p`, shifted by `q` (input column `(ox + q) * s + p`),
-    // and the output columns `first..end` whose input column lies inside the row.
+    // Where kernel column `kx` reads: the output columns whose input column lies inside the
+    // row, and the run of the phase plane under them (output column `ox` reads input column
+    // `ox * s + kx - pad`, which is phase `(kx - pad) mod s`).
     let columns: Vec<(Range<usize>, Range<usize>)> = (0..kernel_w)
         .map(|kx| {
-            let offset = kx as isize - pad_left as isize;
-            let (phase, shift) = (
-                offset.rem_euclid(stride_w as isize) as usize,
-                offset.div_euclid(stride_w as isize),
-            );
-            let phase_cols = width.saturating_sub(phase).div_ceil(stride_w) as isize;
-            let clamp = |v: isize| v.clamp(0, out_w as isize) as usize;
-            let (first, end) = (clamp(-shift), clamp(phase_cols - shift));
-            let end = end.max(first);
-            let source = (first as isize + shift).max(0) as usize;
-            let source = phase * phase_len + source..phase * phase_len + source + (end - first);
-            (first..end, source)
+            let inside = inside_columns(kx, pad_left, stride_w, width, out_w);
+            if inside.is_empty() {
+                return (0..0, 0..0);
+            }
+            let first_input = inside.start * stride_w + kx - pad_left;
+            let start = first_input % stride_w * phase_len + first_input / stride_w;
+            (inside.clone(), start..start + inside.len())
         })
         .collect();
 

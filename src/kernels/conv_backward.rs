@@ -15,6 +15,7 @@
 use std::ops::Range;
 
 use super::conv::{Geometry, unfold};
+use super::phase_row::inside_columns;
 
 /// Output rows per tile of the backward pass: the patch matrix of about 256 Ki floats (1 MiB),
 /// and at least 256 pixels, so that the weight-gradient gemm (whose inner dimension is the tile's
@@ -256,19 +257,4 @@ pub(super) fn for_each_tap_row(
             }
         }
     }
-}
-
-/// The output columns `ox` whose input column `ox * stride + kx - pad` lies inside a row of
-/// `width` (an empty range at `0..0` when none does).
-fn inside_columns(
-    kx: usize,
-    pad: usize,
-    stride: usize,
-    width: usize,
-    out_w: usize,
-) -> Range<usize> {
-    // ox * stride + kx >= pad  and  ox * stride + kx < width + pad
-    let first = pad.saturating_sub(kx).div_ceil(stride);
-    let end = (width + pad).saturating_sub(kx).div_ceil(stride).min(out_w);
-    if first >= end { 0..0 } else { first..end }
 }

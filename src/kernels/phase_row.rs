@@ -1,9 +1,12 @@
-//! Splitting an input row into its stride phases, shared by the convolution kernels (the
-//! patch matrix, the direct dense kernel and the depthwise one).
+//! Splitting an input row into its stride phases, and which output columns read inside it,
+//! shared by the convolution kernels (the patch matrix, the direct dense kernel, the depthwise
+//! one and the backward passes).
 //!
 //! With stride `s`, output column `ox` under kernel column `kx` reads padded column
 //! `ox * s + kx`: phase `kx % s` of the padded row at offset `ox + kx / s`. Once a row is split
 //! into its phases, every tap reads one contiguous run (no strided gathers in the hot loop).
+
+use std::ops::Range;
 
 /// Writes padded columns `phase, phase + stride, ...` of `source` (padded on the left by
 /// `left` zeros, and on the right by as many as `row` needs) to `row`.
@@ -47,6 +50,21 @@ pub(super) fn load_phase_row(
         }
     }
     inside[count..].fill(0.0);
+}
+
+/// The output columns `ox` whose input column `ox * stride + kx - pad` lies inside a row of
+/// `width` (an empty range at `0..0` when none does).
+pub(super) fn inside_columns(
+    kx: usize,
+    pad: usize,
+    stride: usize,
+    width: usize,
+    out_w: usize,
+) -> Range<usize> {
+    // ox * stride + kx >= pad  and  ox * stride + kx < width + pad
+    let first = pad.saturating_sub(kx).div_ceil(stride);
+    let end = (width + pad).saturating_sub(kx).div_ceil(stride).min(out_w);
+    if first >= end { 0..0 } else { first..end }
 }
 
 #[cfg(test)]
