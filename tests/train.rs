@@ -279,6 +279,51 @@ fn a_validation_split_of_training_images_is_flagged() {
     );
 }
 
+/// Resuming with options that change the recipe (here: new defaults against a run started
+/// with the old ones) goes on, but names each change; resuming with the run's own options
+/// says only where it resumed. Both lines reach a log file (no terminal, as under `nohup`).
+#[test]
+fn a_resumed_run_names_the_recipe_options_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    common::folder_dataset(dir.path(), 4, 64, 48);
+    let root = dir.path().to_str().unwrap();
+    let run = dir.path().join("run");
+    let run_str = run.to_str().unwrap();
+    let old_recipe = |iters| {
+        let args = set(train_args(root, run_str, iters), "--lr", "0.01");
+        set(args, "--class-weights", "uniform")
+    };
+    let out = bisenet(&old_recipe("2"));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let mut same = old_recipe("4");
+    same.push("--resume");
+    let out = bisenet(&same);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("resumed at iteration 2"), "{said}");
+    assert!(
+        said.contains("--iters 4 (the run started with 2)"),
+        "{said}"
+    );
+    assert!(!said.contains("--lr"), "{said}");
+
+    let mut changed = train_args(root, run_str, "6");
+    changed.push("--resume");
+    let out = bisenet(&changed);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("resumed at iteration 4"), "{said}");
+    assert!(
+        said.contains("--lr 0.02 (the run started with 0.01)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("--class-weights sqrt-median-frequency (the run started with uniform)"),
+        "{said}"
+    );
+}
+
 /// `scripts/gpu-train.sh` sizes a new run to its budget: a calibration inside the warm-up,
 /// then the run resumed with the `--iters` the measured speed allows, finished in time.
 #[test]

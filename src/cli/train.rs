@@ -204,15 +204,29 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// A line above the bars, or on its own where they are hidden (output not a terminal, as
+    /// under `nohup`), where indicatif's `println` would drop it.
+    fn say(&self, line: &str) {
+        self.bars.suspend(|| eprintln!("{line}"));
+    }
+}
+
 impl TrainObserver for Progress {
     fn started(&mut self, first_iteration: usize, _config: &TrainConfig) {
         self.first = first_iteration;
         self.bar.set_position(first_iteration as u64);
         self.bar.reset_eta();
         if first_iteration > 0 {
-            self.bar
-                .println(format!("resumed at iteration {first_iteration}"));
+            self.say(&format!("resumed at iteration {first_iteration}"));
         }
+    }
+
+    fn resumed_with_changes(&mut self, changes: &[String]) {
+        self.say(&format!(
+            "note: resuming with a changed recipe: {}; pass the run's own values to keep it",
+            changes.join(", ")
+        ));
     }
 
     fn step(&mut self, iteration: usize, loss: f32, lr: f64) {
@@ -244,7 +258,7 @@ impl TrainObserver for Progress {
         if let Some(bar) = self.val_bar.take() {
             bar.finish_and_clear();
         }
-        self.bar.println(format!(
+        self.say(&format!(
             "iteration {iteration}: val mIoU {:.2}, pixel accuracy {:.2}{}",
             metrics.miou * 100.0,
             metrics.pixel_accuracy * 100.0,

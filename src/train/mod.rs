@@ -14,6 +14,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
+use clap::ValueEnum as _;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -101,6 +102,9 @@ pub enum TrainError {
 /// What the training loop reports as it goes.
 pub trait TrainObserver {
     fn started(&mut self, _first_iteration: usize, _config: &TrainConfig) {}
+    /// A resumed run whose recipe differs from the one it started with (see
+    /// [`TrainConfig::recipe_changes`]).
+    fn resumed_with_changes(&mut self, _changes: &[String]) {}
     fn step(&mut self, _iteration: usize, _loss: f32, _lr: f64) {}
     fn validating(&mut self, _images: usize) {}
     fn validated_image(&mut self) {}
@@ -251,6 +255,58 @@ impl TrainConfig {
         check("seed", saved.seed.to_string(), self.seed.to_string())?;
         Ok(())
     }
+
+    /// The recipe options this configuration changes against a run's saved one, each as
+    /// `--option new (the run started with old)`. Resuming with them is allowed (a schedule
+    /// may be shortened on purpose), but is said, so that, say, new defaults cannot change a
+    /// run's recipe unnoticed.
+    pub fn recipe_changes(&self, saved: &TrainConfig) -> Vec<String> {
+        let weighting = |w: ClassWeighting| {
+            w.to_possible_value()
+                .map_or_else(|| format!("{w:?}"), |v| v.get_name().to_owned())
+        };
+        [
+            (
+                "--iters",
+                self.iterations.to_string(),
+                saved.iterations.to_string(),
+            ),
+            (
+                "--lr",
+                self.schedule.base.to_string(),
+                saved.schedule.base.to_string(),
+            ),
+            (
+                "--warmup",
+                self.schedule.warmup.to_string(),
+                saved.schedule.warmup.to_string(),
+            ),
+            (
+                "--class-weights",
+                weighting(self.class_weighting),
+                weighting(saved.class_weighting),
+            ),
+            (
+                "--jitter",
+                self.jitter.to_string(),
+                saved.jitter.to_string(),
+            ),
+            (
+                "--max-scale",
+                self.scale_range.1.to_string(),
+                saved.scale_range.1.to_string(),
+            ),
+            (
+                "--weight-decay",
+                self.weight_decay.to_string(),
+                saved.weight_decay.to_string(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, now, then)| now != then)
+        .map(|(option, now, then)| format!("{option} {now} (the run started with {then})"))
+        .collect()
+    }
 }
 
 /// Memory available to a new allocation (Linux `MemAvailable`), when the system says.
@@ -344,6 +400,10 @@ pub fn train(
         (Some(path), true) => {
             let saved = checkpoint::load_state(&path).map_err(checkpoint_error(&path))?;
             config.compatible_with(&saved.config, &path)?;
+            let changes = config.recipe_changes(&saved.config);
+            if !changes.is_empty() {
+                observer.resumed_with_changes(&changes);
+            }
             (model, optim) =
                 checkpoint::load(&path, model, optim).map_err(checkpoint_error(&path))?;
             state.iteration = saved.iteration;
