@@ -202,9 +202,7 @@ impl Progress {
             deadline: None,
         }
     }
-}
 
-impl Progress {
     /// A line above the bars, or on its own where they are hidden (output not a terminal, as
     /// under `nohup`), where indicatif's `println` would drop it.
     fn say(&self, line: &str) {
