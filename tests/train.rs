@@ -296,11 +296,15 @@ fn a_resumed_run_names_the_recipe_options_it_changes() {
     let out = bisenet(&old_recipe("2"));
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let mut same = old_recipe("4");
-    same.push("--resume");
-    let out = bisenet(&same);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let said = stderr(&out);
+    // Resumes the run with `args`, and returns what it said on stderr.
+    let resume = |mut args: Vec<&str>| {
+        args.push("--resume");
+        let out = bisenet(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+
+    let said = resume(old_recipe("4"));
     assert!(said.contains("resumed at iteration 2"), "{said}");
     assert!(
         said.contains("--iters 4 (the run started with 2)"),
@@ -308,11 +312,7 @@ fn a_resumed_run_names_the_recipe_options_it_changes() {
     );
     assert!(!said.contains("--lr"), "{said}");
 
-    let mut changed = train_args(root, run_str, "6");
-    changed.push("--resume");
-    let out = bisenet(&changed);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let said = stderr(&out);
+    let said = resume(train_args(root, run_str, "6"));
     assert!(said.contains("resumed at iteration 4"), "{said}");
     assert!(
         said.contains("--lr 0.02 (the run started with 0.01)"),
