@@ -8,8 +8,10 @@
 //! matrix is unfolded straight from the NCHW rows, gemm writes straight into the NCHW output,
 //! bias, residual and ReLU are applied to each tile while it is still in cache, and the tiles
 //! (bands of output rows, split by output channel when there are few) run on all cores. On
-//! x86-64 CPUs with AVX2 or AVX-512, layers on maps of 2048 outputs or more skip the patch
-//! matrix altogether (`super::direct_conv`); the tiles and the epilogue are the same.
+//! x86-64 CPUs with AVX2 or AVX-512, 3x3 stride-1 layers run as Winograd's F(2x2, 3x3)
+//! (`super::winograd`), and other layers on maps of 2048 outputs or more skip the patch matrix
+//! altogether (`super::direct_conv`); the tiles and the epilogue are the same. At inference
+//! each layer's weights are prepared for its kernel once (`super::weight_cache`).
 //!
 //! `try_conv2d` runs only where it applies: a flex tensor outside autodiff, f32, `groups = 1`,
 //! no dilation, explicit padding; `super::autodiff` runs the same forward under autodiff.
@@ -28,6 +30,8 @@ use burn::tensor::{DType, TensorData};
 
 use super::direct_conv::{self, Isa, PackedWeights};
 use super::phase_row::{inside_columns, load_phase_row};
+use super::weight_cache;
+use super::winograd::{self, TransformedWeights};
 
 /// `[N, C_in, H, W]` -> `[N, C_out, H', W']`: `conv(x) (+ residual)`, then ReLU if
 /// `apply_relu`; `None` where this path does not apply (the caller then runs burn's).
@@ -51,7 +55,9 @@ pub(crate) fn try_conv2d(
         Some(_) => return None,
         None => None,
     };
-    let output = forward(
+    // Inference runs the same weights frame after frame: prepare them once.
+    let prepared = weight_cache::prepared(&weight, &geometry, Path::best(&geometry));
+    let output = forward_prepared(
         &geometry,
         Operands {
             input: contiguous(&input),
@@ -60,30 +66,82 @@ pub(crate) fn try_conv2d(
             residual: residual.as_ref().map(contiguous),
             apply_relu,
         },
+        &prepared,
     );
     Some(Tensor::from_primitive::<Flex>(output))
 }
 
-/// The convolution of `operands` as a new flex tensor `[N, C_out, H', W']`.
-pub(super) fn forward(geometry: &Geometry, operands: Operands) -> FlexTensor {
-    let direct = Isa::detect().filter(|_| direct_conv::suits(geometry));
-    forward_with(geometry, operands, direct)
+/// How a convolution is computed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Path {
+    /// im2col + `gemm`: everywhere, the browser included.
+    Gemm,
+    /// `direct_conv`, compiled for this ISA.
+    Direct(Isa),
+    /// `winograd`'s F(2x2, 3x3), 3x3 stride-1 only, on the direct kernel's core for this ISA.
+    Winograd(Isa),
 }
 
-/// [`forward`] through the direct kernel compiled for `direct`, or im2col + `gemm` for `None`.
-fn forward_with(geometry: &Geometry, operands: Operands, direct: Option<Isa>) -> FlexTensor {
+impl Path {
+    /// The fastest path for this layer on this CPU.
+    pub fn best(geometry: &Geometry) -> Self {
+        match Isa::detect() {
+            Some(isa) if winograd::suits(geometry) => Self::Winograd(isa),
+            Some(isa) if direct_conv::suits(geometry) => Self::Direct(isa),
+            _ => Self::Gemm,
+        }
+    }
+}
+
+/// The weights as a path reads them, prepared once per call (or, at inference, once per layer:
+/// `weight_cache`).
+pub(super) enum Prepared {
+    Gemm,
+    Direct(PackedWeights),
+    Winograd(TransformedWeights),
+}
+
+impl Prepared {
+    pub fn new(path: Path, geometry: &Geometry, weight: &[f32]) -> Self {
+        match path {
+            Path::Gemm => Self::Gemm,
+            Path::Direct(isa) => Self::Direct(PackedWeights::new(isa, geometry, weight)),
+            Path::Winograd(isa) => Self::Winograd(TransformedWeights::new(isa, geometry, weight)),
+        }
+    }
+
+    /// Floats held.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Gemm => 0,
+            Self::Direct(weights) => weights.len(),
+            Self::Winograd(weights) => weights.len(),
+        }
+    }
+}
+
+/// The convolution of `operands` as a new flex tensor `[N, C_out, H', W']` (training's forward,
+/// whose weights change every step).
+#[cfg(not(target_arch = "wasm32"))]
+pub(super) fn forward(geometry: &Geometry, operands: Operands) -> FlexTensor {
+    let prepared = Prepared::new(Path::best(geometry), geometry, operands.weight);
+    forward_prepared(geometry, operands, &prepared)
+}
+
+/// [`forward`] with the weights prepared for its path.
+fn forward_prepared(geometry: &Geometry, operands: Operands, prepared: &Prepared) -> FlexTensor {
     let output_shape = geometry.output_shape();
     let len = output_shape.iter().product();
     let mut output = Vec::with_capacity(len);
     run(
         geometry,
         operands,
-        direct,
+        prepared,
         &mut output.spare_capacity_mut()[..len],
     );
     // SAFETY: the tiles partition the output, and each tile wrote every element of its own
     // (gemm with `k = patch_len > 0` and `read_dst = false` before its epilogue read it; the
-    // direct kernel's write-out row by row).
+    // direct and Winograd kernels' write-out row by row).
     unsafe { output.set_len(len) };
     FlexTensor::from_data(TensorData::new(output, output_shape))
 }
@@ -266,13 +324,12 @@ pub(super) struct OutputPtr(pub *mut f32);
 unsafe impl Send for OutputPtr {}
 unsafe impl Sync for OutputPtr {}
 
-/// Computes the convolution into `output` (`[N, C_out, H' * W']`), writing every element:
-/// directly from the input planes with the kernel compiled for `direct` (`direct_conv`), or as
-/// im2col + `gemm` for `None`.
+/// Computes the convolution into `output` (`[N, C_out, H' * W']`) through the path `prepared`
+/// is for, writing every element.
 fn run(
     geometry: &Geometry,
     operands: Operands,
-    direct: Option<Isa>,
+    prepared: &Prepared,
     output: &mut [MaybeUninit<f32>],
 ) {
     assert_eq!(
@@ -280,14 +337,19 @@ fn run(
         geometry.batch * geometry.channels_out * geometry.out_pixels()
     );
     let output = OutputPtr(output.as_mut_ptr().cast());
-    let direct = direct.map(|isa| PackedWeights::new(isa, geometry, operands.weight));
-    let (rows_per_tile, channel_align) = match &direct {
-        Some(weights) => (direct_conv::rows_per_tile(geometry), weights.channels()),
-        None => (geometry.rows_per_tile(), 1),
+    let (rows_per_tile, channel_align) = match prepared {
+        Prepared::Gemm => (geometry.rows_per_tile(), 1),
+        Prepared::Direct(weights) => (direct_conv::rows_per_tile(geometry), weights.channels()),
+        Prepared::Winograd(weights) => (winograd::rows_per_tile(geometry), weights.channels()),
     };
-    let work = |patches: &mut Vec<f32>, tile: Tile| match &direct {
-        Some(weights) => direct_conv::run_tile(geometry, &operands, weights, &tile, output),
-        None => run_tile(geometry, &operands, &tile, patches, output),
+    let work = |patches: &mut Vec<f32>, tile: Tile| match prepared {
+        Prepared::Gemm => run_tile(geometry, &operands, &tile, patches, output),
+        Prepared::Direct(weights) => {
+            direct_conv::run_tile(geometry, &operands, weights, &tile, output)
+        }
+        Prepared::Winograd(weights) => {
+            winograd::run_tile(geometry, &operands, weights, &tile, output)
+        }
     };
     #[cfg(feature = "native")]
     {
@@ -501,16 +563,22 @@ mod tests {
         }
     }
 
-    /// Every path this CPU runs: im2col + `gemm`, and the direct kernel for each ISA it has.
-    fn paths() -> Vec<Option<Isa>> {
-        let mut paths = vec![None];
-        paths.extend(Isa::supported().into_iter().map(Some));
+    /// Every path this CPU runs: im2col + `gemm`, and the direct and (for 3x3 stride 1)
+    /// Winograd kernels for each ISA it has.
+    fn paths(geometry: &Geometry) -> Vec<Path> {
+        let mut paths = vec![Path::Gemm];
+        for isa in Isa::supported() {
+            paths.push(Path::Direct(isa));
+            if geometry.kernel == [3, 3] && geometry.stride == [1, 1] {
+                paths.push(Path::Winograd(isa));
+            }
+        }
         paths
     }
 
     /// `conv(x) (+ residual)`, ReLU if `apply_relu`, through `path`.
     fn run_path(
-        path: Option<Isa>,
+        path: Path,
         conv: &Conv2d,
         x: &Tensor<4>,
         residual: Option<&Tensor<4>>,
@@ -526,7 +594,8 @@ mod tests {
             residual: residual.as_ref().map(contiguous),
             apply_relu,
         };
-        Tensor::from_primitive::<Flex>(forward_with(&geometry, operands, path))
+        let prepared = Prepared::new(path, &geometry, operands.weight);
+        Tensor::from_primitive::<Flex>(forward_prepared(&geometry, operands, &prepared))
     }
 
     fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
@@ -574,7 +643,8 @@ mod tests {
             let tolerance = 1e-5 * (case.channels[0] * case.kernel * case.kernel) as f32;
             let fast = try_conv2d(&conv, &x, None, false).expect("the fast path applies");
             let mut results = vec![("try_conv2d".to_string(), fast)];
-            for path in paths() {
+            let geometry = Geometry::of(&conv, x.dims()).expect("a supported geometry");
+            for path in paths(&geometry) {
                 results.push((format!("{path:?}"), run_path(path, &conv, &x, None, false)));
             }
             for (path, result) in results {
@@ -595,15 +665,22 @@ mod tests {
     #[test]
     fn fuses_residual_and_relu() {
         let device = Device::flex();
-        let (conv, x) = Case::new([16, 24], [12, 15], 3, 2).build(&device);
-        let expected = conv.forward(x.clone());
-        let residual = Tensor::random(expected.dims(), Distribution::Uniform(-1.0, 1.0), &device);
-        let expected = relu(expected + residual.clone());
-        let fast = try_conv2d(&conv, &x, Some(&residual), true).expect("the fast path applies");
-        assert!(max_abs_diff(expected.clone(), fast) <= 1e-4);
-        for path in paths() {
-            let result = run_path(path, &conv, &x, Some(&residual), true);
-            assert!(max_abs_diff(expected.clone(), result) <= 1e-4, "{path:?}");
+        for case in [
+            Case::new([16, 24], [12, 15], 3, 2),
+            Case::new([16, 24], [13, 15], 3, 1),
+        ] {
+            let (conv, x) = case.build(&device);
+            let expected = conv.forward(x.clone());
+            let residual =
+                Tensor::random(expected.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+            let expected = relu(expected + residual.clone());
+            let fast = try_conv2d(&conv, &x, Some(&residual), true).expect("the fast path applies");
+            assert!(max_abs_diff(expected.clone(), fast) <= 1e-4);
+            let geometry = Geometry::of(&conv, x.dims()).expect("a supported geometry");
+            for path in paths(&geometry) {
+                let result = run_path(path, &conv, &x, Some(&residual), true);
+                assert!(max_abs_diff(expected.clone(), result) <= 1e-4, "{path:?}");
+            }
         }
     }
 

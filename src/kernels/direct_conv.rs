@@ -72,7 +72,7 @@ impl Isa {
     }
 
     /// Floats per vector register.
-    const fn lanes(self) -> usize {
+    pub const fn lanes(self) -> usize {
         match self {
             Self::Avx512 => 16,
             Self::Avx2 => 8,
@@ -136,6 +136,11 @@ impl PackedWeights {
             .enumerate()
             .for_each(pack);
         Self { isa, values }
+    }
+
+    /// Floats held.
+    pub fn len(&self) -> usize {
+        self.values.len()
     }
 
     /// Output channels per block: tiles start on a multiple of it.
@@ -301,7 +306,7 @@ fn run_tile_with(
 /// `(first output, vectors)` of each register block over `total` vectors: full blocks, except
 /// that a remainder of one vector after full blocks is evened out (`3 + 1` as `2 + 2`), since a
 /// one-vector block reloads every weight for a single vector of outputs.
-fn register_blocks(total: usize, isa: Isa) -> impl Iterator<Item = (usize, usize)> {
+pub(super) fn register_blocks(total: usize, isa: Isa) -> impl Iterator<Item = (usize, usize)> {
     let full = isa.vectors();
     let mut done = 0;
     std::iter::from_fn(move || {
@@ -384,18 +389,31 @@ unsafe fn write_out(
             // SAFETY: row `oy` of this channel's plane belongs to this tile alone (the tiles of a
             // call partition the output), and lies in the output buffer.
             let row = unsafe { std::slice::from_raw_parts_mut(output.0.add(offset), out_w) };
-            match operands.residual {
-                Some(residual) => {
-                    let residual = &residual[offset..][..out_w];
-                    for ((y, &v), &r) in row.iter_mut().zip(computed).zip(residual) {
-                        *y = activate(v + bias + r, operands.apply_relu);
-                    }
-                }
-                None => {
-                    for (y, &v) in row.iter_mut().zip(computed) {
-                        *y = activate(v + bias, operands.apply_relu);
-                    }
-                }
+            let residual = operands.residual.map(|r| &r[offset..][..out_w]);
+            finish_row(row, computed, bias, residual, operands.apply_relu);
+        }
+    }
+}
+
+/// `row = computed + bias (+ residual)`, then ReLU if `apply_relu`: the epilogue of one output
+/// row, applied while the tile is still in cache.
+#[inline(always)]
+pub(super) fn finish_row(
+    row: &mut [f32],
+    computed: &[f32],
+    bias: f32,
+    residual: Option<&[f32]>,
+    apply_relu: bool,
+) {
+    match residual {
+        Some(residual) => {
+            for ((y, &v), &r) in row.iter_mut().zip(computed).zip(residual) {
+                *y = activate(v + bias + r, apply_relu);
+            }
+        }
+        None => {
+            for (y, &v) in row.iter_mut().zip(computed) {
+                *y = activate(v + bias, apply_relu);
             }
         }
     }
@@ -415,7 +433,7 @@ fn activate(value: f32, apply_relu: bool) -> f32 {
 /// + max(taps) + n` floats on, `weights` hold `channels * taps.len() * R` values, and `wide` be
 /// writable for `R` rows `wide_stride` apart of `n` floats.
 #[allow(clippy::too_many_arguments)]
-unsafe fn accumulate(
+pub(super) unsafe fn accumulate(
     isa: Isa,
     vectors: usize,
     band: *const f32,

@@ -1,7 +1,7 @@
 //! Kernels for burn's flex backend (and, in `gpu_training`, differentiable forms for burn's GPU
 //! backends where their backward is missing or slow). CPU kernels: the convolution BiSeNet
-//! spends its time in, forward (inference, fused with bias, residual and ReLU) and backward
-//! (training); depthwise convolutions; BatchNorm in training mode fused with the residual and
+//! spends its time in, forward (inference, fused with bias, residual and ReLU; 3x3 stride-1
+//! layers as Winograd's F(2x2, 3x3)) and backward (training); depthwise convolutions; BatchNorm in training mode fused with the residual and
 //! ReLU after it; the heads' resize and cross-entropy; max and average pooling (inference). They are reached through burn's
 //! backend-extension route (`Tensor::try_into_primitive` / `from_primitive`). These are not
 //! paper blocks: the model calls [`conv2d`] and [`batch_norm_train`], which pick the fastest
@@ -24,6 +24,8 @@ mod phase_row;
 mod pool;
 #[cfg(not(target_arch = "wasm32"))]
 mod resize;
+mod weight_cache;
+mod winograd;
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, MaxPool2d};

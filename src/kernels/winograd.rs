@@ -1,0 +1,396 @@
+//! The 3x3, stride-1 convolution as Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray,
+//! "Fast Algorithms for Convolutional Neural Networks", 2016), on x86-64 CPUs with AVX-512 or
+//! AVX2 + FMA.
+//!
+//! Why: 3x3 stride-1 layers are most of ResNet18's multiply-adds (and V2's Detail Branch and
+//! heads), and a direct kernel cannot do them in fewer than 9 per output and input channel;
+//! ONNX Runtime's run near this CPU's peak. F(2x2, 3x3) computes each 2x2 block of outputs from
+//! a 4x4 block of inputs with 16 multiply-adds per channel pair instead of 36 (2.25x fewer),
+//! for a few additions per value on the way in and out. Its transforms' coefficients are 0, ±1
+//! and ±1/2, exact in binary, so the result stays within float rounding of the direct one
+//! (the larger F(4x4, 3x3) loses digits, and is not used).
+//!
+//! How, per tile (a band of output rows of one image, for a range of output channels):
+//! - each 4x4 input block `d` (overlapping by 2) becomes `V = Bᵀ d B`, stored as 16 planes
+//!   `[16][C_in][blocks]`: element `e` of every block of the band, channel by channel;
+//! - the weights become `U = G g Gᵀ`, packed per register block of output channels like the
+//!   direct kernel's (once per call in training; at inference once per layer, `weight_cache`);
+//! - for each of the 16 elements, `M_e = U_e · V_e` is a 1x1 convolution over the band's blocks,
+//!   which the direct kernel's register-blocked core computes as it is;
+//! - each 2x2 output block is `Aᵀ M A`, written out with bias, residual and ReLU.
+
+use std::ops::Range;
+
+use super::conv::{Geometry, Operands, OutputPtr, Tile};
+use super::direct_conv::{self, Isa};
+use super::phase_row::load_phase_row;
+
+/// The 16 elements of a transformed 4x4 block.
+const ELEMENTS: usize = 16;
+
+/// Whether F(2x2, 3x3) applies and pays on this layer: a 3x3, stride-1 convolution with enough
+/// channels on both sides that the products, not the transforms, dominate, and at least 16
+/// output blocks (one AVX-512 vector; fewer would leave most of each vector padding). On
+/// ResNet18's deep 12x15 maps (48 blocks) it still beat `gemm` once the weights were prepared
+/// once per layer (`weight_cache`).
+pub(super) fn suits(geometry: &Geometry) -> bool {
+    geometry.kernel == [3, 3]
+        && geometry.stride == [1, 1]
+        && geometry.channels_in >= 16
+        && geometry.channels_out >= 16
+        && geometry.batch * geometry.out_h.div_ceil(2) * geometry.out_w.div_ceil(2) >= 16
+}
+
+/// The weights `[C_out, C_in, 3, 3]` transformed to `U = G g Gᵀ` and packed as
+/// `[C_out / R][16][C_in][R]` (the last block padded with zeros): the `R` weights one step of
+/// the register block reads lie together, and a block's 16 elements follow each other.
+pub(super) struct TransformedWeights {
+    isa: Isa,
+    channels_in: usize,
+    values: Vec<f32>,
+}
+
+impl TransformedWeights {
+    pub fn new(isa: Isa, geometry: &Geometry, weight: &[f32]) -> Self {
+        let block = isa.channels();
+        let channels_in = geometry.channels_in;
+        let blocks = geometry.channels_out.div_ceil(block);
+        let block_len = ELEMENTS * channels_in * block;
+        let mut values = vec![0.0; blocks * block_len];
+        let transform = |(b, packed): (usize, &mut [f32])| {
+            let filters = weight
+                .chunks_exact(channels_in * 9)
+                .skip(b * block)
+                .take(block);
+            for (r, filter) in filters.enumerate() {
+                for (c, g) in filter.chunks_exact(9).enumerate() {
+                    for (e, u) in transform_filter(g).into_iter().enumerate() {
+                        packed[(e * channels_in + c) * block + r] = u;
+                    }
+                }
+            }
+        };
+        #[cfg(feature = "native")]
+        {
+            use rayon::prelude::*;
+            values
+                .par_chunks_mut(block_len)
+                .enumerate()
+                .for_each(transform);
+        }
+        #[cfg(not(feature = "native"))]
+        values.chunks_mut(block_len).enumerate().for_each(transform);
+        Self {
+            isa,
+            channels_in,
+            values,
+        }
+    }
+
+    /// Floats held.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Output channels per block: tiles start on a multiple of it.
+    pub fn channels(&self) -> usize {
+        self.isa.channels()
+    }
+
+    /// Element `e` of output-channel block `index`: `[C_in][R]`.
+    fn element(&self, index: usize, e: usize) -> &[f32] {
+        let len = self.channels_in * self.isa.channels();
+        &self.values[(index * ELEMENTS + e) * len..][..len]
+    }
+}
+
+/// `G g Gᵀ` of one 3x3 filter `g` (row-major), row-major 4x4, with
+/// `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`.
+#[inline(always)]
+fn transform_filter(g: &[f32]) -> [f32; ELEMENTS] {
+    let g: &[f32; 9] = g.try_into().expect("a 3x3 filter");
+    // `G` applied to three values: a column of `g`, then a row of `G g`.
+    #[inline(always)]
+    fn apply_g(a: f32, b: f32, c: f32) -> [f32; 4] {
+        [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c]
+    }
+    let [c0, c1, c2] = [
+        apply_g(g[0], g[3], g[6]),
+        apply_g(g[1], g[4], g[7]),
+        apply_g(g[2], g[5], g[8]),
+    ];
+    let [r0, r1, r2, r3] = [
+        apply_g(c0[0], c1[0], c2[0]),
+        apply_g(c0[1], c1[1], c2[1]),
+        apply_g(c0[2], c1[2], c2[2]),
+        apply_g(c0[3], c1[3], c2[3]),
+    ];
+    [
+        r0[0], r0[1], r0[2], r0[3], r1[0], r1[1], r1[2], r1[3], r2[0], r2[1], r2[2], r2[3], r3[0],
+        r3[1], r3[2], r3[3],
+    ]
+}
+
+/// Output rows per tile: bands of 2x2 blocks whose element planes `V_e` (`C_in x blocks`
+/// floats) stay within 128 KiB, so that one sits in L2 while every output block reads it; of
+/// equal height, and even, so that each tile starts on a block.
+pub(super) fn rows_per_tile(geometry: &Geometry) -> usize {
+    let block_rows = geometry.out_h.div_ceil(2);
+    let per_block_row = geometry.channels_in * geometry.out_w.div_ceil(2);
+    let most = (32 * 1024 / per_block_row.max(1)).max(1);
+    2 * block_rows.div_ceil(block_rows.div_ceil(most).max(1))
+}
+
+/// A worker's buffers, kept from call to call.
+#[derive(Default)]
+struct Scratch {
+    /// `V`: `[16][C_in][stride]`.
+    transformed: Vec<f32>,
+    /// `M`: `[16][channels rounded up to R][stride]`.
+    products: Vec<f32>,
+    /// Rows of the input transform, then of the output transform.
+    rows: Vec<f32>,
+}
+
+std::thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// Where the 2x2 blocks of one tile lie.
+struct Blocks {
+    /// Block rows of the tile (block row `i` covers output rows `2i, 2i + 1`).
+    rows: Range<usize>,
+    /// Blocks per block row.
+    per_row: usize,
+    /// Floats per element plane row: the tile's blocks, rounded up to whole vectors.
+    stride: usize,
+}
+
+impl Blocks {
+    fn new(geometry: &Geometry, rows: &Range<usize>, isa: Isa) -> Self {
+        let rows = rows.start / 2..rows.end.div_ceil(2);
+        let per_row = geometry.out_w.div_ceil(2);
+        let stride = (rows.len() * per_row).next_multiple_of(isa.lanes());
+        Self {
+            rows,
+            per_row,
+            stride,
+        }
+    }
+}
+
+/// Computes one tile of the convolution into `output`, writing every element of the tile.
+pub(super) fn run_tile(
+    geometry: &Geometry,
+    operands: &Operands,
+    weights: &TransformedWeights,
+    tile: &Tile,
+    output: OutputPtr,
+) {
+    SCRATCH.with_borrow_mut(|scratch| {
+        run_tile_with(geometry, operands, weights, tile, scratch, output)
+    })
+}
+
+fn run_tile_with(
+    geometry: &Geometry,
+    operands: &Operands,
+    weights: &TransformedWeights,
+    tile: &Tile,
+    scratch: &mut Scratch,
+    output: OutputPtr,
+) {
+    let isa = weights.isa;
+    let block = isa.channels();
+    assert_eq!(tile.channels.start % block, 0, "tiles start on a block");
+    assert_eq!(tile.rows.start % 2, 0, "tiles start on a block row");
+    let blocks = Blocks::new(geometry, &tile.rows, isa);
+    let input = &operands.input[tile.image * geometry.input_len()..][..geometry.input_len()];
+    // SAFETY: `Isa::detect` found at least AVX2 and FMA for `weights.isa`.
+    unsafe { transform_input(geometry, &blocks, input, scratch) };
+
+    let channels_in = geometry.channels_in;
+    let channel_blocks = tile.channels.len().div_ceil(block);
+    let plane = channels_in * blocks.stride;
+    let product_plane = channel_blocks * block * blocks.stride;
+    scratch.products.resize(ELEMENTS * product_plane, 0.0);
+    // Element by element: `V_e` stays in L2 while every output block multiplies it.
+    for e in 0..ELEMENTS {
+        let transformed = &scratch.transformed[e * plane..][..plane];
+        for b in 0..channel_blocks {
+            let weights = weights.element(tile.channels.start / block + b, e);
+            let products = &mut scratch.products[e * product_plane + b * block * blocks.stride..]
+                [..block * blocks.stride];
+            for (first, vectors) in direct_conv::register_blocks(blocks.stride / isa.lanes(), isa) {
+                // SAFETY: `transformed` holds `C_in` rows of `stride` floats and `first +
+                // vectors * lanes <= stride`; `weights` holds `C_in * R` values; `products`
+                // has `R` rows of `stride` floats. The ISA was detected.
+                unsafe {
+                    direct_conv::accumulate(
+                        isa,
+                        vectors,
+                        transformed.as_ptr().add(first),
+                        blocks.stride,
+                        &[0],
+                        weights,
+                        channels_in,
+                        products.as_mut_ptr().add(first),
+                        blocks.stride,
+                    );
+                }
+            }
+        }
+    }
+    // SAFETY: as for `transform_input` above.
+    unsafe { transform_output(geometry, operands, tile, &blocks, scratch, output) };
+}
+
+/// Writes `V = Bᵀ d B` of every 4x4 input block `d` of the tile into `scratch.transformed`
+/// (`[16][C_in][stride]`), with
+/// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`.
+///
+/// Block `(i, j)` reads padded rows `2i..2i + 4` and columns `2j..2j + 4`: split into even and
+/// odd columns (`load_phase_row`), its columns are `E[j], O[j], E[j + 1], O[j + 1]`, so both
+/// halves of the transform are elementwise over a block row. Compiled for AVX2.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
+unsafe fn transform_input(
+    geometry: &Geometry,
+    blocks: &Blocks,
+    input: &[f32],
+    scratch: &mut Scratch,
+) {
+    let Geometry {
+        height,
+        width,
+        channels_in,
+        padding: [top, left],
+        ..
+    } = *geometry;
+    let per_row = blocks.per_row;
+    let stride = blocks.stride;
+    let plane = channels_in * stride;
+    scratch.transformed.resize(ELEMENTS * plane, 0.0);
+    // Even and odd columns of the 4 padded rows, then of their 4 row combinations.
+    let half = per_row + 1;
+    scratch.rows.resize(16 * half, 0.0);
+    let (split, combined) = scratch.rows.split_at_mut(8 * half);
+    for (c, channel) in input.chunks_exact(height * width).enumerate() {
+        for (local, i) in blocks.rows.clone().enumerate() {
+            for dy in 0..4 {
+                let source = (2 * i + dy)
+                    .checked_sub(top)
+                    .filter(|&y| y < height)
+                    .map(|y| &channel[y * width..][..width]);
+                for phase in 0..2 {
+                    let row = &mut split[(2 * dy + phase) * half..][..half];
+                    match source {
+                        Some(source) => load_phase_row(source, phase, 2, left, row),
+                        None => row.fill(0.0),
+                    }
+                }
+            }
+            // `Bᵀ d`, for even and odd columns alike: rows `d0 - d2, d1 + d2, d2 - d1, d1 - d3`.
+            for phase in 0..2 {
+                let d = |dy: usize| &split[(2 * dy + phase) * half..][..half];
+                let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
+                let mut t = combined.chunks_exact_mut(half).skip(phase).step_by(2);
+                let rows = [(); 4].map(|_| t.next().expect("four combined rows"));
+                for x in 0..half {
+                    rows[0][x] = d0[x] - d2[x];
+                    rows[1][x] = d1[x] + d2[x];
+                    rows[2][x] = d2[x] - d1[x];
+                    rows[3][x] = d1[x] - d3[x];
+                }
+            }
+            // `(Bᵀ d) B`: columns `E[j] - E[j+1], O[j] + E[j+1], E[j+1] - O[j], O[j] - O[j+1]`.
+            let offset = c * stride + local * per_row;
+            for a in 0..4 {
+                let even = &combined[2 * a * half..][..half];
+                let odd = &combined[(2 * a + 1) * half..][..half];
+                let mut planes = scratch.transformed[4 * a * plane..][..4 * plane]
+                    .chunks_exact_mut(plane)
+                    .map(|p| &mut p[offset..][..per_row]);
+                let [v0, v1, v2, v3] = [(); 4].map(|_| planes.next().expect("four elements"));
+                for j in 0..per_row {
+                    v0[j] = even[j] - even[j + 1];
+                    v1[j] = odd[j] + even[j + 1];
+                    v2[j] = even[j + 1] - odd[j];
+                    v3[j] = odd[j] - odd[j + 1];
+                }
+            }
+        }
+    }
+}
+
+/// Writes `Aᵀ M A` of every 2x2 output block of the tile to its NCHW place, with bias, residual
+/// and ReLU, where `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`, dropping the row and column past an
+/// odd output size. Compiled for AVX2.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
+unsafe fn transform_output(
+    geometry: &Geometry,
+    operands: &Operands,
+    tile: &Tile,
+    blocks: &Blocks,
+    scratch: &mut Scratch,
+    output: OutputPtr,
+) {
+    let per_row = blocks.per_row;
+    let out_w = geometry.out_w;
+    let pixels = geometry.out_pixels();
+    let product_plane = scratch.products.len() / ELEMENTS;
+    // `Aᵀ M`'s two rows for each of the 4 columns, then `(Aᵀ M) A`'s even and odd columns, then
+    // the two output rows they interleave into.
+    scratch.rows.resize(14 * per_row, 0.0);
+    let (row_sums, rest) = scratch.rows.split_at_mut(8 * per_row);
+    let (columns, rest) = rest.split_at_mut(2 * per_row);
+    let (top_row, bottom_row) = rest.split_at_mut(2 * per_row);
+    for (local, channel) in tile.channels.clone().enumerate() {
+        let bias = operands.bias.map_or(0.0, |b| b[channel]);
+        let plane_offset = (tile.image * geometry.channels_out + channel) * pixels;
+        for (block_row, i) in blocks.rows.clone().enumerate() {
+            let products = &scratch.products[local * blocks.stride + block_row * per_row..];
+            let m = |e: usize| &products[e * product_plane..][..per_row];
+            // Each loop below is elementwise over the block row, so that it vectorises.
+            for b in 0..4 {
+                let (m0, m1, m2, m3) = (m(b), m(4 + b), m(8 + b), m(12 + b));
+                let (upper, lower) =
+                    row_sums[2 * b * per_row..][..2 * per_row].split_at_mut(per_row);
+                for j in 0..per_row {
+                    upper[j] = m0[j] + m1[j] + m2[j];
+                    lower[j] = m1[j] - m2[j] - m3[j];
+                }
+            }
+            for (half, out) in [(0, &mut *top_row), (1, &mut *bottom_row)] {
+                let r = |b: usize| &row_sums[(2 * b + half) * per_row..][..per_row];
+                let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
+                let (even, odd) = columns.split_at_mut(per_row);
+                for j in 0..per_row {
+                    even[j] = r0[j] + r1[j] + r2[j];
+                    odd[j] = r1[j] - r2[j] - r3[j];
+                }
+                for (pair, (&e, &o)) in out.chunks_exact_mut(2).zip(even.iter().zip(&*odd)) {
+                    pair[0] = e;
+                    pair[1] = o;
+                }
+            }
+            for (dy, computed) in [&*top_row, &*bottom_row].into_iter().enumerate() {
+                let oy = 2 * i + dy;
+                if oy >= tile.rows.end {
+                    continue;
+                }
+                let offset = plane_offset + oy * out_w;
+                // SAFETY: row `oy` of this channel's plane belongs to this tile alone (the tiles
+                // of a call partition the output), and lies in the output buffer.
+                let row = unsafe { std::slice::from_raw_parts_mut(output.0.add(offset), out_w) };
+                let residual = operands.residual.map(|r| &r[offset..][..out_w]);
+                direct_conv::finish_row(
+                    row,
+                    &computed[..out_w],
+                    bias,
+                    residual,
+                    operands.apply_relu,
+                );
+            }
+        }
+    }
+}
