@@ -270,28 +270,29 @@ unsafe fn transform_input(
     let stride = blocks.stride;
     let plane = channels_in * stride;
     scratch.transformed.resize(ELEMENTS * plane, 0.0);
-    // Even and odd columns of the 4 padded rows, then of their 4 row combinations.
+    // Even and odd columns of the band's padded rows (each split once, though block rows
+    // overlap by two rows), then of one block row's 4 row combinations.
     let half = per_row + 1;
-    scratch.rows.resize(16 * half, 0.0);
-    let (split, combined) = scratch.rows.split_at_mut(8 * half);
+    let band_rows = 2 * blocks.rows.len() + 2;
+    scratch.rows.resize((2 * band_rows + 8) * half, 0.0);
+    let (split, combined) = scratch.rows.split_at_mut(2 * band_rows * half);
     for (c, channel) in input.chunks_exact(height * width).enumerate() {
-        for (local, i) in blocks.rows.clone().enumerate() {
-            for dy in 0..4 {
-                let source = (2 * i + dy)
-                    .checked_sub(top)
-                    .filter(|&y| y < height)
-                    .map(|y| &channel[y * width..][..width]);
-                for phase in 0..2 {
-                    let row = &mut split[(2 * dy + phase) * half..][..half];
-                    match source {
-                        Some(source) => load_phase_row(source, phase, 2, left, row),
-                        None => row.fill(0.0),
-                    }
+        for (r, halves) in split.chunks_exact_mut(2 * half).enumerate() {
+            let source = (2 * blocks.rows.start + r)
+                .checked_sub(top)
+                .filter(|&y| y < height)
+                .map(|y| &channel[y * width..][..width]);
+            for (phase, row) in halves.chunks_exact_mut(half).enumerate() {
+                match source {
+                    Some(source) => load_phase_row(source, phase, 2, left, row),
+                    None => row.fill(0.0),
                 }
             }
+        }
+        for local in 0..blocks.rows.len() {
             // `Bᵀ d`, for even and odd columns alike: rows `d0 - d2, d1 + d2, d2 - d1, d1 - d3`.
             for phase in 0..2 {
-                let d = |dy: usize| &split[(2 * dy + phase) * half..][..half];
+                let d = |dy: usize| &split[(2 * (2 * local + dy) + phase) * half..][..half];
                 let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
                 let mut t = combined.chunks_exact_mut(half).skip(phase).step_by(2);
                 let rows = [(); 4].map(|_| t.next().expect("four combined rows"));
