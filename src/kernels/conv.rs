@@ -8,7 +8,8 @@
 //! matrix is unfolded straight from the NCHW rows, gemm writes straight into the NCHW output,
 //! bias, residual and ReLU are applied to each tile while it is still in cache, and the tiles
 //! (bands of output rows, split by output channel when there are few) run on all cores. On
-//! x86-64 CPUs with AVX2 or AVX-512, 3x3 stride-1 layers run as Winograd's F(2x2, 3x3)
+//! x86-64 CPUs with AVX2 or AVX-512, and in the browser with WebAssembly SIMD, 3x3 stride-1
+//! layers run as Winograd's F(2x2, 3x3)
 //! (`super::winograd`), and other layers on maps of 2048 outputs or more skip the patch matrix
 //! altogether (`super::direct_conv`); the tiles and the epilogue are the same. At inference
 //! each layer's weights are prepared for its kernel once (`super::weight_cache`).

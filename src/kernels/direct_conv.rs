@@ -1,5 +1,6 @@
 //! The dense convolution computed straight from the input planes on x86-64 CPUs with AVX-512 or
-//! AVX2 + FMA: no patch matrix (im2col) written out, and the weights packed once per call.
+//! AVX2 + FMA, and in the browser with WebAssembly SIMD: no patch matrix (im2col) written out,
+//! and the weights packed once per call (at inference once per layer: `weight_cache`).
 //!
 //! Under im2col + `gemm` a 3x3 layer first writes its patch matrix (9x the input, 27 MB for the
 //! 7x7 stride-2 stem of a 360x480 frame), and `gemm` then packs both operands again for every
@@ -24,8 +25,8 @@ use std::ops::Range;
 use super::conv::{Geometry, Operands, OutputPtr, Tile};
 use super::phase_row::load_phase_row;
 
-/// The vector instructions the direct kernel is compiled for (x86-64 only: elsewhere, as in the
-/// browser, `conv` keeps to im2col + `gemm`).
+/// The vector instructions the direct kernel is compiled for: x86-64's, or WebAssembly's
+/// 128-bit SIMD in the browser (elsewhere `conv` keeps to im2col + `gemm`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Isa {
     /// 16 lanes; 8 output channels x 3 vectors = 24 of the 32 registers accumulate (of the
@@ -34,6 +35,9 @@ pub(super) enum Isa {
     /// 8 lanes; 6 output channels x 2 vectors = 12 of the 16 registers accumulate (with 4 x 3,
     /// LLVM spilled and shuffled the accumulators: half the speed).
     Avx2,
+    /// 4 lanes, no fused multiply-add; 4 output channels x 3 vectors = 12 accumulators, within
+    /// the 16 vector registers the browsers' compilers have on x86-64 and ARM alike.
+    Simd128,
 }
 
 impl Isa {
@@ -44,22 +48,21 @@ impl Isa {
 
     /// Every ISA this CPU runs, best first.
     pub fn supported() -> Vec<Self> {
-        [Self::Avx512, Self::Avx2]
+        [Self::Avx512, Self::Avx2, Self::Simd128]
             .into_iter()
             .filter(|isa| isa.runs_here())
             .collect()
     }
 
     fn runs_here(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        return match self {
+        match self {
+            #[cfg(target_arch = "x86_64")]
             Self::Avx512 => is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
             Self::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = self;
-            false
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Self::Simd128 => true,
+            _ => false,
         }
     }
 
@@ -68,6 +71,7 @@ impl Isa {
         match self {
             Self::Avx512 => 8,
             Self::Avx2 => 6,
+            Self::Simd128 => 4,
         }
     }
 
@@ -76,6 +80,7 @@ impl Isa {
         match self {
             Self::Avx512 => 16,
             Self::Avx2 => 8,
+            Self::Simd128 => 4,
         }
     }
 
@@ -84,6 +89,7 @@ impl Isa {
         match self {
             Self::Avx512 => 3,
             Self::Avx2 => 2,
+            Self::Simd128 => 3,
         }
     }
 }
@@ -258,7 +264,8 @@ fn run_tile_with(
     assert_eq!(tile.channels.start % block, 0, "tiles start on a block");
     let layout = BandLayout::new(geometry, tile.rows.len(), isa);
     let input = &operands.input[tile.image * geometry.input_len()..][..geometry.input_len()];
-    // SAFETY: `Isa::detect` found at least AVX2 and FMA for `weights.isa`.
+    // SAFETY: on x86-64 this is compiled for AVX2 + FMA, which every x86 ISA `Isa::detect`
+    // finds includes; elsewhere it is a plain function.
     unsafe {
         load_band(
             geometry,
@@ -445,54 +452,47 @@ pub(super) unsafe fn accumulate(
     wide_stride: usize,
 ) {
     debug_assert_eq!(weights.len(), channels * taps.len() * isa.channels());
-    #[cfg(target_arch = "x86_64")]
-    {
-        // Called through a pointer, never inlined: inside the tile's loops LLVM's register
-        // allocator shuffled and spilled the accumulators.
-        let block: RegisterBlock = match (isa, vectors) {
-            (Isa::Avx512, 3) => accumulate_avx512::<3>,
-            (Isa::Avx512, 2) => accumulate_avx512::<2>,
-            (Isa::Avx512, 1) => accumulate_avx512::<1>,
-            (Isa::Avx2, 2) => accumulate_avx2::<2>,
-            (Isa::Avx2, 1) => accumulate_avx2::<1>,
-            _ => unreachable!("{vectors} vectors for {isa:?}"),
-        };
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            block(
-                band,
-                channel_stride,
-                taps,
-                weights.as_ptr(),
-                channels,
-                wide,
-                wide_stride,
-            )
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (
-            vectors,
+    // Called through a pointer, never inlined: inside the tile's loops LLVM's register
+    // allocator shuffled and spilled the accumulators.
+    let block: RegisterBlock = match (isa, vectors) {
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, 3) => accumulate_avx512::<3>,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, 2) => accumulate_avx512::<2>,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, 1) => accumulate_avx512::<1>,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 2) => accumulate_avx2::<2>,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, 1) => accumulate_avx2::<1>,
+        #[cfg(target_arch = "wasm32")]
+        (Isa::Simd128, 3) => accumulate_simd128::<3>,
+        #[cfg(target_arch = "wasm32")]
+        (Isa::Simd128, 2) => accumulate_simd128::<2>,
+        #[cfg(target_arch = "wasm32")]
+        (Isa::Simd128, 1) => accumulate_simd128::<1>,
+        _ => unreachable!("{vectors} vectors for {isa:?}, which Isa::detect does not find here"),
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        block(
             band,
             channel_stride,
             taps,
-            weights,
+            weights.as_ptr(),
             channels,
             wide,
             wide_stride,
-        );
-        unreachable!("Isa::detect finds no ISA off x86-64")
+        )
     }
 }
 
 /// A register block's signature: `band, channel_stride, taps, weights, channels, wide,
 /// wide_stride` as in [`accumulate`].
-#[cfg(target_arch = "x86_64")]
 type RegisterBlock = unsafe fn(*const f32, usize, &[usize], *const f32, usize, *mut f32, usize);
 
 /// One register block: `R` channels x `V` vectors of accumulators.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "wasm32"))]
 macro_rules! register_block {
     ($name:ident, $features:literal, $vector:ty, $lanes:expr, $r:expr,
      $zero:ident, $load:ident, $splat:ident, $fma:ident, $store:ident) => {
@@ -573,13 +573,68 @@ fn _mm512_set1_ps_ref(value: &f32) -> __m512 {
     _mm512_set1_ps(*value)
 }
 
+#[cfg(target_arch = "wasm32")]
+register_block!(
+    accumulate_simd128,
+    "simd128",
+    v128,
+    4,
+    4,
+    f32x4_zero,
+    v128_load_f32,
+    f32x4_splat_ref,
+    f32x4_mul_add,
+    v128_store_f32
+);
+
+/// WebAssembly's 128-bit SIMD in the shapes `register_block!` takes.
+#[cfg(target_arch = "wasm32")]
+mod simd128 {
+    pub use std::arch::wasm32::v128;
+    use std::arch::wasm32::*;
+
+    #[inline(always)]
+    pub fn f32x4_zero() -> v128 {
+        f32x4_splat(0.0)
+    }
+
+    /// # Safety
+    /// `at` must be readable for 4 floats (any alignment).
+    #[inline(always)]
+    pub unsafe fn v128_load_f32(at: *const f32) -> v128 {
+        // SAFETY: the caller's contract; `v128_load` takes unaligned addresses.
+        unsafe { v128_load(at.cast()) }
+    }
+
+    #[inline(always)]
+    pub fn f32x4_splat_ref(value: &f32) -> v128 {
+        f32x4_splat(*value)
+    }
+
+    /// `a * b + c`, rounded twice: baseline wasm SIMD has no fused multiply-add.
+    #[inline(always)]
+    pub fn f32x4_mul_add(a: v128, b: v128, c: v128) -> v128 {
+        f32x4_add(f32x4_mul(a, b), c)
+    }
+
+    /// # Safety
+    /// `at` must be writable for 4 floats (any alignment).
+    #[inline(always)]
+    pub unsafe fn v128_store_f32(at: *mut f32, value: v128) {
+        // SAFETY: the caller's contract; `v128_store` takes unaligned addresses.
+        unsafe { v128_store(at.cast(), value) }
+    }
+}
+#[cfg(target_arch = "wasm32")]
+use simd128::*;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn register_blocks_cover_every_vector_once_without_lone_tails() {
-        for isa in [Isa::Avx512, Isa::Avx2] {
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Simd128] {
             for total in 0..40 {
                 let blocks: Vec<_> = register_blocks(total, isa).collect();
                 let mut next = 0;
@@ -589,7 +644,7 @@ mod tests {
                     next += vectors;
                 }
                 assert_eq!(next, total, "{isa:?}: {blocks:?}");
-                if isa == Isa::Avx512 && total > 1 {
+                if isa.vectors() > 2 && total > 1 {
                     assert!(blocks.iter().all(|&(_, v)| v > 1), "{total}: {blocks:?}");
                 }
             }

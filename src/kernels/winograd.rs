@@ -1,6 +1,6 @@
 //! The 3x3, stride-1 convolution as Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray,
-//! "Fast Algorithms for Convolutional Neural Networks", 2016), on x86-64 CPUs with AVX-512 or
-//! AVX2 + FMA.
+//! "Fast Algorithms for Convolutional Neural Networks", 2016), wherever the direct kernel runs:
+//! x86-64 with AVX-512 or AVX2 + FMA, and WebAssembly SIMD in the browser.
 //!
 //! Why: 3x3 stride-1 layers are most of ResNet18's multiply-adds (and V2's Detail Branch and
 //! heads), and a direct kernel cannot do them in fewer than 9 per output and input channel;
@@ -206,7 +206,8 @@ fn run_tile_with(
     assert_eq!(tile.rows.start % 2, 0, "tiles start on a block row");
     let blocks = Blocks::new(geometry, &tile.rows, isa);
     let input = &operands.input[tile.image * geometry.input_len()..][..geometry.input_len()];
-    // SAFETY: `Isa::detect` found at least AVX2 and FMA for `weights.isa`.
+    // SAFETY: on x86-64 this is compiled for AVX2 + FMA, which every x86 ISA `Isa::detect`
+    // finds includes; elsewhere it is a plain function.
     unsafe { transform_input(geometry, &blocks, input, scratch) };
 
     let channels_in = geometry.channels_in;
