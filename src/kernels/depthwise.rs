@@ -19,7 +19,7 @@ use burn::tensor::TensorData;
 use super::conv::{Geometry, contiguous, flex_operands};
 #[cfg(not(target_arch = "wasm32"))]
 use super::conv_backward::for_each_tap_row;
-use super::phase_row::load_phase_row;
+use super::phase_row::{load_phase_pair, load_phase_row};
 
 /// `[N, C, H, W]` -> `[N, C * m, H', W']`: a depthwise convolution plus bias, then ReLU if
 /// `apply_relu`, for inference on flex; `None` where it does not apply (not depthwise, not a
@@ -148,6 +148,11 @@ impl PaddedPlane {
         for iy in 0..height.min(rows.saturating_sub(top)) {
             let padded_row = &mut self.values[(iy + top) * row_len..][..row_len];
             let input_row = &x_plane[iy * width..][..width];
+            if stride_w == 2 {
+                let (even, odd) = padded_row.split_at_mut(self.phase_len);
+                load_phase_pair(input_row, left, even, odd);
+                continue;
+            }
             for (phase, phase_row) in padded_row.chunks_exact_mut(self.phase_len).enumerate() {
                 load_phase_row(input_row, phase, stride_w, left, phase_row);
             }

@@ -23,7 +23,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::conv::{Geometry, Operands, OutputPtr, Tile};
-use super::phase_row::load_phase_row;
+use super::phase_row::{load_phase_pair, load_phase_row};
 
 /// The vector instructions the direct kernel is compiled for: x86-64's, or WebAssembly's
 /// 128-bit SIMD in the browser (elsewhere `conv` keeps to im2col + `gemm`).
@@ -360,13 +360,23 @@ unsafe fn load_band(
                     .checked_sub(top)
                     .filter(|&iy| iy < height)
                     .map(|iy| &plane[iy * width..][..width]);
-                for px in 0..stride_w {
-                    let phase = py * stride_w + px;
-                    let row = &mut channel_band[phase * layout.plane_stride + j * layout.width..]
-                        [..layout.width];
-                    match source {
-                        Some(source) => load_phase_row(source, px, stride_w, left, row),
-                        None => row.fill(0.0),
+                let row_at =
+                    |px: usize| (py * stride_w + px) * layout.plane_stride + j * layout.width;
+                match source {
+                    // Both column phases in one pass over the input row.
+                    Some(source) if stride_w == 2 => {
+                        let (even_plane, odd_plane) = channel_band.split_at_mut(row_at(1));
+                        let even = &mut even_plane[row_at(0)..][..layout.width];
+                        load_phase_pair(source, left, even, &mut odd_plane[..layout.width]);
+                    }
+                    _ => {
+                        for px in 0..stride_w {
+                            let row = &mut channel_band[row_at(px)..][..layout.width];
+                            match source {
+                                Some(source) => load_phase_row(source, px, stride_w, left, row),
+                                None => row.fill(0.0),
+                            }
+                        }
                     }
                 }
             }

@@ -52,6 +52,57 @@ pub(super) fn load_phase_row(
     inside[count..].fill(0.0);
 }
 
+/// Both phases of stride 2 at once, reading each input pair once: `even` gets padded columns
+/// `0, 2, 4, ...` and `odd` columns `1, 3, 5, ...` of `source` padded on the left by `left`
+/// zeros (the same as [`load_phase_row`] with phases 0 and 1, in half the reads).
+#[inline(always)]
+pub(super) fn load_phase_pair(source: &[f32], left: usize, even: &mut [f32], odd: &mut [f32]) {
+    // Input pair `(2m, 2m + 1)` is padded pair `(2m + left, 2m + 1 + left)`: with `left = 2k`
+    // that is `even[m + k], odd[m + k]`; with `left = 2k + 1`, `odd[m + k], even[m + k + 1]`.
+    let k = left / 2;
+    if left.is_multiple_of(2) {
+        split_pairs(source, even, k, odd, k);
+    } else {
+        split_pairs(source, odd, k, even, k + 1);
+    }
+}
+
+/// `first[first_at + m] = source[2m]` and `second[second_at + m] = source[2m + 1]` wherever
+/// both fit, zero everywhere else.
+#[inline(always)]
+fn split_pairs(
+    source: &[f32],
+    first: &mut [f32],
+    first_at: usize,
+    second: &mut [f32],
+    second_at: usize,
+) {
+    let first_at = first_at.min(first.len());
+    let second_at = second_at.min(second.len());
+    let firsts = source.len().div_ceil(2).min(first.len() - first_at);
+    let seconds = (source.len() / 2).min(second.len() - second_at);
+    first[..first_at].fill(0.0);
+    second[..second_at].fill(0.0);
+    let both = firsts.min(seconds);
+    let (first_run, second_run) = (&mut first[first_at..], &mut second[second_at..]);
+    for ((pair, a), b) in source
+        .chunks_exact(2)
+        .zip(&mut first_run[..both])
+        .zip(&mut second_run[..both])
+    {
+        *a = pair[0];
+        *b = pair[1];
+    }
+    for m in both..firsts {
+        first_run[m] = source[2 * m];
+    }
+    for m in both..seconds {
+        second_run[m] = source[2 * m + 1];
+    }
+    first_run[firsts..].fill(0.0);
+    second_run[seconds..].fill(0.0);
+}
+
 /// The output columns `ox` whose input column `ox * stride + kx - pad` lies inside a row of
 /// `width` (an empty range at `0..0` when none does).
 pub(super) fn inside_columns(
@@ -70,6 +121,30 @@ pub(super) fn inside_columns(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both stride-2 phases at once, as each phase alone: every padding parity, rows of either
+    /// length parity, phase rows shorter and longer than the input's.
+    #[test]
+    fn phase_pairs_match_the_single_phases() {
+        for width in [0usize, 1, 2, 5, 8, 11] {
+            let source: Vec<f32> = (1..=width).map(|v| v as f32).collect();
+            for left in 0..=5 {
+                for len in [0, 1, 3, width.div_ceil(2) + 3] {
+                    let mut expected = [vec![f32::NAN; len], vec![f32::NAN; len]];
+                    for (phase, row) in expected.iter_mut().enumerate() {
+                        load_phase_row(&source, phase, 2, left, row);
+                    }
+                    let (mut even, mut odd) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+                    load_phase_pair(&source, left, &mut even, &mut odd);
+                    assert_eq!(
+                        [even, odd],
+                        expected,
+                        "width {width}, left {left}, len {len}"
+                    );
+                }
+            }
+        }
+    }
 
     /// Every phase of every stride, with padding short of, equal to and beyond the stride,
     /// into rows shorter and longer than the phase: against indexing the padded row directly.

@@ -23,7 +23,7 @@ use std::ops::Range;
 
 use super::conv::{Geometry, Operands, OutputPtr, Tile};
 use super::direct_conv::{self, Isa};
-use super::phase_row::load_phase_row;
+use super::phase_row::load_phase_pair;
 
 /// The 16 elements of a transformed 4x4 block.
 const ELEMENTS: usize = 16;
@@ -251,7 +251,7 @@ fn run_tile_with(
 /// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`.
 ///
 /// Block `(i, j)` reads padded rows `2i..2i + 4` and columns `2j..2j + 4`: split into even and
-/// odd columns (`load_phase_row`), its columns are `E[j], O[j], E[j + 1], O[j + 1]`, so both
+/// odd columns (`load_phase_pair`), its columns are `E[j], O[j], E[j + 1], O[j + 1]`, so both
 /// halves of the transform are elementwise over a block row. Compiled for AVX2.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn transform_input(
@@ -283,11 +283,10 @@ unsafe fn transform_input(
                 .checked_sub(top)
                 .filter(|&y| y < height)
                 .map(|y| &channel[y * width..][..width]);
-            for (phase, row) in halves.chunks_exact_mut(half).enumerate() {
-                match source {
-                    Some(source) => load_phase_row(source, phase, 2, left, row),
-                    None => row.fill(0.0),
-                }
+            let (even, odd) = halves.split_at_mut(half);
+            match source {
+                Some(source) => load_phase_pair(source, left, even, odd),
+                None => halves.fill(0.0),
             }
         }
         for local in 0..blocks.rows.len() {
