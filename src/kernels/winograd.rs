@@ -144,9 +144,9 @@ pub(super) fn rows_per_tile(geometry: &Geometry) -> usize {
 /// A worker's buffers, kept from call to call.
 #[derive(Default)]
 struct Scratch {
-    /// `V`: `[16][C_in][stride]`.
+    /// `V`: 16 planes of `[C_in][stride]`, each with slack (`Blocks::plane`).
     transformed: Vec<f32>,
-    /// `M`: `[16][channels rounded up to R][stride]`.
+    /// `M`: 16 planes of `[channels rounded up to R][stride]`, each with slack.
     products: Vec<f32>,
     /// Rows of the input transform, then of the output transform.
     rows: Vec<f32>,
@@ -164,6 +164,9 @@ struct Blocks {
     per_row: usize,
     /// Floats per element plane row: the tile's blocks, rounded up to whole vectors.
     stride: usize,
+    /// Blocks per block row rounded up to whole [`Chunk`]s: what the transforms compute, the
+    /// excess spilling into the next block row (computed after it) or the plane's slack.
+    per_row_chunks: usize,
 }
 
 impl Blocks {
@@ -175,8 +178,58 @@ impl Blocks {
             rows,
             per_row,
             stride,
+            per_row_chunks: per_row.next_multiple_of(CHUNK),
         }
     }
+
+    /// Floats of one element's plane, `[C_in or C_out][stride]`, and slack for the last block
+    /// row's spill.
+    fn plane(&self, channels: usize) -> usize {
+        channels * self.stride + CHUNK
+    }
+}
+
+/// Blocks per step of the transforms: one AVX2 vector, two of wasm SIMD. Every row is computed
+/// in whole steps, so that no step is a scalar remainder (a block row of ResNet18's 23x30
+/// maps is 15 blocks).
+const CHUNK: usize = 8;
+
+/// One step's worth of blocks: fixed-size arrays, which LLVM turns into vector instructions.
+type Chunk = [f32; CHUNK];
+
+#[inline(always)]
+fn load(values: &[f32], at: usize) -> Chunk {
+    values[at..at + CHUNK].try_into().expect("a whole chunk")
+}
+
+#[inline(always)]
+fn add(a: Chunk, b: Chunk) -> Chunk {
+    let mut sum = a;
+    for (s, b) in sum.iter_mut().zip(b) {
+        *s += b;
+    }
+    sum
+}
+
+#[inline(always)]
+fn sub(a: Chunk, b: Chunk) -> Chunk {
+    let mut difference = a;
+    for (d, b) in difference.iter_mut().zip(b) {
+        *d -= b;
+    }
+    difference
+}
+
+/// `Bᵀ x` for `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`.
+#[inline(always)]
+fn b_transposed([x0, x1, x2, x3]: [Chunk; 4]) -> [Chunk; 4] {
+    [sub(x0, x2), add(x1, x2), sub(x2, x1), sub(x1, x3)]
+}
+
+/// `Aᵀ x` for `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`.
+#[inline(always)]
+fn a_transposed([x0, x1, x2, x3]: [Chunk; 4]) -> [Chunk; 2] {
+    [add(add(x0, x1), x2), sub(sub(x1, x2), x3)]
 }
 
 /// Computes one tile of the convolution into `output`, writing every element of the tile.
@@ -212,18 +265,18 @@ fn run_tile_with(
 
     let channels_in = geometry.channels_in;
     let channel_blocks = tile.channels.len().div_ceil(block);
-    let plane = channels_in * blocks.stride;
-    let product_plane = channel_blocks * block * blocks.stride;
+    let plane = blocks.plane(channels_in);
+    let product_plane = blocks.plane(channel_blocks * block);
     scratch.products.resize(ELEMENTS * product_plane, 0.0);
     // Element by element: `V_e` stays in L2 while every output block multiplies it.
     for e in 0..ELEMENTS {
-        let transformed = &scratch.transformed[e * plane..][..plane];
+        let transformed = &scratch.transformed[e * plane..][..channels_in * blocks.stride];
         for b in 0..channel_blocks {
             let weights = weights.element(tile.channels.start / block + b, e);
             let products = &mut scratch.products[e * product_plane + b * block * blocks.stride..]
                 [..block * blocks.stride];
             for (first, vectors) in direct_conv::register_blocks(blocks.stride / isa.lanes(), isa) {
-                // SAFETY: `transformed` holds `C_in` rows of `stride` floats and `first +
+                // SAFETY: `transformed` holds `C_in` rows of `stride` floats, and `first +
                 // vectors * lanes <= stride`; `weights` holds `C_in * R` values; `products`
                 // has `R` rows of `stride` floats. The ISA was detected.
                 unsafe {
@@ -247,12 +300,12 @@ fn run_tile_with(
 }
 
 /// Writes `V = Bᵀ d B` of every 4x4 input block `d` of the tile into `scratch.transformed`
-/// (`[16][C_in][stride]`), with
-/// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`.
+/// (`[16][C_in][stride]`, each plane followed by `CHUNK` floats of slack).
 ///
 /// Block `(i, j)` reads padded rows `2i..2i + 4` and columns `2j..2j + 4`: split into even and
-/// odd columns (`load_phase_pair`), its columns are `E[j], O[j], E[j + 1], O[j + 1]`, so both
-/// halves of the transform are elementwise over a block row. Compiled for AVX2.
+/// odd columns (`load_phase_pair`), its columns are `E[j], O[j], E[j + 1], O[j + 1]`, so the
+/// whole transform is elementwise over a block row, computed `CHUNK` blocks at a time. Compiled
+/// for AVX2.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn transform_input(
     geometry: &Geometry,
@@ -269,14 +322,14 @@ unsafe fn transform_input(
     } = *geometry;
     let per_row = blocks.per_row;
     let stride = blocks.stride;
-    let plane = channels_in * stride;
+    let plane = blocks.plane(channels_in);
     scratch.transformed.resize(ELEMENTS * plane, 0.0);
-    // Even and odd columns of the band's padded rows (each split once, though block rows
-    // overlap by two rows), then of one block row's 4 row combinations.
-    let half = per_row + 1;
+    // Even and odd columns of the band's padded rows, each split once (block rows overlap by two
+    // rows), long enough for the last chunk's `j + 1`.
+    let half = blocks.per_row_chunks + 1;
     let band_rows = 2 * blocks.rows.len() + 2;
-    scratch.rows.resize((2 * band_rows + 8) * half, 0.0);
-    let (split, combined) = scratch.rows.split_at_mut(2 * band_rows * half);
+    scratch.rows.resize(2 * band_rows * half, 0.0);
+    let split = &mut scratch.rows[..2 * band_rows * half];
     for (c, channel) in input.chunks_exact(height * width).enumerate() {
         for (r, halves) in split.chunks_exact_mut(2 * half).enumerate() {
             let source = (2 * blocks.rows.start + r)
@@ -289,34 +342,33 @@ unsafe fn transform_input(
                 None => halves.fill(0.0),
             }
         }
+        // Block rows in order, and channels in order: a chunk past a block row's end lands on
+        // the next block row (or channel) and is overwritten when that is computed.
         for local in 0..blocks.rows.len() {
-            // `Bᵀ d`, for even and odd columns alike: rows `d0 - d2, d1 + d2, d2 - d1, d1 - d3`.
-            for phase in 0..2 {
-                let d = |dy: usize| &split[(2 * (2 * local + dy) + phase) * half..][..half];
-                let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
-                let mut t = combined.chunks_exact_mut(half).skip(phase).step_by(2);
-                let rows = [(); 4].map(|_| t.next().expect("four combined rows"));
-                for x in 0..half {
-                    rows[0][x] = d0[x] - d2[x];
-                    rows[1][x] = d1[x] + d2[x];
-                    rows[2][x] = d2[x] - d1[x];
-                    rows[3][x] = d1[x] - d3[x];
-                }
-            }
-            // `(Bᵀ d) B`: columns `E[j] - E[j+1], O[j] + E[j+1], E[j+1] - O[j], O[j] - O[j+1]`.
             let offset = c * stride + local * per_row;
-            for a in 0..4 {
-                let even = &combined[2 * a * half..][..half];
-                let odd = &combined[(2 * a + 1) * half..][..half];
-                let mut planes = scratch.transformed[4 * a * plane..][..4 * plane]
-                    .chunks_exact_mut(plane)
-                    .map(|p| &mut p[offset..][..per_row]);
-                let [v0, v1, v2, v3] = [(); 4].map(|_| planes.next().expect("four elements"));
-                for j in 0..per_row {
-                    v0[j] = even[j] - even[j + 1];
-                    v1[j] = odd[j] + even[j + 1];
-                    v2[j] = even[j + 1] - odd[j];
-                    v3[j] = odd[j] - odd[j + 1];
+            for j in (0..per_row).step_by(CHUNK) {
+                // `d[dy][dx]` for every block of the chunk.
+                let d: [[Chunk; 4]; 4] = std::array::from_fn(|dy| {
+                    let row = &split[(2 * local + dy) * 2 * half..][..2 * half];
+                    let (even, odd) = row.split_at(half);
+                    [
+                        load(even, j),
+                        load(odd, j),
+                        load(even, j + 1),
+                        load(odd, j + 1),
+                    ]
+                });
+                // `Bᵀ d`, column by column, then `(Bᵀ d) B`, row by row.
+                let columns: [[Chunk; 4]; 4] = std::array::from_fn(|dx| {
+                    b_transposed([d[0][dx], d[1][dx], d[2][dx], d[3][dx]])
+                });
+                let rows: [[Chunk; 4]; 4] =
+                    std::array::from_fn(|a| std::array::from_fn(|dx| columns[dx][a]));
+                for (a, row) in rows.into_iter().enumerate() {
+                    for (b, v) in b_transposed(row).into_iter().enumerate() {
+                        let at = (4 * a + b) * plane + offset + j;
+                        scratch.transformed[at..at + CHUNK].copy_from_slice(&v);
+                    }
                 }
             }
         }
@@ -324,8 +376,7 @@ unsafe fn transform_input(
 }
 
 /// Writes `Aᵀ M A` of every 2x2 output block of the tile to its NCHW place, with bias, residual
-/// and ReLU, where `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`, dropping the row and column past an
-/// odd output size. Compiled for AVX2.
+/// and ReLU, dropping the row and column past an odd output size. Compiled for AVX2.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn transform_output(
     geometry: &Geometry,
@@ -339,39 +390,34 @@ unsafe fn transform_output(
     let out_w = geometry.out_w;
     let pixels = geometry.out_pixels();
     let product_plane = scratch.products.len() / ELEMENTS;
-    // `Aᵀ M`'s two rows for each of the 4 columns, then `(Aᵀ M) A`'s even and odd columns, then
-    // the two output rows they interleave into.
-    scratch.rows.resize(14 * per_row, 0.0);
-    let (row_sums, rest) = scratch.rows.split_at_mut(8 * per_row);
-    let (columns, rest) = rest.split_at_mut(2 * per_row);
-    let (top_row, bottom_row) = rest.split_at_mut(2 * per_row);
+    // The two output rows of a block row, as computed: whole chunks of blocks.
+    let row_len = 2 * blocks.per_row_chunks;
+    scratch.rows.resize(2 * row_len, 0.0);
+    let (top_row, bottom_row) = scratch.rows[..2 * row_len].split_at_mut(row_len);
     for (local, channel) in tile.channels.clone().enumerate() {
         let bias = operands.bias.map_or(0.0, |b| b[channel]);
         let plane_offset = (tile.image * geometry.channels_out + channel) * pixels;
         for (block_row, i) in blocks.rows.clone().enumerate() {
             let products = &scratch.products[local * blocks.stride + block_row * per_row..];
-            let m = |e: usize| &products[e * product_plane..][..per_row];
-            // Each loop below is elementwise over the block row, so that it vectorises.
-            for b in 0..4 {
-                let (m0, m1, m2, m3) = (m(b), m(4 + b), m(8 + b), m(12 + b));
-                let (upper, lower) =
-                    row_sums[2 * b * per_row..][..2 * per_row].split_at_mut(per_row);
-                for j in 0..per_row {
-                    upper[j] = m0[j] + m1[j] + m2[j];
-                    lower[j] = m1[j] - m2[j] - m3[j];
-                }
-            }
-            for (half, out) in [(0, &mut *top_row), (1, &mut *bottom_row)] {
-                let r = |b: usize| &row_sums[(2 * b + half) * per_row..][..per_row];
-                let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-                let (even, odd) = columns.split_at_mut(per_row);
-                for j in 0..per_row {
-                    even[j] = r0[j] + r1[j] + r2[j];
-                    odd[j] = r1[j] - r2[j] - r3[j];
-                }
-                for (pair, (&e, &o)) in out.chunks_exact_mut(2).zip(even.iter().zip(&*odd)) {
-                    pair[0] = e;
-                    pair[1] = o;
+            for j in (0..per_row).step_by(CHUNK) {
+                let m: [[Chunk; 4]; 4] = std::array::from_fn(|a| {
+                    std::array::from_fn(|b| load(products, (4 * a + b) * product_plane + j))
+                });
+                // `Aᵀ M`, column by column, then `(Aᵀ M) A`, row by row.
+                let columns: [[Chunk; 2]; 4] =
+                    std::array::from_fn(|b| a_transposed([m[0][b], m[1][b], m[2][b], m[3][b]]));
+                for (dy, out) in [&mut *top_row, &mut *bottom_row].into_iter().enumerate() {
+                    let [even, odd] = a_transposed([
+                        columns[0][dy],
+                        columns[1][dy],
+                        columns[2][dy],
+                        columns[3][dy],
+                    ]);
+                    let pairs = out[2 * j..][..2 * CHUNK].chunks_exact_mut(2);
+                    for (pair, (e, o)) in pairs.zip(even.into_iter().zip(odd)) {
+                        pair[0] = e;
+                        pair[1] = o;
+                    }
                 }
             }
             for (dy, computed) in [&*top_row, &*bottom_row].into_iter().enumerate() {
