@@ -9,10 +9,10 @@
 //! bias, residual and ReLU are applied to each tile while it is still in cache, and the tiles
 //! (bands of output rows, split by output channel when there are few) run on all cores. On
 //! x86-64 CPUs with AVX2 or AVX-512, and in the browser with WebAssembly SIMD, 3x3 stride-1
-//! layers run as Winograd's F(2x2, 3x3)
-//! (`super::winograd`), and other layers on maps of 2048 outputs or more skip the patch matrix
-//! altogether (`super::direct_conv`); the tiles and the epilogue are the same. At inference
-//! each layer's weights are prepared for its kernel once (`super::weight_cache`).
+//! layers run as Winograd's F(2x2, 3x3) (`super::winograd`), and other layers on maps of 2048
+//! outputs or more skip the patch matrix altogether (`super::direct_conv`); the tiles and the
+//! epilogue are the same. At inference each layer's weights are prepared for its kernel once
+//! (`super::weight_cache`).
 //!
 //! `try_conv2d` runs only where it applies: a flex tensor outside autodiff, f32, `groups = 1`,
 //! no dilation, explicit padding; `super::autodiff` runs the same forward under autodiff.
@@ -75,7 +75,8 @@ pub(crate) fn try_conv2d(
 /// How a convolution is computed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Path {
-    /// im2col + `gemm`: everywhere, the browser included.
+    /// im2col + `gemm`: where neither kernel below applies or pays, and on CPUs with none of
+    /// their instruction sets.
     Gemm,
     /// `direct_conv`, compiled for this ISA.
     Direct(Isa),
