@@ -13,7 +13,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 
 use super::conv::{Geometry, Operands, contiguous, forward, made_contiguous};
-use super::conv_backward::conv2d_backward;
+use super::conv_backward::{conv2d_backward, input_gradient_by_winograd};
 use super::depthwise::{depthwise_backward, depthwise_forward};
 
 /// Which kernels a convolution runs on.
@@ -52,6 +52,14 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward<N> {
             kind,
         } = ops.state;
         let want_dx = ops.parents[0].is_some();
+        // A 3x3 stride-1 layer's input gradient is itself such a convolution, which Winograd
+        // computes in fewer multiply-adds than `col2im(W^T . dY)`.
+        let winograd_dx = match kind {
+            Kind::Dense if want_dx => {
+                input_gradient_by_winograd(&geometry, contiguous(&weight), dy_values)
+            }
+            _ => None,
+        };
         let backward = match kind {
             Kind::Dense => conv2d_backward,
             Kind::Depthwise => depthwise_backward,
@@ -61,10 +69,13 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward<N> {
             contiguous(&x),
             contiguous(&weight),
             dy_values,
-            want_dx,
+            want_dx && winograd_dx.is_none(),
         );
-        if let (Some(node), Some(dx)) = (&ops.parents[0], dx) {
-            grads.register::<Flex>(node.id, flex(dx, x.shape().dims::<4>()));
+        if let Some(node) = &ops.parents[0] {
+            let dx = winograd_dx.or_else(|| dx.map(|dx| flex(dx, x.shape().dims::<4>())));
+            if let Some(dx) = dx {
+                grads.register::<Flex>(node.id, dx);
+            }
         }
         if let Some(node) = &ops.parents[1] {
             grads.register::<Flex>(node.id, flex(dw, weight.shape().dims::<4>()));
@@ -283,6 +294,16 @@ mod tests {
             },
             // Enough output rows for several backward tiles.
             Case::new([4, 3], 3, 1, [150, 9]),
+            // Enough channels for Winograd, forward and input gradient: even and odd sizes,
+            // lopsided padding (the input gradient's padding is `2 - pad`).
+            Case {
+                bias: true,
+                ..Case::new([16, 24], 3, 1, [13, 17])
+            },
+            Case {
+                padding: [2, 0, 1, 2],
+                ..Case::new([24, 16], 3, 1, [10, 12])
+            },
             Case::depthwise(6, 1, 1, [11, 13]),
             Case::depthwise(6, 1, 2, [11, 13]),
             Case {

@@ -14,7 +14,9 @@
 
 use std::ops::Range;
 
-use super::conv::{Geometry, unfold};
+use burn::backend::flex::FlexTensor;
+
+use super::conv::{Geometry, Operands, Path, forward, unfold};
 use super::phase_row::inside_columns;
 
 /// Output rows per tile of the backward pass: the patch matrix of about 256 Ki floats (1 MiB),
@@ -92,6 +94,62 @@ pub(super) fn conv2d_backward(
         dw
     };
     (dx, dw)
+}
+
+/// `dx` of a 3x3 stride-1 convolution as the forward convolution it is: `dy` convolved with the
+/// weights flipped and transposed (`W'[c][k][ky][kx] = W[k][c][2 - ky][2 - kx]`), padded by
+/// `2 - pad` on each side, through Winograd's F(2x2, 3x3). `None` where that does not apply
+/// (another geometry, padding beyond the kernel's reach, too few channels): the caller then
+/// folds `W^T . dY` back as usual.
+pub(super) fn input_gradient_by_winograd(
+    geometry: &Geometry,
+    weight: &[f32],
+    dy: &[f32],
+) -> Option<FlexTensor> {
+    let [top, left] = geometry.padding;
+    let bottom = (geometry.out_h + 2).checked_sub(geometry.height + top)?;
+    let right = (geometry.out_w + 2).checked_sub(geometry.width + left)?;
+    if geometry.kernel != [3, 3]
+        || geometry.stride != [1, 1]
+        || [top, left, bottom, right].iter().any(|&p| p > 2)
+    {
+        return None;
+    }
+    let transposed = Geometry {
+        batch: geometry.batch,
+        channels_in: geometry.channels_out,
+        height: geometry.out_h,
+        width: geometry.out_w,
+        channels_out: geometry.channels_in,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [2 - top, 2 - left],
+        out_h: geometry.height,
+        out_w: geometry.width,
+    };
+    if !matches!(Path::best(&transposed), Path::Winograd(_)) {
+        return None;
+    }
+    let (channels_out, channels_in) = (geometry.channels_out, geometry.channels_in);
+    let mut flipped = vec![0.0f32; weight.len()];
+    for (k, filters) in weight.chunks_exact(channels_in * 9).enumerate() {
+        for (c, filter) in filters.chunks_exact(9).enumerate() {
+            let target = &mut flipped[(c * channels_out + k) * 9..][..9];
+            for (t, &w) in target.iter_mut().zip(filter.iter().rev()) {
+                *t = w;
+            }
+        }
+    }
+    Some(forward(
+        &transposed,
+        Operands {
+            input: dy,
+            weight: &flipped,
+            bias: None,
+            residual: None,
+            apply_relu: false,
+        },
+    ))
 }
 
 /// One image's share: adds `dY_n . X_n^T` to `dw` and writes `col2im(W^T . dY_n)` to `dx`
