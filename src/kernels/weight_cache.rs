@@ -72,6 +72,10 @@ pub(super) fn prepared(weight: &FlexTensor, geometry: &Geometry, path: Path) -> 
     // Outside the lock: preparing runs on the worker pool.
     let prepared = Arc::new(Prepared::new(path, geometry, values));
     let mut entries = lock();
+    // Another thread may have prepared the same layer meanwhile: keep one entry per layer.
+    if let Some(entry) = entries.iter().find(|entry| entry.key == key) {
+        return Arc::clone(&entry.prepared);
+    }
     entries.retain(|entry| !entry.weight.is_unique());
     entries.push(Entry {
         key,
@@ -90,23 +94,30 @@ mod tests {
     use burn::backend::Flex;
     use burn::module::Param;
     use burn::nn::PaddingConfig2d;
-    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::conv::{Conv2d, Conv2dConfig};
     use burn::prelude::*;
     use burn::tensor::Distribution;
 
     use super::super::conv::try_conv2d;
     use super::*;
 
-    /// Wide and deep enough for the direct or Winograd kernel on a CPU that has one.
-    fn layer(device: &Device) -> (burn::nn::conv::Conv2d, Tensor<4>) {
+    /// A layer wide and deep enough for the direct or Winograd kernel, its input, geometry and
+    /// path; `None` (said) on a CPU with neither, where nothing is prepared.
+    fn layer(device: &Device) -> Option<(Conv2d, Tensor<4>, Geometry, Path)> {
         let conv = Conv2dConfig::new([16, 16], [3, 3])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
             .init(device);
         let x = Tensor::random([1, 16, 48, 48], Distribution::Uniform(-1.0, 1.0), device);
-        (conv, x)
+        let geometry = Geometry::of(&conv, x.dims()).expect("a supported geometry");
+        let path = Path::best(&geometry);
+        if path == Path::Gemm {
+            eprintln!("skipped: this CPU has no direct kernel, so nothing is prepared");
+            return None;
+        }
+        Some((conv, x, geometry, path))
     }
 
-    fn weight_of(conv: &burn::nn::conv::Conv2d) -> FlexTensor {
+    fn weight_of(conv: &Conv2d) -> FlexTensor {
         conv.weight
             .val()
             .try_into_primitive::<Flex>()
@@ -116,13 +127,9 @@ mod tests {
     #[test]
     fn a_layer_is_prepared_once_and_new_weights_are_never_served_stale() {
         let device = Device::flex();
-        let (mut conv, x) = layer(&device);
-        let geometry = Geometry::of(&conv, x.dims()).expect("a supported geometry");
-        let path = Path::best(&geometry);
-        if path == Path::Gemm {
-            eprintln!("skipped: this CPU has no direct kernel, so nothing is prepared");
+        let Some((mut conv, x, geometry, path)) = layer(&device) else {
             return;
-        }
+        };
         let first = prepared(&weight_of(&conv), &geometry, path);
         let again = prepared(&weight_of(&conv), &geometry, path);
         assert!(
@@ -144,17 +151,13 @@ mod tests {
     #[test]
     fn entries_of_dropped_weights_are_released() {
         let device = Device::flex();
-        let (conv, x) = layer(&device);
-        let geometry = Geometry::of(&conv, x.dims()).expect("a supported geometry");
-        let path = Path::best(&geometry);
-        if path == Path::Gemm {
-            eprintln!("skipped: this CPU has no direct kernel, so nothing is prepared");
+        let Some((conv, _, geometry, path)) = layer(&device) else {
             return;
-        }
+        };
         let kept = prepared(&weight_of(&conv), &geometry, path);
         drop(conv);
         // The next layer prepared sweeps out the entries of tensors nobody else holds.
-        let (other, _) = layer(&device);
+        let (other, ..) = layer(&device).expect("as above");
         prepared(&weight_of(&other), &geometry, path);
         assert_eq!(
             Arc::strong_count(&kept),
