@@ -30,15 +30,17 @@ const ELEMENTS: usize = 16;
 
 /// Whether F(2x2, 3x3) applies and pays on this layer: a 3x3, stride-1 convolution with enough
 /// channels on both sides that the products, not the transforms, dominate, and at least 16
-/// output blocks (one AVX-512 vector; fewer would leave most of each vector padding). On
-/// ResNet18's deep 12x15 maps (48 blocks) it still beat `gemm` once the weights were prepared
-/// once per layer (`weight_cache`).
+/// output blocks per image (one AVX-512 vector; a tile holds one image's blocks, and fewer
+/// would leave most of each vector padding). Not the batch's blocks: an image's result must not
+/// depend on what it is batched with, and the paths round differently. On ResNet18's deep
+/// 12x15 maps (48 blocks) it still beat `gemm` once the weights were prepared once per layer
+/// (`weight_cache`).
 pub(super) fn suits(geometry: &Geometry) -> bool {
     geometry.kernel == [3, 3]
         && geometry.stride == [1, 1]
         && geometry.channels_in >= 16
         && geometry.channels_out >= 16
-        && geometry.batch * geometry.out_h.div_ceil(2) * geometry.out_w.div_ceil(2) >= 16
+        && geometry.out_h.div_ceil(2) * geometry.out_w.div_ceil(2) >= 16
 }
 
 /// The weights `[C_out, C_in, 3, 3]` transformed to `U = G g Gᵀ` and packed as
