@@ -3,7 +3,8 @@
 //! - [`model`]: the network, one module per block of the paper.
 //! - [`weights`]: the self-describing safetensors weights file.
 //! - [`preprocess`], [`render`], [`classes`]: pixels in and out, shared by every front end.
-//! - [`segmenter`]: a loaded model ready to label frames.
+//! - [`segmenter`]: a loaded model ready to label frames; [`tta`]: multi-scale + flip
+//!   inference for stills and evaluation.
 //! - [`import`]: PyTorch BiSeNetV1 checkpoints into the weights file (native only).
 //! - `kernels`: the CPU convolution (forward and backward) the model runs on flex.
 
@@ -27,6 +28,7 @@ pub mod render;
 pub mod segmenter;
 #[cfg(feature = "native")]
 pub mod train;
+pub mod tta;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 pub mod weights;

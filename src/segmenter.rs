@@ -7,6 +7,7 @@ use crate::model::Network;
 use crate::postprocess::{ids_from_data, labels_from_logits, labels_on_cpu};
 use crate::preprocess::{Frame, frame_to_tensor};
 use crate::render::LabelMap;
+use crate::tta::TestTimeAugmentation;
 use crate::weights::{LoadedModel, ModelInfo};
 
 /// A model in inference form, its metadata and the device it runs on.
@@ -79,5 +80,35 @@ impl Segmenter {
         let out_size = [frame.height, frame.width];
         let logits = self.logits(self.input(frame, size), out_size);
         self.labels(logits, out_size)
+    }
+
+    /// Labels a frame averaged over `tta`'s scales (of `size`, or the frame's own size) and
+    /// mirrored copies: [`Self::segment`] when it is a single pass.
+    pub fn segment_averaged(
+        &self,
+        frame: &Frame,
+        size: Option<[usize; 2]>,
+        tta: &TestTimeAugmentation,
+    ) -> LabelMap {
+        if tta.is_single_pass() {
+            return self.segment(frame, size);
+        }
+        let [height, width] = [frame.height, frame.width];
+        let base_size = size.unwrap_or([height, width]);
+        let input = frame_to_tensor(frame, &self.info.normalization, None, &self.device);
+        let ids = crate::kernels::on_cpu_workers(|| {
+            tta.predict(
+                &self.model,
+                input,
+                base_size,
+                [height, width],
+                self.info.size_multiple,
+            )
+        });
+        LabelMap {
+            width,
+            height,
+            ids: ids_from_data(&ids.into_data()),
+        }
     }
 }

@@ -86,6 +86,44 @@ fn segment_at_a_smaller_size_still_writes_labels_at_image_size() {
 }
 
 #[test]
+fn segment_with_flip_and_scales_writes_labels_at_image_size_and_refuses_bad_scales() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = init_model(dir.path());
+    let input = dir.path().join("a.png");
+    write_rgb(&input, 120, 80);
+    let out_dir = dir.path().join("out");
+    let segment = |scales: &str| {
+        bisenet(&[
+            "segment",
+            input.to_str().unwrap(),
+            "--weights",
+            &weights,
+            "--flip",
+            "--scales",
+            scales,
+            "--size",
+            "60x40",
+            "--output",
+            "labels",
+            "-o",
+            out_dir.to_str().unwrap(),
+        ])
+    };
+    let out = segment("0.5,1.0,1.5");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let labels = image::open(out_dir.join("a.png")).unwrap();
+    assert_eq!((labels.width(), labels.height()), (120, 80));
+
+    let out = segment("1.0,9");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--scales") && stderr(&out).contains("between 0.1 and 4"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn bad_images_are_reported_by_name_skipped_and_fail_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let weights = init_model(dir.path());

@@ -1,7 +1,8 @@
 //! Architecture tests: parameter counts against the PyTorch reference, output shapes at common
 //! and awkward input sizes, and the inference form without auxiliary heads.
 
-use bisenet::model::{BackboneKind, BiSeNet, BiSeNetConfig};
+use bisenet::model::{BackboneKind, BiSeNet, BiSeNetConfig, Network};
+use bisenet::tta::TestTimeAugmentation;
 use burn::prelude::*;
 
 fn model(backbone: BackboneKind, classes: usize, aux: bool) -> BiSeNet {
@@ -172,4 +173,32 @@ fn folding_batch_norms_keeps_the_function() {
             "{backbone}: folded network differs by {diff} (logits up to {scale})"
         );
     }
+}
+
+#[test]
+fn flip_averaging_makes_predictions_mirror_symmetric() {
+    // A network is not mirror-equivariant (its filters are not symmetric), but the average of
+    // an image's and its mirror's predictions is, exactly: mirroring the input only swaps the
+    // two terms of the sum. This fails if the mirrored prediction is not mirrored back.
+    let device = Device::flex();
+    let net = Network::from(model(BackboneKind::Xception39, 5, false)).fold_batch_norms();
+    let x = Tensor::<4>::random(
+        [1, 3, 40, 56],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let mirrored = |ids: Tensor<3, Int>| ids.flip([2]).into_data();
+    let predict =
+        |tta: &TestTimeAugmentation, x: Tensor<4>| tta.predict(&net, x, [40, 56], [40, 56], None);
+
+    let single = TestTimeAugmentation::default();
+    assert_ne!(
+        predict(&single, x.clone()).into_data(),
+        mirrored(predict(&single, x.clone().flip([3]))),
+        "a single pass should not be symmetric, or this test shows nothing"
+    );
+    let tta = TestTimeAugmentation::new(vec![1.0, 1.5], true).unwrap();
+    let ids = predict(&tta, x.clone());
+    assert_eq!(ids.dims(), [1, 40, 56]);
+    assert_eq!(ids.into_data(), mirrored(predict(&tta, x.flip([3]))));
 }

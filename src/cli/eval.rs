@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use bisenet::data::LabelPolicy;
 use bisenet::eval::{EvalOptions, evaluate};
 use clap::Args;
@@ -20,12 +20,8 @@ pub struct EvalArgs {
     /// Weights file (default: the shipped model).
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// Also average the prediction of the mirrored image.
-    #[arg(long)]
-    flip: bool,
-    /// Input scales whose predictions are averaged, e.g. 0.75,1.0,1.25.
-    #[arg(long, value_delimiter = ',', default_value = "1.0")]
-    scales: Vec<f32>,
+    #[command(flatten)]
+    tta: super::TtaArgs,
     /// Treat label values that are neither a class nor the ignore id as unlabelled
     /// (default: refuse the file).
     #[arg(long)]
@@ -41,12 +37,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    if args.scales.is_empty() || args.scales.iter().any(|&s| !(0.1..=4.0).contains(&s)) {
-        bail!(
-            "--scales {:?}: each scale must be between 0.1 and 4",
-            args.scales
-        );
-    }
+    let tta = args.tta.tta()?;
     let mut dataset = args.dataset.kind().open(&args.root, &args.split)?;
     if let Some(limit) = args.limit {
         dataset.samples.truncate(limit.max(1));
@@ -55,8 +46,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let (weights_path, loaded) = super::load_weights(args.weights.as_deref(), &device)?;
     loaded.expect_classes(dataset.classes.len(), &dataset.name)?;
     let options = EvalOptions {
-        scales: args.scales.clone(),
-        flip: args.flip,
+        tta: tta.clone(),
         label_policy: if args.unknown_labels_as_ignore {
             LabelPolicy::UnknownAsIgnore
         } else {
@@ -132,8 +122,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
             "per_class": per_class,
             "per_class_pixels": pixels,
             "confusion": confusion.rows(),
-            "scales": args.scales,
-            "flip": args.flip,
+            "scales": tta.scales(),
+            "flip": tta.flip(),
             "images_per_second": images as f64 / seconds,
         });
         std::fs::write(path, serde_json::to_string_pretty(&report)?)

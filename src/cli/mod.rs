@@ -13,9 +13,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use bisenet::classes::ClassSet;
+use bisenet::tta::TestTimeAugmentation;
 use bisenet::weights::{self, DEFAULT_WEIGHTS, LoadedModel};
 use burn::prelude::*;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -208,6 +209,25 @@ pub fn parse_size(spec: &str) -> Result<[usize; 2], String> {
             )),
         },
         None => Err(format!("`{spec}`: expected WIDTHxHEIGHT, e.g. 480x360")),
+    }
+}
+
+/// Multi-scale + flip inference, shared by `segment` and `eval`.
+#[derive(Debug, Args)]
+pub struct TtaArgs {
+    /// Also average the prediction of the mirrored image (twice the passes).
+    #[arg(long)]
+    flip: bool,
+    /// Input scales whose predictions are averaged, e.g. 0.75,1.0,1.25,1.5,1.75,2.0 (one pass
+    /// each; larger scales resolve thin and small objects better).
+    #[arg(long, value_delimiter = ',', default_value = "1.0")]
+    scales: Vec<f32>,
+}
+
+impl TtaArgs {
+    pub fn tta(&self) -> Result<TestTimeAugmentation> {
+        TestTimeAugmentation::new(self.scales.clone(), self.flip)
+            .map_err(|e| anyhow::anyhow!("--scales: {e}"))
     }
 }
 

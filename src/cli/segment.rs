@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use bisenet::image_io;
 use bisenet::render::{colorize, overlay};
 use bisenet::segmenter::Segmenter;
+use bisenet::tta::TestTimeAugmentation;
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,12 +39,15 @@ pub struct SegmentArgs {
     /// default: the image's own size.
     #[arg(long, value_parser = super::parse_size)]
     size: Option<[usize; 2]>,
+    #[command(flatten)]
+    tta: super::TtaArgs,
 }
 
 pub fn run(args: SegmentArgs) -> Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.alpha) {
         bail!("--alpha {} is outside 0..1", args.alpha);
     }
+    let tta = args.tta.tta()?;
     let device = super::device();
     let (_, loaded) = super::load_weights(args.weights.as_deref(), &device)?;
     let segmenter = Segmenter::new(loaded, device);
@@ -58,7 +62,7 @@ pub fn run(args: SegmentArgs) -> Result<ExitCode> {
     let mut failures = 0;
     for file in &files {
         bar.set_message(file.display().to_string());
-        if let Err(error) = segment_one(&segmenter, file, &args) {
+        if let Err(error) = segment_one(&segmenter, file, &args, &tta) {
             bar.suspend(|| eprintln!("skipped {error:#}"));
             failures += 1;
         }
@@ -78,10 +82,15 @@ pub fn run(args: SegmentArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn segment_one(segmenter: &Segmenter, file: &Path, args: &SegmentArgs) -> Result<()> {
+fn segment_one(
+    segmenter: &Segmenter,
+    file: &Path,
+    args: &SegmentArgs,
+    tta: &TestTimeAugmentation,
+) -> Result<()> {
     let image = image_io::read_rgb(file)?;
     let frame = image_io::frame(&image);
-    let labels = segmenter.segment(&frame, args.size);
+    let labels = segmenter.segment_averaged(&frame, args.size, tta);
     let mut name = file.file_stem().unwrap_or(file.as_os_str()).to_os_string();
     name.push(".png");
     let out = args.output_dir.join(name);

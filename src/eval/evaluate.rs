@@ -1,5 +1,4 @@
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 
 use super::ConfusionMatrix;
 use crate::data::{DataError, Dataset, LabelPolicy, load_parallel};
@@ -8,14 +7,13 @@ use crate::model::Network;
 use crate::model::upsample::resize_bilinear;
 use crate::postprocess::{ids_from_data, labels_from_logits, labels_on_cpu};
 use crate::preprocess::{Normalization, frame_to_tensor, round_up_to_multiple};
+use crate::tta::TestTimeAugmentation;
 
 /// How to run the network over each image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalOptions {
-    /// Input scales whose predictions are averaged (`[1.0]`: single scale).
-    pub scales: Vec<f32>,
-    /// Also average the prediction of the mirrored image.
-    pub flip: bool,
+    /// Scales and mirroring whose predictions are averaged (default: one pass).
+    pub tta: TestTimeAugmentation,
     pub label_policy: LabelPolicy,
     /// Run the network at sizes rounded up to this multiple (the model's own setting).
     pub size_multiple: Option<usize>,
@@ -26,19 +24,11 @@ pub struct EvalOptions {
 impl Default for EvalOptions {
     fn default() -> Self {
         Self {
-            scales: vec![1.0],
-            flip: false,
+            tta: TestTimeAugmentation::default(),
             label_policy: LabelPolicy::Strict,
             size_multiple: None,
             chunk: 4,
         }
-    }
-}
-
-impl EvalOptions {
-    /// One pass per image: no extra scales, no mirrored copy.
-    fn is_single_scale(&self) -> bool {
-        self.scales == [1.0] && !self.flip
     }
 }
 
@@ -69,14 +59,7 @@ pub fn evaluate(
     Ok(confusion)
 }
 
-/// The size the network runs at for an image of `size` at `scale`: rounded up to the model's
-/// size multiple. (Resizing to the image's own size is free: the resize returns its input.)
-fn run_size(size: [usize; 2], scale: f32, options: &EvalOptions) -> [usize; 2] {
-    let scaled = size.map(|s| ((s as f32 * scale).round() as usize).max(8));
-    round_up_to_multiple(scaled, options.size_multiple)
-}
-
-/// Class ids at `size`, row-major. On the CPU backend, single-scale labels come from the
+/// Class ids at `size`, row-major. On the CPU backend, single-pass labels come from the
 /// low-resolution logits through the fused [`labels_from_logits`], as in the segmenter.
 fn predict_ids(
     model: &Network,
@@ -85,38 +68,11 @@ fn predict_ids(
     options: &EvalOptions,
     device: &Device,
 ) -> Vec<u8> {
-    if !(options.is_single_scale() && labels_on_cpu(device)) {
-        return ids_from_data(&predict_averaged(model, input, size, options).into_data());
+    let tta = &options.tta;
+    if tta.is_single_pass() && labels_on_cpu(device) {
+        let input = resize_bilinear(input, round_up_to_multiple(size, options.size_multiple));
+        return labels_from_logits(&model.forward_low_res(input).into_data(), size);
     }
-    let input = resize_bilinear(input, run_size(size, 1.0, options));
-    labels_from_logits(&model.forward_low_res(input).into_data(), size)
-}
-
-/// Class ids `[1, H, W]`; with several scales or flipping, the argmax of the summed class
-/// probabilities of every variant (the standard multi-scale + flip evaluation).
-pub fn predict_averaged(
-    model: &Network,
-    input: Tensor<4>,
-    size: [usize; 2],
-    options: &EvalOptions,
-) -> Tensor<3, Int> {
-    if options.is_single_scale() {
-        return model.predict(resize_bilinear(input, run_size(size, 1.0, options)), size);
-    }
-    let mut sum: Option<Tensor<4>> = None;
-    for &scale in &options.scales {
-        let scaled = resize_bilinear(input.clone(), run_size(size, scale, options));
-        let mut variants = vec![softmax(model.logits(scaled.clone(), size), 1)];
-        if options.flip {
-            let flipped = model.logits(scaled.flip([3]), size).flip([3]);
-            variants.push(softmax(flipped, 1));
-        }
-        for probs in variants {
-            sum = Some(match sum {
-                Some(total) => total + probs,
-                None => probs,
-            });
-        }
-    }
-    sum.expect("at least one scale").argmax(1).squeeze_dim(1)
+    let ids = tta.predict(model, input, size, size, options.size_multiple);
+    ids_from_data(&ids.into_data())
 }

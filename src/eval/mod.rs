@@ -6,4 +6,4 @@ mod evaluate;
 
 pub use confusion::{ConfusionMatrix, Metrics};
 #[cfg(feature = "native")]
-pub use evaluate::{EvalOptions, evaluate, predict_averaged};
+pub use evaluate::{EvalOptions, evaluate};
