@@ -140,27 +140,60 @@ impl Backward<Flex, 1> for NllBackward {
         let values = contiguous(&logits);
         let upstream = contiguous(&upstream);
         let mut dx = vec![0.0f32; values.len()];
-        // dlogits[c, p] = g[p] * (softmax[c, p] - [c == label[p]]), 0 for ignored pixels.
-        dx.par_chunks_mut(pixels).enumerate().for_each(|(row, dx)| {
-            let (image, class) = (row / classes, row % classes);
-            let base = image * pixels;
-            let x = &values[row * pixels..][..pixels];
-            let (labels, lse, g) = (
-                &labels[base..][..pixels],
-                &log_sum_exp[base..][..pixels],
-                &upstream[base..][..pixels],
-            );
-            // Branch-free, so that it vectorises: ignored pixels get `g * 0`.
-            with_vectors(|| {
-                for (p, d) in dx.iter_mut().enumerate() {
-                    let label = labels[p];
-                    let valid = f32::from(u8::from((0..classes as i64).contains(&label)));
-                    let onehot = f32::from(u8::from(label == class as i64));
-                    *d = valid * g[p] * (exp(x[p] - lse[p]) - onehot);
-                }
+        dx.par_chunks_mut(classes * pixels)
+            .enumerate()
+            .for_each(|(image, dx)| {
+                let x = &values[image * classes * pixels..][..classes * pixels];
+                let base = image * pixels;
+                let (labels, lse, g) = (
+                    &labels[base..][..pixels],
+                    &log_sum_exp[base..][..pixels],
+                    &upstream[base..][..pixels],
+                );
+                with_vectors(|| image_backward(x, labels, lse, g, classes, dx));
             });
-        });
         grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, shape)));
+    }
+}
+
+/// One image's `dlogits[c, p] = g[p] * (softmax[c, p] - [c == label[p]])`, 0 for ignored
+/// pixels, a block of pixels at a time: the block's labels, log-sum-exp and `g` are read once
+/// for every class (a pass per class plane read them once per class: memory-bound, 2.7 times
+/// the forward). Blocks whose `g` is all zero, which OHEM makes common, stay zero.
+#[inline(always)]
+fn image_backward(
+    x: &[f32],
+    labels: &[i64],
+    lse: &[f32],
+    g: &[f32],
+    classes: usize,
+    dx: &mut [f32],
+) {
+    let pixels = labels.len();
+    let mut scale = [0.0f32; BLOCK];
+    let mut label = [0u32; BLOCK];
+    for start in (0..pixels).step_by(BLOCK) {
+        let len = BLOCK.min(pixels - start);
+        let (scale, label) = (&mut scale[..len], &mut label[..len]);
+        // Branch-free, so that it vectorises: ignored pixels get scale 0 and a label no class has.
+        for p in 0..len {
+            let id = labels[start + p];
+            let valid = (0..classes as i64).contains(&id);
+            scale[p] = f32::from(u8::from(valid)) * g[start + p];
+            label[p] = if valid { id as u32 } else { u32::MAX };
+        }
+        if scale.iter().all(|&s| s == 0.0) {
+            continue; // dx was allocated zeroed
+        }
+        let lse = &lse[start..][..len];
+        for c in 0..classes {
+            let x = &x[c * pixels + start..][..len];
+            let dx = &mut dx[c * pixels + start..][..len];
+            for p in 0..len {
+                let onehot = f32::from(u8::from(label[p] == c as u32));
+                dx[p] = scale[p] * (exp(x[p] - lse[p]) - onehot);
+            }
+        }
     }
 }
 
@@ -268,7 +301,12 @@ mod tests {
             &device,
         );
         let labels = labels.clone().mask_fill(labels.equal_elem(6), 255);
+        // Upstream gradients with zeros, as OHEM gives: all of the first image (whole blocks
+        // skipped) and about a third of the second.
         let r = Tensor::<3>::random([batch, height, width], Distribution::Default, &device);
+        let r = r.clone().mask_fill(r.lower_elem(0.3), 0.0);
+        let first = Tensor::<3>::zeros([1, height, width], &device);
+        let r = r.slice_assign([0..1, 0..height, 0..width], first);
 
         let ours = try_pixel_nll(&logits, &labels).expect("applies on flex autodiff");
         let theirs = reference(logits.clone(), labels);
