@@ -62,25 +62,73 @@ fn resize_plane(input: &[f32], in_w: usize, rows: &Axis, columns: &Axis, output:
     }
 }
 
+/// The adjoint of one row's horizontal blend: which output columns read input column `j`,
+/// as two ranges (output columns are monotonic in their input columns, so each set is a run):
+/// those with `lo == j` (weight `1 - frac`) and those with `hi == j` (weight `frac`).
+#[derive(Debug, Clone)]
+struct ColumnGather {
+    from_lo: Vec<std::ops::Range<usize>>,
+    from_hi: Vec<std::ops::Range<usize>>,
+    lo_weight: Vec<f32>,
+    hi_weight: Vec<f32>,
+}
+
+impl ColumnGather {
+    fn new(columns: &Axis, input: usize) -> Self {
+        let runs = |index: &[usize]| {
+            let mut runs = vec![0..0; input];
+            for (x, &j) in index.iter().enumerate() {
+                runs[j] = if runs[j].is_empty() {
+                    x..x + 1
+                } else {
+                    runs[j].start..x + 1
+                };
+            }
+            runs
+        };
+        Self {
+            from_lo: runs(&columns.lo),
+            from_hi: runs(&columns.hi),
+            lo_weight: columns.frac.iter().map(|f| 1.0 - f).collect(),
+            hi_weight: columns.frac.clone(),
+        }
+    }
+
+    /// `gathered[j]` = the sum of `dy_row`'s gradients that column `j` blended into. Summed in
+    /// a register per input column: scattering into `gathered` chained every add behind the
+    /// previous store to the same slot (8 in a row at the heads' 8x upsampling).
+    fn gather(&self, dy_row: &[f32], gathered: &mut [f32]) {
+        for (j, g) in gathered.iter_mut().enumerate() {
+            let (lo, hi) = (self.from_lo[j].clone(), self.from_hi[j].clone());
+            let from_lo: f32 = dy_row[lo.clone()]
+                .iter()
+                .zip(&self.lo_weight[lo])
+                .map(|(d, w)| d * w)
+                .sum();
+            let from_hi: f32 = dy_row[hi.clone()]
+                .iter()
+                .zip(&self.hi_weight[hi])
+                .map(|(d, w)| d * w)
+                .sum();
+            *g = from_lo + from_hi;
+        }
+    }
+}
+
 /// The gradient of [`resize_plane`]: adds each output pixel's gradient to the four input pixels
 /// it blended, with the same weights. `dx` (`in_h x in_w`) must start zeroed.
 fn resize_plane_backward(
     dy: &[f32],
     in_w: usize,
     rows: &Axis,
-    columns: &Axis,
+    columns: &ColumnGather,
     dx: &mut [f32],
     gathered: &mut Vec<f32>,
 ) {
-    let out_w = columns.lo.len();
+    let out_w = columns.lo_weight.len();
     gathered.resize(in_w, 0.0);
     for (y, dy_row) in dy.chunks_exact(out_w).enumerate() {
-        gathered.fill(0.0);
-        for (x, &g) in dy_row.iter().enumerate() {
-            let fx = columns.frac[x];
-            gathered[columns.lo[x]] += g - fx * g;
-            gathered[columns.hi[x]] += fx * g;
-        }
+        columns.gather(dy_row, gathered);
         let fy = rows.frac[y];
         let top = &mut dx[rows.lo[y] * in_w..][..in_w];
         top.iter_mut()
@@ -142,7 +190,8 @@ impl Backward<Flex, 1> for ResizeBackward {
         let [Some(node)] = &ops.parents else { return };
         let [_, _, height, width] = ops.state;
         let [_, _, out_h, out_w] = dy.shape().dims::<4>();
-        let (rows, columns) = (Axis::new(height, out_h), Axis::new(width, out_w));
+        let rows = Axis::new(height, out_h);
+        let columns = ColumnGather::new(&Axis::new(width, out_w), width);
         let mut dx = vec![0.0f32; ops.state.iter().product()];
         dx.par_chunks_mut(height * width)
             .zip(contiguous(&dy).par_chunks(out_h * out_w))
