@@ -93,22 +93,29 @@ impl Segmenter {
         if tta.is_single_pass() {
             return self.segment(frame, size);
         }
+        let ids = self.averaged_ids(frame, size, tta).into_data();
         let [height, width] = [frame.height, frame.width];
-        let base_size = size.unwrap_or([height, width]);
-        let input = frame_to_tensor(frame, &self.info.normalization, None, &self.device);
-        let ids = crate::kernels::on_cpu_workers(|| {
-            tta.predict(
-                &self.model,
-                input,
-                base_size,
-                [height, width],
-                self.info.size_multiple,
-            )
-        });
         LabelMap {
             width,
             height,
-            ids: ids_from_data(&ids.into_data()),
+            ids: ids_from_data(&ids),
         }
+    }
+
+    /// Class ids `[1, H, W]` at the frame's size, on the device, averaged over `tta`: each scale
+    /// resizes the full frame (not a copy already shrunk to `size`), so large scales see detail.
+    pub fn averaged_ids(
+        &self,
+        frame: &Frame,
+        size: Option<[usize; 2]>,
+        tta: &TestTimeAugmentation,
+    ) -> Tensor<3, Int> {
+        let out_size = [frame.height, frame.width];
+        let base_size = size.unwrap_or(out_size);
+        let input = frame_to_tensor(frame, &self.info.normalization, None, &self.device);
+        let multiple = self.info.size_multiple;
+        crate::kernels::on_cpu_workers(|| {
+            tta.predict(&self.model, input, base_size, out_size, multiple)
+        })
     }
 }

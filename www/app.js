@@ -18,6 +18,7 @@ const ui = {
   alert: $('alert'), notice: $('notice'), progress: $('weights-progress'), weightsStatus: $('weights-status'),
   cameraToggle: $('camera-toggle'), cameraSelect: $('camera-select'), fileInput: $('file-input'),
   backendSelect: $('backend-select'), sizeSelect: $('size-select'), viewSelect: $('view-select'),
+  stillsSelect: $('stills-select'),
   alpha: $('alpha'), downloadColor: $('download-color'), downloadLabels: $('download-labels'),
   output: $('output'), gpuOutput: $('gpu-output'), hover: $('hover'), legend: $('legend'), video: $('video'),
   about: $('model-about'),
@@ -30,6 +31,7 @@ const state = {
   gpuView: { active: false, reason: '' }, // WebGPU draws on its own canvas, from the worker
   notices: { load: '', backend: '', gpu: '', image: '' },
   source: null,        // 'camera' | 'video' | 'image'
+  imageFile: null,     // the still image on screen (labelled again when the stills choice changes)
   stream: null, looping: false, loopRun: 0, clock: null,
   // { frame, mask, labels, width, height, shares, name }: frame and mask are ImageBitmaps; a
   // result of the GPU path has `gpu: true` and keeps its labels in the worker
@@ -129,7 +131,8 @@ function show(result, captureMs, drawStart) {
   stats.upload.textContent = `${upload.toFixed(1)} ms`;
   stats.network.textContent = `${network.toFixed(1)} ms`;
   stats.draw.textContent = `${(render + performance.now() - drawStart).toFixed(1)} ms`;
-  stats.size.textContent = `${result.inference}${ui.sizeSelect.value === 'auto' ? ' (auto)' : ''}`;
+  const passes = result.refined ? ', 12 passes' : '';
+  stats.size.textContent = `${result.inference}${ui.sizeSelect.value === 'auto' ? ' (auto)' : ''}${passes}`;
   document.body.dataset.inferenceSize = result.inference;
   ui.downloadColor.disabled = false;
   ui.downloadLabels.disabled = false;
@@ -205,12 +208,15 @@ async function segmentImageFile(file) {
     notice('image', `"${file.name}" is ${original}; it was downscaled to ${width}x${height} to fit in memory.`);
   }
   state.source = 'image';
+  state.imageFile = file;
   setState('busy');
   try {
     const [iw, ih] = inferenceSize(width, height);
     const name = file.name.replace(/\.[^.]*$/, '');
     const inference = `${iw}x${ih}`;
-    if (state.gpuView.active) {
+    // Refined labels average twelve passes, which the GPU path does not do: they come back.
+    const refined = ui.stillsSelect.value === 'refined';
+    if (state.gpuView.active && !refined) {
       // The GPU path labels at the inference size and draws the full frame (transferred).
       const result = await state.worker.draw(frame, iw, ih, ui.viewSelect.value, Number(ui.alpha.value));
       show({ ...result, gpu: true, name, inference }, 0, performance.now());
@@ -218,8 +224,8 @@ async function segmentImageFile(file) {
       const t0 = performance.now();
       const copy = await createImageBitmap(frame); // the worker gets its own, the page draws this one
       const t1 = performance.now();
-      const result = await state.worker.segment(copy, width, height, iw, ih);
-      show({ ...result, frame, name, inference }, t1 - t0, performance.now());
+      const result = await state.worker.segment(copy, width, height, iw, ih, refined);
+      show({ ...result, frame, name, inference, refined }, t1 - t0, performance.now());
     }
     await refreshShares(true);
   } catch (e) {
@@ -436,6 +442,10 @@ function wire() {
       setState('ready');
     }
     if (running && state.source === 'camera') startCamera();
+  });
+  ui.stillsSelect.addEventListener('change', () => {
+    const idle = document.body.dataset.state === 'ready';
+    if (state.source === 'image' && state.imageFile && idle) reportErrors(segmentImageFile(state.imageFile));
   });
   const redraw = () => {
     if (!state.last) return;

@@ -43,8 +43,8 @@ export class InferenceWorker {
   useBackend(backend) { return this.call('backend', { backend }); }
 
   /** Labels `bitmap` (transferred: the caller no longer owns it); see worker.js `segment`. */
-  segment(bitmap, width, height, inferenceWidth, inferenceHeight) {
-    return this.call('segment', { bitmap, width, height, inferenceWidth, inferenceHeight }, [bitmap]);
+  segment(bitmap, width, height, inferenceWidth, inferenceHeight, refined = false) {
+    return this.call('segment', { bitmap, width, height, inferenceWidth, inferenceHeight, refined }, [bitmap]);
   }
 
   /** Hands `canvas` (an OffscreenCanvas) to the worker for the GPU path; resolves to its state. */

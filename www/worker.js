@@ -169,15 +169,23 @@ const handlers = {
 
   /**
    * Labels a frame: `bitmap` is read at `width x height`, the network runs at
-   * `inferenceWidth x inferenceHeight`, and the labels come back at `width x height`.
+   * `inferenceWidth x inferenceHeight` (`refined`: at six scales of it, each also mirrored), and
+   * the labels come back at `width x height`.
    */
-  async segment({ bitmap, width, height, inferenceWidth, inferenceHeight }) {
+  async segment({ bitmap, width, height, inferenceWidth, inferenceHeight, refined = false }) {
     if (!model) throw new Error('the model is not loaded yet');
     const t0 = performance.now();
     const rgba = readPixels(bitmap, width, height);
-    const input = model.upload(rgba, width, height, inferenceWidth, inferenceHeight);
-    const t1 = performance.now();
-    const labels = await model.run(input);
+    let labels;
+    let t1;
+    if (refined) {
+      t1 = performance.now();
+      labels = await model.refine(rgba, width, height, inferenceWidth, inferenceHeight);
+    } else {
+      const input = model.upload(rgba, width, height, inferenceWidth, inferenceHeight);
+      t1 = performance.now();
+      labels = await model.run(input);
+    }
     const t2 = performance.now();
     const mask = maskBitmap(labels, width, height);
     const shares = model.classShares(labels);

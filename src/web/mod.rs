@@ -15,9 +15,11 @@ use wasm_bindgen::prelude::*;
 
 use gpu_view::GpuView;
 
+use crate::postprocess::ids_from_data;
 use crate::preprocess::{Frame, PixelFormat};
 use crate::render::{LabelMap, colorize, labels_png, overlay};
 use crate::segmenter::Segmenter;
+use crate::tta::TestTimeAugmentation;
 use crate::weights;
 
 #[wasm_bindgen(start)]
@@ -157,6 +159,30 @@ impl Model {
             let labels = segmenter.labels_from_data(&data, out_size);
             Ok(js_sys::Uint8Array::from(labels.ids.as_slice()).into())
         })
+    }
+
+    /// Labels an RGBA frame of `width x height` averaged over six scales of
+    /// `inference_width x inference_height` and their mirror images (twelve passes: for stills,
+    /// a few points more accurate); resolves to the class ids at the frame's size.
+    pub fn refine(
+        &self,
+        rgba: &[u8],
+        width: usize,
+        height: usize,
+        inference_width: usize,
+        inference_height: usize,
+    ) -> Result<js_sys::Promise, JsError> {
+        let frame = Frame::new(rgba, width, height, PixelFormat::Rgba8).map_err(js_error)?;
+        if inference_width < 8 || inference_height < 8 {
+            return Err(JsError::new("the inference size must be at least 8x8"));
+        }
+        let size = Some([inference_height, inference_width]);
+        let tta = TestTimeAugmentation::multi_scale_flip();
+        let ids = self.segmenter.averaged_ids(&frame, size, &tta);
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let data = ids.into_data_async().await.map_err(read_back_error)?;
+            Ok(js_sys::Uint8Array::from(ids_from_data(&data).as_slice()).into())
+        }))
     }
 
     /// The colour mask of a result (RGBA, opaque): the page draws it over the frame itself, so

@@ -17,21 +17,22 @@ before(async () => { site = await serve(); });
 after(() => site.server.close());
 
 /** Labels written by the native CLI for the photo at `size` (WxH), or at its own size. */
-async function nativeLabels(size) {
+async function nativeLabels(size, extra = []) {
   const dir = await scratchDir('native-');
-  const args = ['segment', PHOTO, '--output', 'labels', '-o', dir, '--weights', join(ROOT, 'models/bisenet-camvid.safetensors')];
+  const args = ['segment', PHOTO, '--output', 'labels', '-o', dir, '--weights', join(ROOT, 'models/bisenet-camvid.safetensors'), ...extra];
   if (size) args.push('--size', size);
   execFileSync(BINARY, args);
   return readGrayPng(await readFile(join(dir, 'cityscapes_example.png')));
 }
 
-async function segmentPhotoInPage(backend, sizeOption, query = '') {
+async function segmentPhotoInPage(backend, sizeOption, query = '', stills = 'fast') {
   const context = await launch({ webgpu: true });
   try {
     const { page, requests } = await open(context, `${site.url}?backend=${backend}${query}`);
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
     assert.equal(await page.evaluate(() => document.body.dataset.backend), backend);
     await page.selectOption('#size-select', sizeOption);
+    await page.selectOption('#stills-select', stills);
     await page.setInputFiles('#file-input', PHOTO);
     await page.waitForFunction(() => window.bisenet.state.last?.name === 'cityscapes_example'
       && document.body.dataset.state === 'ready', null, { timeout: 600_000 });
@@ -82,6 +83,18 @@ test('the photo on WebGPU, read back (small inference size), matches `bisenet se
   const match = agreement(labels, native.data);
   console.log(`WebGPU backend vs native CLI: ${(match * 100).toFixed(3)} % of pixels agree`);
   assert.ok(match >= 0.995, `only ${match} of pixels agree`);
+});
+
+test('refined stills (6 scales, mirrored) match `bisenet segment --flip --scales` and change the labels', { skip: !hasShared && 'no ../shared/data' }, async () => {
+  const { labels, shownSize } = await segmentPhotoInPage('cpu', '240', '', 'refined');
+  assert.equal(shownSize, '480x240, 12 passes');
+  const refined = await nativeLabels('480x240', ['--flip', '--scales', '0.75,1.0,1.25,1.5,1.75,2.0']);
+  const match = agreement(labels, refined.data);
+  console.log(`refined stills, CPU backend vs native CLI: ${(match * 100).toFixed(3)} % of pixels agree`);
+  assert.ok(match >= 0.995, `only ${match} of pixels agree`);
+  const onePass = agreement(refined.data, (await nativeLabels('480x240')).data);
+  console.log(`refined vs one pass (CLI): ${(onePass * 100).toFixed(3)} % of pixels agree`);
+  assert.ok(onePass < 0.99, `refining changed only ${((1 - onePass) * 100).toFixed(2)} % of the labels`);
 });
 
 test('the GPU path: labels like the CLI, colours drawn on the GPU into the canvas, no read-back of the label map', { skip: !hasShared && 'no ../shared/data' }, async () => {
@@ -169,6 +182,37 @@ test('the GPU path: labels like the CLI, colours drawn on the GPU into the canva
     // averages down instead of to nearest moves 0.7 % of its labels (measured), while a resize
     // off by half a pixel moves 4.3 %. So 99 % tells a right resize from a wrong one.
     assert.ok(resizedMatch >= 0.99, `only ${resizedMatch} of pixels agree`);
+  } finally {
+    await context.close();
+  }
+});
+
+test('refined stills on WebGPU come back, match the CLI, and the stills choice labels the image again', { skip: !hasShared && 'no ../shared/data' }, async () => {
+  const dir = await scratchDir('gpu-refined-');
+  const photo = join(dir, 'small.png');
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', PHOTO, '-vf', 'scale=160:80', photo]);
+  const labelsDir = join(dir, 'labels');
+  execFileSync(BINARY, ['segment', photo, '--output', 'labels', '-o', labelsDir, '--flip', '--scales', '0.75,1.0,1.25,1.5,1.75,2.0',
+    '--weights', join(ROOT, 'models/bisenet-camvid.safetensors')]);
+  const native = readGrayPng(await readFile(join(labelsDir, 'small.png')));
+  const context = await launch({ webgpu: true, canvas: true });
+  try {
+    const { page } = await open(context, `${site.url}?backend=webgpu`);
+    assert.deepEqual(await page.evaluate(() => window.bisenet.state.gpuView), { active: true, reason: '' });
+    await page.selectOption('#size-select', 'native');
+    await page.selectOption('#stills-select', 'refined');
+    await page.setInputFiles('#file-input', photo);
+    await page.waitForFunction(() => window.bisenet.state.last?.name === 'small' && document.body.dataset.state === 'ready', null, { timeout: 600_000 });
+    assert.equal(await page.textContent('#stat-size'), '160x80, 12 passes');
+    assert.equal(await page.evaluate(() => window.bisenet.state.last.gpu ?? false), false, 'refined labels are read back');
+    assert.equal(await page.isVisible('#output'), true);
+    const match = agreement(await pageLabels(page), native.data);
+    console.log(`refined stills, WebGPU vs native CLI at 160x80: ${(match * 100).toFixed(3)} % of pixels agree`);
+    assert.ok(match >= 0.99, `only ${match} of pixels agree`);
+    // Back to one pass: the image on screen is labelled again, on the GPU path.
+    await page.selectOption('#stills-select', 'fast');
+    await page.waitForFunction(() => window.bisenet.state.last?.gpu === true && document.body.dataset.state === 'ready', null, { timeout: 600_000 });
+    assert.equal(await page.textContent('#stat-size'), '160x80');
   } finally {
     await context.close();
   }
