@@ -139,8 +139,9 @@ test('the GPU path: labels like the CLI, colours drawn on the GPU into the canva
     }
     assert.equal(coloured, labels.length, 'every pixel of the mask has its class colour');
     // And the canvas shows it: a screenshot of the canvas at one CSS pixel per canvas pixel.
-    await page.addStyleTag({ content: '#gpu-output { position: fixed; left: 0; top: 0; z-index: 9; width: 480px !important; height: 240px !important; border-radius: 0 !important; }' });
+    const pinned = await page.addStyleTag({ content: '#gpu-output { position: fixed; left: 0; top: 0; z-index: 9; width: 480px !important; height: 240px !important; border-radius: 0 !important; }' });
     const shown = readPng(await page.screenshot({ clip: { x: 0, y: 0, width: 480, height: 240 } }));
+    await pinned.evaluate((style) => style.remove()); // the pinned canvas would cover the controls
     assert.deepEqual([shown.width, shown.height], [480, 240]);
     let onScreen = 0;
     for (let i = 0; i < labels.length; i++) {
