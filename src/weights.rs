@@ -34,6 +34,10 @@ pub const DEFAULT_WEIGHTS: &str = "models/bisenet-camvid.safetensors";
 /// Version of the file layout; bumped on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The [`ModelInfo::notes`] key of the list of images a model trained on: `eval` then says
+/// when it is scored on them.
+pub const TRAINING_IMAGES_NOTE: &str = "training_images";
+
 /// What a weights file says about its model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
@@ -100,6 +104,17 @@ impl ModelInfo {
     /// [`Self::size_multiple`] when the model wants that.
     pub fn inference_size(&self, requested: [usize; 2]) -> [usize; 2] {
         round_up_to_multiple(requested, self.size_multiple)
+    }
+
+    /// The images the model trained on, as paths under their dataset's root, when its file
+    /// lists them (`train` writes the list; files from elsewhere have none).
+    pub fn training_images(&self) -> Option<std::collections::HashSet<String>> {
+        let list = self.notes.get(TRAINING_IMAGES_NOTE)?.as_array()?;
+        Some(
+            list.iter()
+                .filter_map(|key| key.as_str().map(str::to_owned))
+                .collect(),
+        )
     }
 }
 

@@ -61,3 +61,33 @@ fn shipped_model_keeps_its_recorded_accuracy() {
         "mIoU {miou:.2} dropped below the recorded {recorded:.2} - 0.5"
     );
 }
+
+/// The shipped file lists the images it trained on (CamVid train + val), so `eval` flags a
+/// figure measured on them: val and the cross-drive split's held-out drive are among them.
+#[test]
+fn shipped_model_lists_the_images_it_trained_on() {
+    let device = Device::flex();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_WEIGHTS);
+    let loaded = weights::load(&path, &device).expect("the shipped model loads");
+    let images = loaded
+        .info
+        .training_images()
+        .expect("the shipped model lists its training images");
+    assert_eq!(images.len(), 367 + 101, "CamVid train + val");
+    let Some(shared) = common::shared_data() else {
+        return;
+    };
+    let root = shared.join("camvid");
+    for split in ["val", "splits/camvid/cross-drive-val.txt"] {
+        let split = if split.ends_with(".txt") {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(split)
+                .display()
+                .to_string()
+        } else {
+            split.to_owned()
+        };
+        let dataset = data::camvid(&root, &split).unwrap();
+        assert_eq!(dataset.images_among(&root, &images), 101, "{split}");
+    }
+}

@@ -273,10 +273,43 @@ fn a_validation_split_of_training_images_is_flagged() {
     let out = bisenet(&["info", "--weights", weights.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("train_images_also_in_training"),
+        stdout(&out).contains("train_images_also_in_training")
+            && stdout(&out).contains("training_images: 4 images"),
         "{}",
         stdout(&out)
     );
+
+    // The file lists the images it trained on: `eval` on them says its figure is memory,
+    // on the other split (same file names, other folder) it does not.
+    let eval = |split: &str| {
+        let json = dir.path().join(format!("{split}.json"));
+        let out = bisenet(&[
+            "eval",
+            "--dataset",
+            "folder",
+            "--root",
+            root,
+            "--split",
+            split,
+            "--weights",
+            weights.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        (stdout(&out), report["images_in_training"].clone())
+    };
+    let (text, shared) = eval("train");
+    assert!(
+        text.contains("4 of these 4 images are in the model's training data"),
+        "{text}"
+    );
+    assert_eq!(shared, 4);
+    let (text, shared) = eval("val");
+    assert!(!text.contains("training data"), "{text}");
+    assert_eq!(shared, 0);
 }
 
 /// Resuming with options that change the recipe (here: new defaults against a run started

@@ -45,6 +45,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let device = args.backend.device()?;
     let (weights_path, loaded) = super::load_weights(args.weights.as_deref(), &device)?;
     loaded.expect_classes(dataset.classes.len(), &dataset.name)?;
+    let training_images = loaded.info.training_images();
+    let in_training = training_images.map(|keys| dataset.images_among(&args.root, &keys));
     let options = EvalOptions {
         tta: tta.clone(),
         label_policy: if args.unknown_labels_as_ignore {
@@ -77,6 +79,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
         images,
         weights_path.display()
     );
+    if let Some(shared) = in_training.filter(|&n| n > 0) {
+        println!(
+            "note: {shared} of these {images} images are in the model's training data (its \
+             weights file lists them): this mIoU measures memory of them, not accuracy on new footage"
+        );
+    }
     let total_pixels = metrics.per_class_pixels.iter().sum::<u64>().max(1) as f64;
     println!(
         "{:<16} {:>7} {:>12} {:>7}",
@@ -117,6 +125,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             "dataset": dataset.name,
             "weights": weights_path,
             "images": images,
+            "images_in_training": in_training,
             "miou": metrics.miou,
             "pixel_accuracy": metrics.pixel_accuracy,
             "per_class": per_class,

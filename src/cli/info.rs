@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use bisenet::weights::TRAINING_IMAGES_NOTE;
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -58,7 +59,10 @@ pub fn run(args: InfoArgs) -> Result<()> {
         println!("  {id:>3} {name:<16} #{r:02x}{g:02x}{b:02x}");
     }
     for (key, value) in &info.notes {
-        println!("{key}: {value}");
+        match (key.as_str(), value.as_array()) {
+            (TRAINING_IMAGES_NOTE, Some(images)) => println!("{key}: {} images", images.len()),
+            _ => println!("{key}: {value}"),
+        }
     }
     Ok(())
 }

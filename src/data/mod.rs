@@ -60,6 +60,28 @@ impl Dataset {
         })
     }
 
+    /// Each image's path under `root`, with `/` separators (`train/0001TP_006690.png`): how a
+    /// weights file names the images it trained on, since the root differs between machines
+    /// and the paths under it do not.
+    pub fn image_keys(&self, root: &Path) -> Vec<String> {
+        self.samples
+            .iter()
+            .map(|sample| {
+                let relative = sample.image.strip_prefix(root).unwrap_or(&sample.image);
+                let parts: Vec<_> = relative.iter().map(|part| part.to_string_lossy()).collect();
+                parts.join("/")
+            })
+            .collect()
+    }
+
+    /// How many of this split's images (under `root`) are among `keys` (see [`Self::image_keys`]).
+    pub fn images_among(&self, root: &Path, keys: &std::collections::HashSet<String>) -> usize {
+        self.image_keys(root)
+            .iter()
+            .filter(|key| keys.contains(*key))
+            .count()
+    }
+
     /// How many of this split's images `other` holds too. A validation split that shares
     /// images with the training split measures memory of them, not generalization.
     pub fn images_shared_with(&self, other: &Dataset) -> usize {

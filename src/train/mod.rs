@@ -34,7 +34,7 @@ use crate::data::{
 use crate::eval::{EvalOptions, Metrics, evaluate};
 use crate::model::{Architecture, BackboneKind, Network, NetworkConfig};
 use crate::preprocess::Normalization;
-use crate::weights::{self, ModelInfo, Precision};
+use crate::weights::{self, ModelInfo, Precision, TRAINING_IMAGES_NOTE};
 
 /// Everything that defines a training run; saved with every checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -431,6 +431,8 @@ pub fn train(
     };
     let norm = Normalization::IMAGENET;
     let val_images_in_training = val_set.images_shared_with(train_set);
+    let mut training_images = train_set.image_keys(&config.root);
+    training_images.sort();
     let mut log = LogWriter::open(&files.log()).map_err(checkpoint_error(&files.log()))?;
     observer.started(state.iteration, config);
 
@@ -481,6 +483,8 @@ pub fn train(
                 let mut info = ModelInfo::new(&model_config, train_set.classes.clone());
                 info.train_size = Some(config.crop);
                 info.notes = provenance(config, state.iteration, &metrics, val_images_in_training);
+                info.notes
+                    .insert(TRAINING_IMAGES_NOTE.into(), training_images.clone().into());
                 weights::save(
                     &inference.without_aux_heads(),
                     &info,
