@@ -288,6 +288,7 @@ async function loop() {
     if (ui.sizeSelect.value === 'auto') {
       state.auto.record(now - previous);
       document.body.dataset.autoSettled = String(state.auto.settled);
+      document.body.dataset.autoFps = String(state.auto.judgedFps);
     }
     previous = now;
     state.fps = state.fps ? 0.8 * state.fps + 0.2 * instant : instant;

@@ -14,6 +14,8 @@ export class AutoSize {
     this.index = Math.max(0, HEIGHTS.indexOf(startHeight));
     this.frameMs = [];
     this.steady = 0;
+    /** The frame rate of the last judgment (the median of its frames), null before the first. */
+    this.judgedFps = null;
   }
 
   get height() { return HEIGHTS[this.index]; }
@@ -28,6 +30,7 @@ export class AutoSize {
     const sorted = [...this.frameMs].sort((a, b) => a - b);
     this.frameMs = [];
     const fps = 1000 / sorted[sorted.length >> 1];
+    this.judgedFps = fps;
     const next = HEIGHTS[this.index + 1];
     let step = 0;
     if (fps < this.target && this.index > 0) step = -1;

@@ -123,11 +123,7 @@ impl Model {
         inference_width: usize,
         inference_height: usize,
     ) -> Result<Input, JsError> {
-        let frame = Frame::new(rgba, width, height, PixelFormat::Rgba8).map_err(js_error)?;
-        if inference_width < 8 || inference_height < 8 {
-            return Err(JsError::new("the inference size must be at least 8x8"));
-        }
-        let size = [inference_height, inference_width];
+        let (frame, size) = frame_at(rgba, [width, height], [inference_width, inference_height])?;
         Ok(Input {
             tensor: self.segmenter.input(&frame, Some(size)),
             width,
@@ -172,13 +168,9 @@ impl Model {
         inference_width: usize,
         inference_height: usize,
     ) -> Result<js_sys::Promise, JsError> {
-        let frame = Frame::new(rgba, width, height, PixelFormat::Rgba8).map_err(js_error)?;
-        if inference_width < 8 || inference_height < 8 {
-            return Err(JsError::new("the inference size must be at least 8x8"));
-        }
-        let size = Some([inference_height, inference_width]);
+        let (frame, size) = frame_at(rgba, [width, height], [inference_width, inference_height])?;
         let tta = TestTimeAugmentation::multi_scale_flip();
-        let ids = self.segmenter.averaged_ids(&frame, size, &tta);
+        let ids = self.segmenter.averaged_ids(&frame, Some(size), &tta);
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let data = ids.into_data_async().await.map_err(read_back_error)?;
             Ok(js_sys::Uint8Array::from(ids_from_data(&data).as_slice()).into())
@@ -241,6 +233,20 @@ impl Model {
 
 fn read_back_error(e: impl std::fmt::Debug) -> JsValue {
     JsValue::from(JsError::new(&format!("reading the result back: {e:?}")))
+}
+
+/// An RGBA frame of `[width, height]` and the inference size `[height, width]` it is to run at,
+/// refusing one under 8x8 (a single cell of the 1/8 feature map).
+fn frame_at(
+    rgba: &[u8],
+    [width, height]: [usize; 2],
+    [inference_width, inference_height]: [usize; 2],
+) -> Result<(Frame<'_>, [usize; 2]), JsError> {
+    let frame = Frame::new(rgba, width, height, PixelFormat::Rgba8).map_err(js_error)?;
+    if inference_width < 8 || inference_height < 8 {
+        return Err(JsError::new("the inference size must be at least 8x8"));
+    }
+    Ok((frame, [inference_height, inference_width]))
 }
 
 fn label_map(ids: Vec<u8>, width: usize, height: usize) -> Result<LabelMap, JsError> {
