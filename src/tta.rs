@@ -55,11 +55,6 @@ impl TestTimeAugmentation {
         }
     }
 
-    /// Network passes per image.
-    pub fn passes(&self) -> usize {
-        self.scales.len() * if self.flip { 2 } else { 1 }
-    }
-
     pub fn scales(&self) -> &[f32] {
         &self.scales
     }
@@ -132,8 +127,6 @@ mod tests {
         assert_eq!(tta.scales(), [0.75, 1.0, 2.0]);
         assert!(!tta.is_single_pass());
         assert!(TestTimeAugmentation::default().is_single_pass());
-        assert_eq!(tta.passes(), 6);
-        assert_eq!(TestTimeAugmentation::multi_scale_flip().passes(), 12);
     }
 
     #[test]
