@@ -482,9 +482,13 @@ pub fn train(
                 state.best_iteration = Some(state.iteration);
                 let mut info = ModelInfo::new(&model_config, train_set.classes.clone());
                 info.train_size = Some(config.crop);
-                info.notes = provenance(config, state.iteration, &metrics, val_images_in_training);
-                info.notes
-                    .insert(TRAINING_IMAGES_NOTE.into(), training_images.clone().into());
+                info.notes = provenance(
+                    config,
+                    state.iteration,
+                    &metrics,
+                    val_images_in_training,
+                    &training_images,
+                );
                 weights::save(
                     &inference.without_aux_heads(),
                     &info,
@@ -573,6 +577,7 @@ fn provenance(
     iteration: usize,
     metrics: &Metrics,
     val_images_in_training: usize,
+    training_images: &[String],
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut notes = serde_json::Map::new();
     notes.insert("dataset".into(), config.dataset.clone().into());
@@ -586,6 +591,8 @@ fn provenance(
             val_images_in_training.into(),
         );
     }
+    // So that `eval` can say when it is scored on them.
+    notes.insert(TRAINING_IMAGES_NOTE.into(), training_images.into());
     notes
 }
 
