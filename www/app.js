@@ -32,6 +32,7 @@ const state = {
   notices: { load: '', backend: '', gpu: '', image: '' },
   source: null,        // 'camera' | 'video' | 'image'
   imageFile: null,     // the still image on screen (labelled again when the stills choice changes)
+  stillsAuto: null,    // the last "auto" choice: { onePassMs, estimate, budget, refined }
   stream: null, looping: false, loopRun: 0, clock: null,
   // { frame, mask, labels, width, height, shares, name }: frame and mask are ImageBitmaps; a
   // result of the GPU path has `gpu: true` and keeps its labels in the worker
@@ -188,6 +189,38 @@ async function refreshShares(now) {
 
 // ---------- still images ----------
 
+/**
+ * Refined labels cost at most about this many one-pass networks: six scales of the inference
+ * size (0.75 to 2) and their mirrors, in pixels 2 * (0.75² + 1² + ... + 2²) ≈ 24.9. (Measured
+ * less on small images, where each pass's fixed costs weigh more, and a first pass at a new
+ * size pays one-time set-up: both only make "auto" refine less often than it could.)
+ */
+const REFINED_COST = 24.9;
+/** "auto" refines a still when the refined labels should follow the first ones within this. */
+const REFINE_BUDGET_MS = 1500;
+
+/**
+ * Labels `frame`, shows it and returns the worker's time for it (upload and network, ms).
+ * `frame` is consumed: shown, or handed to the worker on the GPU path.
+ */
+async function labelStill(frame, { width, height, iw, ih, name, refined }) {
+  const inference = `${iw}x${ih}`;
+  let result;
+  if (state.gpuView.active && !refined) {
+    // The GPU path labels at the inference size and draws the full frame (transferred).
+    result = await state.worker.draw(frame, iw, ih, ui.viewSelect.value, Number(ui.alpha.value));
+    show({ ...result, gpu: true, name, inference }, 0, performance.now());
+  } else {
+    // Refined labels average twelve passes, which the GPU path does not do: they come back.
+    const t0 = performance.now();
+    const copy = await createImageBitmap(frame); // the worker gets its own, the page draws this one
+    const t1 = performance.now();
+    result = await state.worker.segment(copy, width, height, iw, ih, refined);
+    show({ ...result, frame, name, inference, refined }, t1 - t0, performance.now());
+  }
+  return result.ms.upload + result.ms.network;
+}
+
 async function segmentImageFile(file) {
   stopLoop();
   let frame;
@@ -210,28 +243,29 @@ async function segmentImageFile(file) {
   state.source = 'image';
   state.imageFile = file;
   setState('busy');
+  const mode = ui.stillsSelect.value; // 'fast' | 'refined' | 'auto'
+  // "auto" shows one pass at once, then refines if that is quick on this machine.
+  let spare = null;
   try {
     const [iw, ih] = inferenceSize(width, height);
-    const name = file.name.replace(/\.[^.]*$/, '');
-    const inference = `${iw}x${ih}`;
-    // Refined labels average twelve passes, which the GPU path does not do: they come back.
-    const refined = ui.stillsSelect.value === 'refined';
-    if (state.gpuView.active && !refined) {
-      // The GPU path labels at the inference size and draws the full frame (transferred).
-      const result = await state.worker.draw(frame, iw, ih, ui.viewSelect.value, Number(ui.alpha.value));
-      show({ ...result, gpu: true, name, inference }, 0, performance.now());
-    } else {
-      const t0 = performance.now();
-      const copy = await createImageBitmap(frame); // the worker gets its own, the page draws this one
-      const t1 = performance.now();
-      const result = await state.worker.segment(copy, width, height, iw, ih, refined);
-      show({ ...result, frame, name, inference, refined }, t1 - t0, performance.now());
+    const still = { width, height, iw, ih, name: file.name.replace(/\.[^.]*$/, '') };
+    if (mode === 'auto') spare = await createImageBitmap(frame);
+    const onePassMs = await labelStill(frame, { ...still, refined: mode === 'refined' });
+    if (mode === 'auto') {
+      const estimate = onePassMs * REFINED_COST;
+      const refine = estimate <= REFINE_BUDGET_MS;
+      state.stillsAuto = { onePassMs, estimate, budget: REFINE_BUDGET_MS, refined: refine };
+      if (refine) {
+        [frame, spare] = [spare, null];
+        await labelStill(frame, { ...still, refined: true });
+      }
     }
     await refreshShares(true);
   } catch (e) {
     if (state.last?.frame !== frame) frame.close(); // (a transferred bitmap is already closed)
     throw e;
   } finally {
+    spare?.close();
     setState('ready');
   }
 }

@@ -97,6 +97,48 @@ test('refined stills (6 scales, mirrored) match `bisenet segment --flip --scales
   assert.ok(onePass < 0.99, `refining changed only ${((1 - onePass) * 100).toFixed(2)} % of the labels`);
 });
 
+test('auto stills: a quick image is refined after its first labels, a slow one is not, each as its one pass predicts', { skip: !hasShared && 'no ../shared/data' }, async () => {
+  const dir = await scratchDir('auto-stills-');
+  const tiny = join(dir, 'tiny.png');
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', PHOTO, '-vf', 'scale=64:32', tiny]);
+  const labelsDir = join(dir, 'labels');
+  execFileSync(BINARY, ['segment', tiny, '--output', 'labels', '-o', labelsDir, '--flip', '--scales', '0.75,1.0,1.25,1.5,1.75,2.0',
+    '--weights', join(ROOT, 'models/bisenet-camvid.safetensors')]);
+  const refinedNative = readGrayPng(await readFile(join(labelsDir, 'tiny.png')));
+  const context = await launch({ webgpu: false });
+  try {
+    const { page } = await open(context, site.url);
+    assert.equal(await page.inputValue('#stills-select'), 'auto', 'auto is the default');
+    await page.selectOption('#size-select', 'native');
+    /** Runs `action`, which labels a still in auto mode, and returns the page's choice. */
+    const decided = async (action, name) => {
+      await page.evaluate(() => { window.bisenet.state.stillsAuto = null; });
+      await action();
+      await page.waitForFunction(() => window.bisenet.state.stillsAuto && document.body.dataset.state === 'ready', null, { timeout: 600_000 });
+      const auto = await page.evaluate(() => window.bisenet.state.stillsAuto);
+      console.log(`auto stills, ${name}: one pass ${auto.onePassMs.toFixed(0)} ms, refined estimated at ${auto.estimate.toFixed(0)} ms: ${auto.refined ? 'refined' : 'one pass'}`);
+      assert.equal(auto.refined, auto.estimate <= auto.budget);
+      assert.equal(await page.evaluate(() => window.bisenet.state.last.refined ?? false), auto.refined);
+      return auto;
+    };
+    // 64x32: a pass of about 20 ms once warm (the first pass at a size also sets things up), so
+    // the refined work fits in the budget. Choosing auto labels the image on screen again.
+    await page.selectOption('#stills-select', 'fast');
+    await page.setInputFiles('#file-input', tiny);
+    await page.waitForFunction(() => window.bisenet.state.last?.name === 'tiny' && document.body.dataset.state === 'ready');
+    assert.equal((await decided(() => page.selectOption('#stills-select', 'auto'), '64x32')).refined, true);
+    assert.equal(await page.textContent('#stat-size'), '64x32, 12 passes');
+    const match = agreement(await pageLabels(page), refinedNative.data);
+    console.log(`auto-refined tiny still vs \`bisenet segment --flip --scales\`: ${(match * 100).toFixed(3)} % of pixels agree`);
+    assert.ok(match >= 0.99, `only ${match} of pixels agree`);
+    // 2048x1024 at its own size: a one pass of seconds on the CPU backend.
+    assert.equal((await decided(() => page.setInputFiles('#file-input', PHOTO), '2048x1024')).refined, false);
+    assert.equal(await page.textContent('#stat-size'), '2048x1024');
+  } finally {
+    await context.close();
+  }
+});
+
 test('the GPU path: labels like the CLI, colours drawn on the GPU into the canvas, no read-back of the label map', { skip: !hasShared && 'no ../shared/data' }, async () => {
   const dir = await scratchDir('gpu-path-');
   const photo = join(dir, 'street.png');
@@ -111,6 +153,7 @@ test('the GPU path: labels like the CLI, colours drawn on the GPU into the canva
     assert.deepEqual(await page.evaluate(() => window.bisenet.state.gpuView), { active: true, reason: '' });
     const worker = await countMappedBuffers(page);
     await page.selectOption('#size-select', 'native');
+    await page.selectOption('#stills-select', 'fast'); // one pass, all on the GPU
     await page.setInputFiles('#file-input', photo);
     await page.waitForFunction(() => window.bisenet.state.last?.name === 'street' && document.body.dataset.state === 'ready', null, { timeout: 600_000 });
     await page.selectOption('#view-select', 'mask'); // a redraw, from the labels kept on the GPU
@@ -516,6 +559,7 @@ async function importedModelMatchesCli(checkpoint, backend = 'cpu') {
     assert.match(about, new RegExp(`imported from ${checkpoint.replace('.', '\\.')}`));
     assert.doesNotMatch(about, /CamVid/, 'nothing of the shipped model is said of another');
     await page.selectOption('#size-select', 'native');
+    await page.selectOption('#stills-select', 'fast');
     await page.setInputFiles('#file-input', image);
     await page.waitForFunction(() => window.bisenet.state.last?.name === 'pattern'
       && document.body.dataset.state === 'ready');
