@@ -25,6 +25,18 @@ async function nativeLabels(size, extra = []) {
   return readGrayPng(await readFile(join(dir, 'cityscapes_example.png')));
 }
 
+/** The photo scaled to `width x height` as `NAME.png`, and the CLI's refined labels of it (six
+ * scales, mirrored: the page's "refined"). */
+async function smallPhotoRefinedByCli(name, width, height) {
+  const dir = await scratchDir(`${name}-refined-`);
+  const photo = join(dir, `${name}.png`);
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', PHOTO, '-vf', `scale=${width}:${height}`, photo]);
+  const labelsDir = join(dir, 'labels');
+  execFileSync(BINARY, ['segment', photo, '--output', 'labels', '-o', labelsDir, '--flip', '--scales', '0.75,1.0,1.25,1.5,1.75,2.0',
+    '--weights', join(ROOT, 'models/bisenet-camvid.safetensors')]);
+  return { photo, native: readGrayPng(await readFile(join(labelsDir, `${name}.png`))) };
+}
+
 async function segmentPhotoInPage(backend, sizeOption, query = '', stills = 'fast') {
   const context = await launch({ webgpu: true });
   try {
@@ -98,13 +110,7 @@ test('refined stills (6 scales, mirrored) match `bisenet segment --flip --scales
 });
 
 test('auto stills: a quick image is refined after its first labels, a slow one is not, each as its one pass predicts', { skip: !hasShared && 'no ../shared/data' }, async () => {
-  const dir = await scratchDir('auto-stills-');
-  const tiny = join(dir, 'tiny.png');
-  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', PHOTO, '-vf', 'scale=64:32', tiny]);
-  const labelsDir = join(dir, 'labels');
-  execFileSync(BINARY, ['segment', tiny, '--output', 'labels', '-o', labelsDir, '--flip', '--scales', '0.75,1.0,1.25,1.5,1.75,2.0',
-    '--weights', join(ROOT, 'models/bisenet-camvid.safetensors')]);
-  const refinedNative = readGrayPng(await readFile(join(labelsDir, 'tiny.png')));
+  const { photo: tiny, native: refinedNative } = await smallPhotoRefinedByCli('tiny', 64, 32);
   const context = await launch({ webgpu: false });
   try {
     const { page } = await open(context, site.url);
@@ -232,13 +238,7 @@ test('the GPU path: labels like the CLI, colours drawn on the GPU into the canva
 });
 
 test('refined stills on WebGPU come back, match the CLI, and the stills choice labels the image again', { skip: !hasShared && 'no ../shared/data' }, async () => {
-  const dir = await scratchDir('gpu-refined-');
-  const photo = join(dir, 'small.png');
-  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-i', PHOTO, '-vf', 'scale=160:80', photo]);
-  const labelsDir = join(dir, 'labels');
-  execFileSync(BINARY, ['segment', photo, '--output', 'labels', '-o', labelsDir, '--flip', '--scales', '0.75,1.0,1.25,1.5,1.75,2.0',
-    '--weights', join(ROOT, 'models/bisenet-camvid.safetensors')]);
-  const native = readGrayPng(await readFile(join(labelsDir, 'small.png')));
+  const { photo, native } = await smallPhotoRefinedByCli('small', 160, 80);
   const context = await launch({ webgpu: true, canvas: true });
   try {
     const { page } = await open(context, `${site.url}?backend=webgpu`);
