@@ -384,6 +384,9 @@ fn gpu_train_script_fits_a_run_to_its_budget() {
         .env("BISENET", env!("CARGO_BIN_EXE_bisenet"))
         .env("BACKEND", "flex")
         .env("CALIBRATE_MINUTES", "0.08")
+        // The other tests of this file share the cores: the speed can halve between the
+        // calibration and the run, where a GPU machine's holds. A wide reserve absorbs that.
+        .env("RESERVE", "0.6")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
