@@ -63,6 +63,22 @@ impl TestTimeAugmentation {
         self.flip
     }
 
+    /// How many times the network runs: once per scale, twice with `flip`.
+    pub fn passes(&self) -> usize {
+        self.scales.len() * self.directions()
+    }
+
+    /// The work against one pass at scale 1, in input pixels: `Σ s²`, twice with `flip`
+    /// (24.9 for [`Self::multi_scale_flip`]). The page multiplies a measured pass by it to
+    /// decide whether refining a still is quick enough.
+    pub fn relative_cost(&self) -> f32 {
+        self.scales.iter().map(|s| s * s).sum::<f32>() * self.directions() as f32
+    }
+
+    fn directions(&self) -> usize {
+        if self.flip { 2 } else { 1 }
+    }
+
     /// One pass at scale 1, not mirrored: callers then take their fast single-pass path.
     pub fn is_single_pass(&self) -> bool {
         self.scales == [1.0] && !self.flip
@@ -127,6 +143,17 @@ mod tests {
         assert_eq!(tta.scales(), [0.75, 1.0, 2.0]);
         assert!(!tta.is_single_pass());
         assert!(TestTimeAugmentation::default().is_single_pass());
+    }
+
+    #[test]
+    fn cost_counts_passes_and_their_pixels() {
+        let one = TestTimeAugmentation::default();
+        assert_eq!((one.passes(), one.relative_cost()), (1, 1.0));
+        let tta = TestTimeAugmentation::new(vec![0.5, 2.0], true).unwrap();
+        assert_eq!((tta.passes(), tta.relative_cost()), (4, 8.5));
+        let refined = TestTimeAugmentation::multi_scale_flip();
+        assert_eq!(refined.passes(), 12);
+        assert!((refined.relative_cost() - 24.875).abs() < 1e-4);
     }
 
     #[test]

@@ -18,7 +18,7 @@ const ui = {
   alert: $('alert'), notice: $('notice'), progress: $('weights-progress'), weightsStatus: $('weights-status'),
   cameraToggle: $('camera-toggle'), cameraSelect: $('camera-select'), fileInput: $('file-input'),
   backendSelect: $('backend-select'), sizeSelect: $('size-select'), viewSelect: $('view-select'),
-  stillsSelect: $('stills-select'),
+  stillsSelect: $('stills-select'), stillsRefined: $('stills-refined'), stillsAuto: $('stills-auto'),
   alpha: $('alpha'), downloadColor: $('download-color'), downloadLabels: $('download-labels'),
   output: $('output'), gpuOutput: $('gpu-output'), hover: $('hover'), legend: $('legend'), video: $('video'),
   about: $('model-about'),
@@ -28,6 +28,7 @@ const stats = Object.fromEntries(
 
 const state = {
   worker: null, info: null,
+  refined: null,       // how refined stills are labelled: { scales, flip, passes, cost } (from Rust)
   gpuView: { active: false, reason: '' }, // WebGPU draws on its own canvas, from the worker
   notices: { load: '', backend: '', gpu: '', image: '' },
   source: null,        // 'camera' | 'video' | 'image'
@@ -84,9 +85,14 @@ function showProgress(received, total) {
     (total ? ` of ${(total / 1e6).toFixed(1)} MB` : '');
 }
 
-/** Takes in what the worker says after starting a backend: `{ backend, reason, info, gpuView }`. */
-function backendStarted({ backend, reason, info, gpuView }) {
+/**
+ * Takes in what the worker says after starting a backend: `{ backend, reason, info, refined,
+ * gpuView }`, where `refined` is how refined stills are labelled (`{ scales, flip, passes, cost }`).
+ */
+function backendStarted({ backend, reason, info, refined, gpuView }) {
   state.info = info;
+  state.refined = refined;
+  ui.stillsRefined.textContent = `refined: ${refined.scales.length} scales${refined.flip ? ' + mirrored' : ''} (${refined.passes} passes)`;
   state.gpuView = gpuView;
   const readBack = backend === 'webgpu' && !gpuView.active;
   notice('gpu', readBack ? `Results are read back from the GPU and drawn by the page: ${gpuView.reason}.` : '');
@@ -132,7 +138,7 @@ function show(result, captureMs, drawStart) {
   stats.upload.textContent = `${upload.toFixed(1)} ms`;
   stats.network.textContent = `${network.toFixed(1)} ms`;
   stats.draw.textContent = `${(render + performance.now() - drawStart).toFixed(1)} ms`;
-  const passes = result.refined ? ', 12 passes' : '';
+  const passes = result.refined ? `, ${state.refined.passes} passes` : '';
   stats.size.textContent = `${result.inference}${ui.sizeSelect.value === 'auto' ? ' (auto)' : ''}${passes}`;
   document.body.dataset.inferenceSize = result.inference;
   ui.downloadColor.disabled = false;
@@ -190,14 +196,14 @@ async function refreshShares(now) {
 // ---------- still images ----------
 
 /**
- * Refined labels cost at most about this many one-pass networks: six scales of the inference
- * size (0.75 to 2) and their mirrors, in pixels 2 * (0.75² + 1² + ... + 2²) ≈ 24.9. (Measured
- * less on small images, where each pass's fixed costs weigh more, and a first pass at a new
- * size pays one-time set-up: both only make "auto" refine less often than it could.)
+ * "auto" refines a still when the refined labels should follow the first ones within this. The
+ * estimate is one pass's time times `state.refined.cost`, the refined passes' input pixels in
+ * one-pass units (24.9 for six scales and mirrors). It is an upper bound: measured less on
+ * small images, where each pass's fixed costs weigh more, and a first pass at a new size pays
+ * one-time set-up; both only make "auto" refine less often than it could.
  */
-const REFINED_COST = 24.9;
-/** "auto" refines a still when the refined labels should follow the first ones within this. */
 const REFINE_BUDGET_MS = 1500;
+ui.stillsAuto.textContent = `auto: refined when it takes under ${REFINE_BUDGET_MS / 1000} s`;
 
 /**
  * Labels `frame`, shows it and returns the worker's time for it (upload and network, ms).
@@ -211,7 +217,7 @@ async function labelStill(frame, { width, height, iw, ih, name, refined }) {
     result = await state.worker.draw(frame, iw, ih, ui.viewSelect.value, Number(ui.alpha.value));
     show({ ...result, gpu: true, name, inference }, 0, performance.now());
   } else {
-    // Refined labels average twelve passes, which the GPU path does not do: they come back.
+    // Refined labels average several passes, which the GPU path does not do: they come back.
     const t0 = performance.now();
     const copy = await createImageBitmap(frame); // the worker gets its own, the page draws this one
     const t1 = performance.now();
@@ -252,7 +258,7 @@ async function segmentImageFile(file) {
     if (mode === 'auto') spare = await createImageBitmap(frame);
     const onePassMs = await labelStill(frame, { ...still, refined: mode === 'refined' });
     if (mode === 'auto') {
-      const estimate = onePassMs * REFINED_COST;
+      const estimate = onePassMs * state.refined.cost;
       const refine = estimate <= REFINE_BUDGET_MS;
       state.stillsAuto = { onePassMs, estimate, budget: REFINE_BUDGET_MS, refined: refine };
       if (refine) {

@@ -40,7 +40,7 @@ async function start(backend, reason) {
   model = next;
   shown = null; // the GPU path's labels went with the old model
   await attachGpuView();
-  return { backend, reason, info: JSON.parse(model.infoJson()), gpuView };
+  return { backend, reason, info: JSON.parse(model.infoJson()), refined: JSON.parse(Model.refinedJson()), gpuView };
 }
 
 /** Gives the canvas to a WebGPU model; on the CPU, or when that fails, the page draws itself. */

@@ -113,6 +113,21 @@ impl Model {
         serde_json::to_string(&self.segmenter.info).map_err(js_error)
     }
 
+    /// How [`Self::refine`] labels a still, for the page to show and to weigh against one pass:
+    /// `{ "scales": [0.75, ...], "flip": true, "passes": 12, "cost": 24.875 }`, the cost in
+    /// one-pass units of input pixels.
+    #[wasm_bindgen(js_name = refinedJson)]
+    pub fn refined_json() -> String {
+        let tta = TestTimeAugmentation::multi_scale_flip();
+        serde_json::json!({
+            "scales": tta.scales(),
+            "flip": tta.flip(),
+            "passes": tta.passes(),
+            "cost": tta.relative_cost(),
+        })
+        .to_string()
+    }
+
     /// Uploads an RGBA frame (canvas `ImageData` bytes) of `width x height` as the network
     /// input, normalised and resized to `inference_width x inference_height` on the device.
     pub fn upload(

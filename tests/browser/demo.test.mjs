@@ -115,6 +115,9 @@ test('auto stills: a quick image is refined after its first labels, a slow one i
   try {
     const { page } = await open(context, site.url);
     assert.equal(await page.inputValue('#stills-select'), 'auto', 'auto is the default');
+    // The page takes the refined passes from the model (src/tta.rs), not from a copy of its own.
+    assert.equal(await page.textContent('#stills-refined'), 'refined: 6 scales + mirrored (12 passes)');
+    assert.equal(await page.textContent('#stills-auto'), 'auto: refined when it takes under 1.5 s');
     await page.selectOption('#size-select', 'native');
     /** Runs `action`, which labels a still in auto mode, and returns the page's choice. */
     const decided = async (action, name) => {
@@ -124,6 +127,7 @@ test('auto stills: a quick image is refined after its first labels, a slow one i
       const auto = await page.evaluate(() => window.bisenet.state.stillsAuto);
       console.log(`auto stills, ${name}: one pass ${auto.onePassMs.toFixed(0)} ms, refined estimated at ${auto.estimate.toFixed(0)} ms: ${auto.refined ? 'refined' : 'one pass'}`);
       assert.equal(auto.refined, auto.estimate <= auto.budget);
+      assert.ok(Math.abs(auto.estimate - auto.onePassMs * 24.875) < 1e-6, 'the estimate weighs one pass by the pixels of 12');
       assert.equal(await page.evaluate(() => window.bisenet.state.last.refined ?? false), auto.refined);
       return auto;
     };
