@@ -4,6 +4,7 @@ mod common;
 
 use common::{bisenet, shared_data, stderr, stdout, write_rgb};
 use std::path::Path;
+use std::process::Command;
 
 fn init_model(dir: &Path) -> String {
     let weights = dir.join("model.safetensors");
@@ -244,6 +245,38 @@ fn segment_the_shared_street_photo() {
     assert!(out.status.success(), "{}", stderr(&out));
     let labels = image::open(dir.path().join("out/cityscapes_example.png")).unwrap();
     assert_eq!((labels.width(), labels.height()), (2048, 1024));
+}
+
+/// A GPU backend that cannot start is an error that says what to do, never a panic: a build
+/// without it names the feature to build with; a build with it, on a machine whose Vulkan and
+/// EGL loaders find no driver (pointed at nothing here), names the driver to install.
+#[test]
+fn gpu_backend_without_a_gpu_is_a_clear_error() {
+    let nothing = "/nonexistent/driver.json";
+    let out = Command::new(env!("CARGO_BIN_EXE_bisenet"))
+        .args([
+            "bench",
+            "--backend",
+            "wgpu",
+            "--sizes",
+            "32x32",
+            "--iters",
+            "1",
+        ])
+        .env("VK_DRIVER_FILES", nothing)
+        .env("VK_ICD_FILENAMES", nothing)
+        .env("__EGL_VENDOR_LIBRARY_FILENAMES", nothing)
+        .output()
+        .expect("the bisenet binary runs");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let expected = if cfg!(feature = "wgpu") {
+        "--backend wgpu found no usable GPU"
+    } else {
+        "this build has no wgpu backend: rebuild with `cargo build --release --features wgpu`"
+    };
+    assert!(err.contains(expected), "{err}");
 }
 
 #[test]

@@ -126,8 +126,17 @@ impl Backend {
     pub fn device(self) -> Result<Device> {
         match self {
             Backend::Flex => Ok(Device::flex()),
+            // Acquired here rather than lazily at the first tensor operation, where a machine
+            // without a usable adapter panics inside burn's device thread.
             #[cfg(feature = "wgpu")]
-            Backend::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            Backend::Wgpu => Device::wgpu_options().init().map_err(|err| {
+                anyhow::anyhow!(
+                    "--backend wgpu found no usable GPU ({err}): install the GPU's Vulkan driver \
+                     (on Linux the vendor's, or mesa-vulkan-drivers for a software one; \
+                     VK_DRIVER_FILES points the Vulkan loader at a driver it misses), or use \
+                     --backend flex"
+                )
+            }),
             #[cfg(not(feature = "wgpu"))]
             Backend::Wgpu => bail!(
                 "this build has no wgpu backend: rebuild with `cargo build --release --features wgpu`"
