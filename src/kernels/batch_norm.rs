@@ -129,6 +129,9 @@ fn update_running_statistics(bn: &BatchNorm, statistics: &Statistics, device: &D
             .mul_scalar(1.0 - bn.momentum)
             .add(value.mul_scalar(bn.momentum));
         running.update(updated.detach());
+        // Merged at once, as `model::conv_bn_relu::batch_norm_forward` does for burn's
+        // BatchNorm: otherwise updates left by different threads are averaged later.
+        running.value_sync();
     }
 }
 
@@ -476,8 +479,8 @@ mod tests {
                     d_residual,
                     Tensor::<1>::from_inner(bn.gamma.val().grad(&grads).expect("gamma grad")),
                     Tensor::<1>::from_inner(bn.beta.val().grad(&grads).expect("beta grad")),
-                    bn.running_mean.value().inner(),
-                    bn.running_var.value().inner(),
+                    bn.running_mean.value_sync().inner(),
+                    bn.running_var.value_sync().inner(),
                 )
             };
             let (ours, burns) = (run(true), run(false));

@@ -43,6 +43,24 @@ pub(crate) fn batch_norm(channels: usize, device: &Device) -> BatchNorm {
     BatchNormConfig::new(channels).init(device)
 }
 
+/// `bn(x)`, with a training step's update of the running statistics merged at once.
+///
+/// burn's `RunningState` keeps each thread's latest update apart until the next read from that
+/// thread, and then averages whatever updates the threads left. A training step runs on
+/// whichever rayon worker takes it, so unmerged, the running statistics averaged updates
+/// from different steps (the exported model depended on thread scheduling), and a checkpoint,
+/// which reads the merged value, missed the latest update (a resumed run drifted from an
+/// uninterrupted one).
+pub(crate) fn batch_norm_forward<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let updates_statistics = x.device().is_autodiff() && bn.training.is_enabled();
+    let y = bn.forward(x);
+    if updates_statistics {
+        bn.running_mean.value_sync();
+        bn.running_var.value_sync();
+    }
+    y
+}
+
 /// `bn(conv(x))`, or just `conv(x)` once the BatchNorm is folded into the convolution:
 /// `[N, C_in, H, W]` -> `[N, C_out, H', W']`.
 pub(crate) fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
@@ -66,7 +84,7 @@ pub(crate) fn conv_bn_act(
     if let Some(y) = kernels::batch_norm_train(bn, &z, residual.as_ref(), apply_relu) {
         return y;
     }
-    let mut y = bn.forward(z);
+    let mut y = batch_norm_forward(bn, z);
     if let Some(residual) = residual {
         y = y + residual;
     }
@@ -138,5 +156,38 @@ impl ConvBnRelu {
     /// Folds the BatchNorm into the convolution (inference only).
     pub fn fold_batch_norm(&mut self) {
         fold_batch_norm(&mut self.conv, &mut self.bn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two training steps on two threads, as rayon may schedule them, then the running mean
+    /// read as a checkpoint reads it: one chain of updates, `0.9 (0.9 * 0 + 0.1 * 1) + 0.1 * 3`,
+    /// through burn's BatchNorm and through the fused CPU kernel.
+    #[test]
+    fn running_statistics_follow_one_chain_across_threads() {
+        let device = Device::flex().autodiff();
+        for fused in [false, true] {
+            let bn = batch_norm(1, &device); // running mean 0, momentum 0.1
+            let step = |value: f32| {
+                let x = Tensor::<4>::full([2, 1, 2, 2], value, &device);
+                std::thread::scope(|scope| {
+                    scope.spawn(|| match fused {
+                        true => kernels::batch_norm_train(&bn, &x, None, false)
+                            .expect("the fused kernel applies on flex autodiff"),
+                        false => batch_norm_forward(&bn, x.clone()),
+                    });
+                });
+            };
+            step(1.0);
+            step(3.0);
+            let mean = bn.running_mean.value().into_scalar::<f32>();
+            assert!(
+                (mean - 0.39).abs() < 1e-6,
+                "fused {fused}: running mean {mean}"
+            );
+        }
     }
 }

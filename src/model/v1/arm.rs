@@ -3,7 +3,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
-use crate::model::conv_bn_relu::{ConvBnRelu, batch_norm, conv};
+use crate::model::conv_bn_relu::{ConvBnRelu, batch_norm, batch_norm_forward, conv};
 
 /// Global average over the spatial axes: `[N, C, H, W]` -> `[N, C, 1, 1]`.
 pub(crate) fn global_average(x: Tensor<4>) -> Tensor<4> {
@@ -32,7 +32,10 @@ impl AttentionRefinementModule {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let feat = self.conv.forward(x); // [N, C, H, W]
         let atten = global_average(feat.clone()); // [N, C, 1, 1]
-        let atten = sigmoid(self.bn_atten.forward(self.conv_atten.forward(atten)));
+        let atten = sigmoid(batch_norm_forward(
+            &self.bn_atten,
+            self.conv_atten.forward(atten),
+        ));
         feat * atten
     }
 }

@@ -4,7 +4,7 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
 use super::arm::global_average;
-use crate::model::conv_bn_relu::{ConvBnRelu, batch_norm, conv};
+use crate::model::conv_bn_relu::{ConvBnRelu, batch_norm, batch_norm_forward, conv};
 
 /// Feature Fusion Module (paper, Fig. 2c): the spatial path's detail and the context path's
 /// semantics live at different levels of representation, so they are concatenated, mixed by a
@@ -30,7 +30,7 @@ impl FeatureFusionModule {
         let fused = Tensor::cat(vec![spatial, context], 1); // [N, C_s + C_c, H, W]
         let feat = self.convblk.forward(fused); // [N, C_out, H, W]
         let atten = global_average(feat.clone()); // [N, C_out, 1, 1]
-        let atten = sigmoid(self.bn.forward(self.conv.forward(atten)));
+        let atten = sigmoid(batch_norm_forward(&self.bn, self.conv.forward(atten)));
         feat.clone() * atten + feat
     }
 }

@@ -8,7 +8,7 @@ use burn::prelude::*;
 use super::gather_expansion::GatherExpansion;
 use crate::kernels;
 use crate::model::Width;
-use crate::model::conv_bn_relu::{ConvBnRelu, batch_norm};
+use crate::model::conv_bn_relu::{ConvBnRelu, batch_norm, batch_norm_forward};
 use crate::model::pooling::stem_max_pool;
 
 /// Stem Block: a strided 3x3 conv, then a conv branch (1x1 halving, 3x3 s2) beside a 3x3
@@ -66,7 +66,7 @@ impl ContextEmbedding {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut gap = x.clone().mean_dim(2).mean_dim(3); // [N, C, 1, 1]
         if let Some(bn) = &self.bn {
-            gap = bn.forward(gap);
+            gap = batch_norm_forward(bn, gap);
         }
         self.conv_last.forward(self.conv_gap.forward(gap) + x)
     }
