@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Trains, or continues, one run on a GPU within a wall-clock budget, and leaves the run folder
-# ready to bring back: its latest checkpoint, log.jsonl and best.safetensors. Meant for a leased
-# or pre-emptible GPU machine; the run continues anywhere afterwards (`bisenet train --resume`,
-# on any backend).
+# ready to bring back: its latest checkpoint, log.jsonl, best.safetensors and, once the schedule
+# ends, final.safetensors. Meant for a leased or pre-emptible GPU machine; the run continues
+# anywhere afterwards (`bisenet train --resume`, on any backend).
 #
 #   scripts/gpu-train.sh MINUTES RUN_DIR [bisenet train options, without --out]
 #

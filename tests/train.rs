@@ -161,6 +161,15 @@ fn losses(run: &Path) -> Vec<(u64, String)> {
     by_iteration.into_iter().collect()
 }
 
+/// A safetensors file's header (tensor table and metadata) and data: equal for equal models,
+/// whatever order the writer gave the header's keys.
+fn safetensors_content(path: &Path) -> (serde_json::Value, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let (header, data) = bytes[8..].split_at(header_len);
+    (serde_json::from_slice(header).unwrap(), data.to_vec())
+}
+
 fn checkpoint_iteration(run: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(run.join("last.json")).ok()?;
     serde_json::from_str::<serde_json::Value>(&text).ok()?["iteration"].as_u64()
@@ -219,6 +228,20 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
         losses(&reference),
         "the resumed run must replay the same steps"
     );
+    // The schedule's end is exported as final.safetensors, the same model however the run got
+    // there; a finished run that lacks it (finished by an older build) gets it when resumed.
+    let final_model = safetensors_content(&reference.join("final.safetensors"));
+    let killed_final = killed.join("final.safetensors");
+    assert!(safetensors_content(&killed_final) == final_model);
+    std::fs::remove_file(&killed_final).unwrap();
+    let out = bisenet(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("final.safetensors"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(safetensors_content(&killed_final) == final_model);
 
     // A run stopped by --time-limit checkpoints where it stopped, between the regular
     // checkpoints, and resumes exactly too.

@@ -64,7 +64,7 @@ pub struct TrainArgs {
     /// Measure validation mIoU every N iterations.
     #[arg(long, default_value_t = 1000)]
     validate_every: usize,
-    /// Run folder: checkpoints, log.jsonl, curves.png, best.safetensors.
+    /// Run folder: checkpoints, log.jsonl, curves.png, best.safetensors, final.safetensors.
     #[arg(long, default_value = "runs/camvid")]
     out: PathBuf,
     /// Continue the run in --out from its last checkpoint (on any backend).
@@ -155,9 +155,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         );
         return Ok(());
     }
+    let files = train::RunFiles { dir: args.out };
     println!(
-        "done: {} iterations; best {} mIoU {:.2}{} at iteration {}; model in {}",
+        "done: {} iterations; the model is {}; best {} mIoU {:.2}{} at iteration {}, in {}",
         state.iteration,
+        files.final_model().display(),
         args.val_split,
         state.best_miou.unwrap_or(0.0) * 100.0,
         if shared > 0 {
@@ -166,7 +168,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             ""
         },
         state.best_iteration.unwrap_or(0),
-        train::RunFiles { dir: args.out }.best().display()
+        files.best().display()
     );
     Ok(())
 }

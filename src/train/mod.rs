@@ -127,6 +127,12 @@ impl RunFiles {
     pub fn best(&self) -> PathBuf {
         self.dir.join("best.safetensors")
     }
+    /// Inference weights at the schedule's end: the recipe's own model. `best.safetensors` is
+    /// picked on the validation split, so its figure there flatters it; this one is picked by
+    /// nothing, and its validation figure is a fair measure of the recipe.
+    pub fn final_model(&self) -> PathBuf {
+        self.dir.join("final.safetensors")
+    }
     /// One JSON object per logged iteration and per validation.
     pub fn log(&self) -> PathBuf {
         self.dir.join("log.jsonl")
@@ -359,7 +365,7 @@ pub fn step(
 /// `run_dir` holds a checkpoint and `resume` is set, and returns the final state. Checkpoints
 /// do not depend on the device, so a run started on one backend resumes on another.
 /// Validation mIoU is measured every `validate_every` iterations and at the end; the best
-/// model is exported to `best.safetensors`.
+/// model is exported to `best.safetensors`, the last to `final.safetensors`.
 pub fn train(
     config: &TrainConfig,
     train_set: &Dataset,
@@ -433,6 +439,25 @@ pub fn train(
     let val_images_in_training = val_set.images_shared_with(train_set);
     let mut training_images = train_set.image_keys(&config.root);
     training_images.sort();
+    // Inference weights (f16, no aux heads) with the provenance of the iteration they are from.
+    let export = |inference: &Network, iteration: usize, metrics: &Metrics, path: &Path| {
+        let mut info = ModelInfo::new(&model_config, train_set.classes.clone());
+        info.train_size = Some(config.crop);
+        info.notes = provenance(
+            config,
+            iteration,
+            metrics,
+            val_images_in_training,
+            &training_images,
+        );
+        // A clone shares the tensors: the heads are dropped from a handle, not from the model.
+        weights::save(
+            &inference.clone().without_aux_heads(),
+            &info,
+            Precision::F16,
+            path,
+        )
+    };
     let mut log = LogWriter::open(&files.log()).map_err(checkpoint_error(&files.log()))?;
     observer.started(state.iteration, config);
 
@@ -465,36 +490,16 @@ pub fn train(
 
         let done = state.iteration == config.iterations;
         if state.iteration.is_multiple_of(config.validate_every) || done {
-            observer.validating(val_set.samples.len());
             let inference = model.valid();
-            let confusion = evaluate(
-                &inference,
-                val_set,
-                &norm,
-                &EvalOptions::default(),
-                &inference.devices()[0],
-                || observer.validated_image(),
-            )?;
-            let metrics = confusion.metrics();
+            let metrics = validate(&inference, val_set, &norm, observer)?;
             let is_best = state.best_miou.is_none_or(|best| metrics.miou > best);
             if is_best {
                 state.best_miou = Some(metrics.miou);
                 state.best_iteration = Some(state.iteration);
-                let mut info = ModelInfo::new(&model_config, train_set.classes.clone());
-                info.train_size = Some(config.crop);
-                info.notes = provenance(
-                    config,
-                    state.iteration,
-                    &metrics,
-                    val_images_in_training,
-                    &training_images,
-                );
-                weights::save(
-                    &inference.without_aux_heads(),
-                    &info,
-                    Precision::F16,
-                    &files.best(),
-                )?;
+                export(&inference, state.iteration, &metrics, &files.best())?;
+            }
+            if done {
+                export(&inference, state.iteration, &metrics, &files.final_model())?;
             }
             log.write(serde_json::json!({
                 "iteration": state.iteration,
@@ -515,7 +520,33 @@ pub fn train(
             break;
         }
     }
+    // A run that finished before `final.safetensors` existed gets it when resumed.
+    if state.iteration == config.iterations && !files.final_model().is_file() {
+        let inference = model.valid();
+        let metrics = validate(&inference, val_set, &norm, observer)?;
+        export(&inference, state.iteration, &metrics, &files.final_model())?;
+        observer.validated(state.iteration, &metrics, false);
+    }
     Ok(state)
+}
+
+/// Scores `inference` on the validation split, reporting each image to `observer`.
+fn validate(
+    inference: &Network,
+    val_set: &Dataset,
+    norm: &Normalization,
+    observer: &mut impl TrainObserver,
+) -> Result<Metrics, TrainError> {
+    observer.validating(val_set.samples.len());
+    let confusion = evaluate(
+        inference,
+        val_set,
+        norm,
+        &EvalOptions::default(),
+        &inference.devices()[0],
+        || observer.validated_image(),
+    )?;
+    Ok(confusion.metrics())
 }
 
 /// Decodes and augments the images of batch `iteration`, in parallel; the augmentation of
