@@ -1,6 +1,8 @@
 //! Command-line front end: argument parsing and file handling over the library.
 
 mod bench;
+#[cfg(any(feature = "cuda", test))]
+mod cuda_driver;
 mod eval;
 mod import;
 mod info;
@@ -141,8 +143,12 @@ impl Backend {
             Backend::Wgpu => bail!(
                 "this build has no wgpu backend: rebuild with `cargo build --release --features wgpu`"
             ),
+            // Checked here: burn initialises CUDA lazily and panics where the driver is missing.
             #[cfg(feature = "cuda")]
-            Backend::Cuda => Ok(Device::cuda(0)),
+            Backend::Cuda => {
+                cuda_driver::check(cuda_driver::DRIVER_LIBRARY)?;
+                Ok(Device::cuda(0))
+            }
             #[cfg(not(feature = "cuda"))]
             Backend::Cuda => bail!(
                 "this build has no CUDA backend: rebuild with `cargo build --release --features cuda`"
