@@ -8,7 +8,6 @@
 //! that says what is missing and what to use instead.
 //!
 //! Only a `--features cuda` build calls it; the tests build it in every build.
-#![cfg_attr(not(feature = "cuda"), allow(dead_code))]
 
 use std::ffi::{CStr, c_char, c_int, c_uint};
 
@@ -147,5 +146,14 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    /// The other half, for a machine with an NVIDIA GPU (this project's CPU machines and CI
+    /// have none): `cargo test --release --bin bisenet cuda_driver -- --ignored`.
+    #[test]
+    #[ignore = "needs an NVIDIA GPU and its driver"]
+    fn the_driver_of_a_machine_with_an_nvidia_gpu_counts_it() {
+        let count = check(DRIVER_LIBRARY).unwrap_or_else(|err| panic!("{err}"));
+        assert!(count >= 1);
     }
 }
