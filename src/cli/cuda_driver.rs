@@ -69,12 +69,15 @@ pub fn check(library: &str) -> Result<usize, CudaDriverError> {
             reason: err.to_string(),
         }
     })?;
+    // Never unloaded: `cuInit` may start the driver's own threads, and CubeCL loads the same
+    // library right after; unloading it in between could pull code from under them.
+    let driver: &'static libloading::Library = Box::leak(Box::new(driver));
     let symbol = |name: &'static str| CudaDriverError::MissingSymbol {
         library: library.to_owned(),
         symbol: name,
     };
     // SAFETY: the three signatures are those of the CUDA driver API (cuda.h), where `CUresult`
-    // is a C enum (`int`); the symbols do not outlive `driver`.
+    // is a C enum (`int`); `driver` stays loaded for the whole process.
     unsafe {
         let init = driver
             .get::<CuInit>(b"cuInit\0")
