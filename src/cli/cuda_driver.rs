@@ -7,7 +7,7 @@
 //! `cuDeviceGetCount`, loaded at run time as CubeCL loads it) turns those cases into an error
 //! that says what is missing and what to use instead.
 //!
-//! Only a `--features cuda` build calls it; the tests build it in every build.
+//! Only a `--features cuda` build calls it; test builds compile it as well, to test it.
 
 use std::ffi::{CStr, c_char, c_int, c_uint};
 
