@@ -133,6 +133,9 @@ fn train_args<'a>(root: &'a str, out: &'a str, iters: &'a str) -> Vec<&'a str> {
         "2",
         "--validate-every",
         "10",
+        // ClassMix on, so that the resume tests cover the replay of its random choices too.
+        "--class-mix",
+        "0.5",
         "--out",
         out,
     ]
@@ -347,6 +350,7 @@ fn a_resumed_run_names_the_recipe_options_it_changes() {
     let run_str = run.to_str().unwrap();
     let old_recipe = |iters| {
         let args = set(train_args(root, run_str, iters), "--lr", "0.01");
+        let args = set(args, "--class-mix", "0");
         set(args, "--class-weights", "uniform")
     };
     let out = bisenet(&old_recipe("2"));
@@ -376,6 +380,10 @@ fn a_resumed_run_names_the_recipe_options_it_changes() {
     );
     assert!(
         said.contains("--class-weights sqrt-median-frequency (the run started with uniform)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("--class-mix 0.5 (the run started with 0)"),
         "{said}"
     );
 }
@@ -453,6 +461,7 @@ fn bad_training_inputs_are_clear_errors() {
         ),
         ("--crop", "16x16", "too small"),
         ("--batch", "1", "at least 2"),
+        ("--class-mix", "1.5", "is a probability"),
         ("--batch", "1000000", "lower --batch or --crop"),
     ];
     for (key, value, expected) in cases {

@@ -4,6 +4,7 @@
 mod augment;
 mod camvid;
 mod cityscapes;
+mod class_mix;
 mod folder;
 mod loader;
 mod sample;
@@ -18,6 +19,7 @@ use crate::image_io::ImageIoError;
 pub use augment::{Augmentation, augment};
 pub use camvid::camvid;
 pub use cityscapes::{cityscapes, train_id_table};
+pub use class_mix::class_mix;
 pub use folder::folder;
 pub use loader::{Batch, batch_tensors, load_parallel};
 pub use sample::{LabelPolicy, LabeledImage, load_sample};

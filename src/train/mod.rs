@@ -15,9 +15,9 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use clap::ValueEnum as _;
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -29,7 +29,7 @@ pub use schedule::PolySchedule;
 
 use crate::data::{
     Augmentation, Batch, DataError, Dataset, LabelPolicy, LabeledImage, augment, batch_tensors,
-    load_parallel,
+    class_mix, load_parallel,
 };
 use crate::eval::{EvalOptions, Metrics, evaluate};
 use crate::model::{Architecture, BackboneKind, Network, NetworkConfig};
@@ -65,6 +65,10 @@ pub struct TrainConfig {
     /// Colour jitter strength (brightness, contrast, saturation each scaled by `1 ± jitter`).
     #[serde(default = "paper_jitter")]
     pub jitter: f32,
+    /// Probability that a crop gets half the classes of another crop of its batch pasted over
+    /// it (ClassMix; runs saved before this option have none).
+    #[serde(default)]
+    pub class_mix: f32,
     pub seed: u64,
     pub checkpoint_every: usize,
     pub validate_every: usize,
@@ -164,6 +168,12 @@ impl TrainConfig {
             return Err(TrainError::Config(format!(
                 "--jitter {} must be at least 0 and below 1",
                 self.jitter
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.class_mix) {
+            return Err(TrainError::Config(format!(
+                "--class-mix {} is a probability: give a value from 0 to 1",
+                self.class_mix
             )));
         }
         if !(self.scale_range.0 > 0.0 && self.scale_range.0 <= self.scale_range.1) {
@@ -296,6 +306,11 @@ impl TrainConfig {
                 "--jitter",
                 self.jitter.to_string(),
                 saved.jitter.to_string(),
+            ),
+            (
+                "--class-mix",
+                self.class_mix.to_string(),
+                saved.class_mix.to_string(),
             ),
             (
                 "--max-scale",
@@ -549,8 +564,9 @@ fn validate(
     Ok(confusion.metrics())
 }
 
-/// Decodes and augments the images of batch `iteration`, in parallel; the augmentation of
-/// each sample depends only on (seed, iteration, index), so resuming replays it exactly.
+/// Decodes and augments the images of batch `iteration`, in parallel, then applies ClassMix
+/// between its crops; every random choice depends only on (seed, iteration, index), so
+/// resuming replays it exactly.
 fn prepare_batch(
     train_set: &Dataset,
     config: &TrainConfig,
@@ -558,20 +574,35 @@ fn prepare_batch(
     iteration: usize,
 ) -> Result<Vec<LabeledImage>, TrainError> {
     let samples = batch_samples(train_set, config, iteration);
-    load_parallel(&samples, train_set, LabelPolicy::Strict)
+    let ignore = train_set.classes.ignore_index;
+    let crops = load_parallel(&samples, train_set, LabelPolicy::Strict)
         .into_par_iter()
         .enumerate()
         .map(|(index, loaded)| {
             let mut rng = sample_rng(config.seed, iteration, index);
-            Ok(augment(
-                &loaded?,
-                augmentation,
-                train_set.classes.ignore_index,
-                &mut rng,
-            ))
+            Ok(augment(&loaded?, augmentation, ignore, &mut rng))
         })
-        .collect()
+        .collect::<Result<Vec<_>, TrainError>>()?;
+    if config.class_mix == 0.0 {
+        return Ok(crops);
+    }
+    Ok((0..crops.len())
+        .into_par_iter()
+        .map(|index| {
+            // A stream of its own, so that the crops above stay those of a run without mixing.
+            let mut rng = sample_rng(config.seed ^ CLASS_MIX_STREAM, iteration, index);
+            if !rng.random_bool(f64::from(config.class_mix)) {
+                return crops[index].clone();
+            }
+            // Any other crop of the batch, as it was before mixing.
+            let other = (index + rng.random_range(1..crops.len())) % crops.len();
+            class_mix(&crops[index], &crops[other], ignore, &mut rng)
+        })
+        .collect())
 }
+
+/// Seeds ClassMix's random choices apart from the augmentation's.
+const CLASS_MIX_STREAM: u64 = 0xC1A5_5312_0000_0000;
 
 /// The samples of batch `iteration`: epochs walk a per-epoch shuffle seeded by the run seed,
 /// so the order depends only on (seed, iteration) and resuming replays it exactly.
