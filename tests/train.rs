@@ -351,6 +351,7 @@ fn a_resumed_run_names_the_recipe_options_it_changes() {
     let old_recipe = |iters| {
         let args = set(train_args(root, run_str, iters), "--lr", "0.01");
         let args = set(args, "--class-mix", "0");
+        let args = set(args, "--min-scale", "0.75");
         set(args, "--class-weights", "uniform")
     };
     let out = bisenet(&old_recipe("2"));
@@ -384,6 +385,10 @@ fn a_resumed_run_names_the_recipe_options_it_changes() {
     );
     assert!(
         said.contains("--class-mix 0.5 (the run started with 0)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("--min-scale 0.5 (the run started with 0.75)"),
         "{said}"
     );
 }
@@ -462,6 +467,7 @@ fn bad_training_inputs_are_clear_errors() {
         ("--crop", "16x16", "too small"),
         ("--batch", "1", "at least 2"),
         ("--class-mix", "1.5", "is a probability"),
+        ("--min-scale", "3", "the first no larger than the second"),
         ("--batch", "1000000", "lower --batch or --crop"),
     ];
     for (key, value, expected) in cases {

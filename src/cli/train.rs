@@ -47,7 +47,11 @@ pub struct TrainArgs {
     warmup: usize,
     #[arg(long, default_value_t = 5e-4)]
     weight_decay: f32,
-    /// Largest random scale (the smallest is 0.5).
+    /// Smallest random scale of the training images (below the crop's size, a crop is padded
+    /// with the ignore id).
+    #[arg(long, default_value_t = 0.5)]
+    min_scale: f32,
+    /// Largest random scale of the training images.
     #[arg(long, default_value_t = 2.0)]
     max_scale: f32,
     /// Colour jitter: brightness, contrast and saturation each scaled by 1 ± this.
@@ -126,7 +130,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         weight_decay: args.weight_decay,
         aux_weight: 1.0,
         class_weighting: args.class_weights,
-        scale_range: (0.5, args.max_scale),
+        scale_range: (args.min_scale, args.max_scale),
         jitter: args.jitter,
         class_mix: args.class_mix,
         seed: args.seed,

@@ -176,10 +176,11 @@ impl TrainConfig {
                 self.class_mix
             )));
         }
-        if !(self.scale_range.0 > 0.0 && self.scale_range.0 <= self.scale_range.1) {
+        let (min_scale, max_scale) = self.scale_range;
+        if !(min_scale > 0.0 && min_scale <= max_scale && max_scale.is_finite()) {
             return Err(TrainError::Config(format!(
-                "scale range {:?} must be positive and ordered",
-                self.scale_range
+                "--min-scale {min_scale} and --max-scale {max_scale} must be positive numbers, \
+                 the first no larger than the second"
             )));
         }
         let needed = self.estimated_peak_memory();
@@ -311,6 +312,11 @@ impl TrainConfig {
                 "--class-mix",
                 self.class_mix.to_string(),
                 saved.class_mix.to_string(),
+            ),
+            (
+                "--min-scale",
+                self.scale_range.0.to_string(),
+                saved.scale_range.0.to_string(),
             ),
             (
                 "--max-scale",
