@@ -202,14 +202,14 @@ impl TrainConfig {
         // A crop far beyond the largest scaled image would be mostly padding: refuse it.
         let first = crate::data::load_sample(&train.samples[0], train, LabelPolicy::Strict)?;
         let (w, h) = first.image.dimensions();
-        let max = |side: u32| (side as f32 * self.scale_range.1).round() as usize;
+        let max = |side: u32| (side as f32 * max_scale).round() as usize;
         if crop_h > max(h) || crop_w > max(w) {
             return Err(TrainError::Config(format!(
                 "crop {crop_w}x{crop_h} is larger than the biggest scaled image ({}x{} = {w}x{h} x {}); \
                  most of every crop would be padding. Use a smaller --crop",
                 max(w),
                 max(h),
-                self.scale_range.1
+                max_scale
             )));
         }
         Ok(())
