@@ -468,6 +468,8 @@ fn bad_training_inputs_are_clear_errors() {
         ("--batch", "1", "at least 2"),
         ("--class-mix", "1.5", "is a probability"),
         ("--min-scale", "3", "the first no larger than the second"),
+        ("--lr", "0", "must be a positive number"),
+        ("--weight-decay", "NaN", "zero or a positive number"),
         ("--batch", "1000000", "lower --batch or --crop"),
     ];
     for (key, value, expected) in cases {

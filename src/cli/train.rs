@@ -45,6 +45,8 @@ pub struct TrainArgs {
     /// Warm-up iterations.
     #[arg(long, default_value_t = 500)]
     warmup: usize,
+    /// Weight decay (an L2 penalty) on the convolution weights; none on BatchNorm's
+    /// parameters and biases.
     #[arg(long, default_value_t = 5e-4)]
     weight_decay: f32,
     /// Smallest random scale of the training images (below the crop's size, a crop is padded

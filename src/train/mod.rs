@@ -164,6 +164,18 @@ impl TrainConfig {
         if self.iterations == 0 {
             return Err(TrainError::Config("--iters must be at least 1".into()));
         }
+        let lr = self.schedule.base;
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(TrainError::Config(format!(
+                "--lr {lr} must be a positive number (the recipe's is 0.02)"
+            )));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(TrainError::Config(format!(
+                "--weight-decay {} must be zero or a positive number (the recipe's is 5e-4)",
+                self.weight_decay
+            )));
+        }
         if !(0.0..1.0).contains(&self.jitter) {
             return Err(TrainError::Config(format!(
                 "--jitter {} must be at least 0 and below 1",
