@@ -163,13 +163,15 @@ fn folding_batch_norms_keeps_the_function() {
         let folded = folded.forward(x).logits;
         // An untrained network's logits are large (no trained BN scales damp them): compare
         // relative to their magnitude. Folding reorders the f32 arithmetic of ~40 layers, so
-        // the rounding differences grow with depth: typically 1-2e-6 of the magnitude, 1.6e-5
-        // on one random draw in CI. A wrong fold (a missed bias or scale) is off by O(1) of
-        // it, far above 1e-4. The PyTorch parity tests check folded models absolutely.
+        // the rounding differences grow with depth, and with random weights a logit can be a
+        // near-cancellation of much larger terms: typically 1e-6 to 1e-5 of the magnitude, with
+        // a long tail (4e-5 in 40 draws on an AVX-512 machine, 1.35e-4 once). A wrong fold (a
+        // missed bias or scale) is off by O(1) of it, far above 1e-3. The PyTorch parity tests
+        // check folded models absolutely.
         let scale: f32 = plain.clone().abs().max().into_scalar();
         let diff: f32 = (plain - folded).abs().max().into_scalar();
         assert!(
-            diff <= 1e-4 * scale,
+            diff <= 1e-3 * scale,
             "{backbone}: folded network differs by {diff} (logits up to {scale})"
         );
     }
