@@ -43,6 +43,27 @@ fn ohem_keeps_at_least_a_sixteenth_when_everything_is_easy() {
     );
 }
 
+/// A threshold of 1 is plain cross-entropy: the mean over every labelled pixel, the easy ones
+/// and one whose loss rounds to 0 included.
+#[test]
+fn ohem_threshold_one_trains_on_every_labelled_pixel() {
+    let device = Device::flex();
+    // 2 classes, 4 pixels: easy (margin 3), certain (margin 40: p rounds to 1, loss 0), hard
+    // (margin -2), void.
+    let logits = Tensor::<1>::from_floats([3.0, 40.0, -2.0, 0.0, 0.0, 0.0, 0.0, 0.0], &device)
+        .reshape([1, 2, 2, 2]);
+    let labels = Tensor::<1, Int>::from_ints([0, 0, 0, 9], &device).reshape([1, 2, 2]);
+    let loss: f32 = OhemCrossEntropy {
+        probability_threshold: 1.0,
+        ..OhemCrossEntropy::default()
+    }
+    .forward(logits, labels)
+    .into_scalar();
+    let nll = |margin: f32| (1.0f32 + (-margin).exp()).ln();
+    let expected = (nll(3.0) + nll(40.0) + nll(-2.0)) / 3.0;
+    assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
+}
+
 #[test]
 fn all_void_batch_has_zero_loss() {
     let device = Device::flex();
@@ -469,6 +490,7 @@ fn bad_training_inputs_are_clear_errors() {
         ("--class-mix", "1.5", "is a probability"),
         ("--min-scale", "3", "the first no larger than the second"),
         ("--lr", "0", "must be a positive number"),
+        ("--ohem-threshold", "0", "is a probability above 0"),
         ("--weight-decay", "NaN", "zero or a positive number"),
         ("--batch", "1000000", "lower --batch or --crop"),
     ];

@@ -67,6 +67,11 @@ pub struct TrainArgs {
     /// split's label frequencies; lifts thin and rare classes).
     #[arg(long, value_enum, default_value = "sqrt-median-frequency")]
     class_weights: ClassWeighting,
+    /// OHEM: train on the pixels whose true class has a probability below this (never fewer
+    /// than 1/16 of the labelled pixels, the hardest); 1 trains on every labelled pixel
+    /// (plain cross-entropy).
+    #[arg(long, default_value_t = 0.7)]
+    ohem_threshold: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Checkpoint every N iterations.
@@ -135,6 +140,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         scale_range: (args.min_scale, args.max_scale),
         jitter: args.jitter,
         class_mix: args.class_mix,
+        ohem_threshold: args.ohem_threshold,
         seed: args.seed,
         checkpoint_every: args.checkpoint_every.max(1),
         validate_every: args.validate_every.max(1),

@@ -11,7 +11,8 @@ use burn::tensor::activation::log_softmax;
 /// decided on the unweighted loss.
 #[derive(Debug, Clone)]
 pub struct OhemCrossEntropy {
-    /// Pixels whose true-class probability is below this are "hard".
+    /// Pixels whose true-class probability is below this are "hard"; 1 makes every pixel hard
+    /// (plain cross-entropy).
     pub probability_threshold: f32,
     /// Minimum share of the labelled pixels kept.
     pub min_kept: f32,
@@ -64,6 +65,10 @@ impl OhemCrossEntropy {
     /// `min_kept`-th hardest pixel when too few pixels are above it. Chosen on read-back values,
     /// outside the autodiff graph.
     fn cut_off(&self, nll: &Tensor<3>, valid: &Tensor<3, Bool>) -> f32 {
+        if self.probability_threshold >= 1.0 {
+            // Every pixel is "hard": plain cross-entropy, the pixels of zero loss included.
+            return f32::NEG_INFINITY;
+        }
         let losses: Vec<f32> = nll.clone().detach().into_data().iter::<f32>().collect();
         let mask: Vec<bool> = valid.clone().into_data().iter::<bool>().collect();
         let mut valid_losses: Vec<f32> = losses
