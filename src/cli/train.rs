@@ -4,7 +4,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use bisenet::eval::Metrics;
 use bisenet::model::BackboneKind;
-use bisenet::train::{self, ClassWeighting, PolySchedule, TrainConfig, TrainObserver};
+use bisenet::train::{
+    self, ClassWeighting, OhemCrossEntropy, PolySchedule, TrainConfig, TrainObserver,
+};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar};
 
@@ -70,7 +72,7 @@ pub struct TrainArgs {
     /// OHEM: train on the pixels whose true class has a probability below this (never fewer
     /// than 1/16 of the labelled pixels, the hardest); 1 trains on every labelled pixel
     /// (plain cross-entropy).
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, default_value_t = OhemCrossEntropy::default().probability_threshold)]
     ohem_threshold: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
