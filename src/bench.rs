@@ -11,7 +11,7 @@ use crate::data::Batch;
 use crate::model::NetworkConfig;
 use crate::preprocess::{Frame, Normalization, PixelFormat, normalize_chw};
 use crate::segmenter::Segmenter;
-use crate::train::{OhemCrossEntropy, optimizer, step};
+use crate::train::{OhemCrossEntropy, TrainingLoss, optimizer, step};
 
 /// Median, minimum and maximum of a set of timings, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -73,6 +73,8 @@ pub struct TrainResult {
     pub batch: usize,
     /// `HxW` of the crops.
     pub crop: String,
+    /// Weight of the Lovász-softmax term (0: OHEM cross-entropy alone).
+    pub lovasz_weight: f32,
     pub step_ms: Stats,
 }
 
@@ -170,11 +172,13 @@ pub struct TrainStep {
     pub batch: usize,
     /// `[height, width]` of the crops.
     pub crop: [usize; 2],
+    /// Weight of the Lovász-softmax term (0: OHEM cross-entropy alone, as the recipe).
+    pub lovasz_weight: f32,
 }
 
-/// Times a full training step (forward through all three heads, OHEM losses, backward, SGD
-/// update) of a fresh network on random images and labels. `device` must be an autodiff
-/// device.
+/// Times a full training step (forward through all three heads, OHEM losses and Lovász-softmax
+/// when asked, backward, SGD update) of a fresh network on random images and labels. `device`
+/// must be an autodiff device.
 pub fn bench_train_step(
     spec: TrainStep,
     device: &Device,
@@ -186,12 +190,17 @@ pub fn bench_train_step(
         network,
         batch,
         crop,
+        lovasz_weight,
     } = spec;
     let num_classes = network.num_classes();
     let [h, w] = crop;
     let mut model = network.clone().with_aux_heads(true).init(device);
     let mut optim = optimizer(0.9, 5e-4);
-    let loss_fn = OhemCrossEntropy::default();
+    let loss_fn = TrainingLoss {
+        ohem: OhemCrossEntropy::default(),
+        aux_weight: 1.0,
+        lovasz_weight,
+    };
     let mut times = Vec::with_capacity(repeats.iters);
     for run in 0..repeats.warmup + repeats.iters {
         let seed = run as u64;
@@ -217,7 +226,7 @@ pub fn bench_train_step(
         let loss;
         // On a worker thread, as `train` runs its steps (beside the next batch's loading).
         (model, loss) =
-            crate::kernels::on_cpu_workers(|| step(model, &mut optim, data, &loss_fn, 1.0, 0.01));
+            crate::kernels::on_cpu_workers(|| step(model, &mut optim, data, &loss_fn, 0.01));
         device.sync().ok();
         if run >= repeats.warmup {
             times.push(millis(started));
@@ -230,6 +239,7 @@ pub fn bench_train_step(
         network: network.short_name(),
         batch,
         crop: size_name(crop),
+        lovasz_weight,
         step_ms: Stats::of(&times),
     }
 }

@@ -297,11 +297,17 @@ fn bench_times_every_stage_and_writes_comparable_json() {
         "2",
         "--train-crop",
         "64x64",
+        "--train-lovasz-weight",
+        "0.5",
         "--json",
         json_path.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("training step"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("training step: flex xception39 batch 2 at 64x64, Lovász weight 0.5"),
+        "{}",
+        stdout(&out)
+    );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     let results = json["results"].as_array().unwrap();
@@ -329,6 +335,7 @@ fn bench_times_every_stage_and_writes_comparable_json() {
     let train = &json["train"][0];
     assert_eq!(train["batch"], 2);
     assert_eq!(train["crop"], "64x64");
+    assert_eq!(train["lovasz_weight"], 0.5);
     assert!(train["step_ms"]["median"].as_f64().unwrap() > 0.0);
 
     let bad = bisenet(&["bench", "--sizes", "360"]);

@@ -42,6 +42,10 @@ pub struct BenchArgs {
     /// Crop size of the training step, HEIGHTxWIDTH.
     #[arg(long, value_parser = parse_hw, default_value = "384x480")]
     train_crop: [usize; 2],
+    /// Add Lovász-softmax with this weight to the training step's loss (as `train
+    /// --lovasz-weight`).
+    #[arg(long, default_value_t = 0.0)]
+    train_lovasz_weight: f32,
     /// Keep BatchNorms separate from the convolutions and make labels with tensor ops on the
     /// device (to measure what the two inference optimisations save).
     #[arg(long)]
@@ -108,6 +112,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             network: segmenter.model.config(),
             batch: args.train_batch,
             crop: args.train_crop,
+            lovasz_weight: args.train_lovasz_weight,
         };
         train.push(bench_train_step(
             spec,
@@ -149,8 +154,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     for t in &train {
         println!(
-            "training step: {} {} batch {} at {}: median {:.0} ms (min {:.0}, max {:.0})",
-            t.backend, t.network, t.batch, t.crop, t.step_ms.median, t.step_ms.min, t.step_ms.max
+            "training step: {} {} batch {} at {}{}: median {:.0} ms (min {:.0}, max {:.0})",
+            t.backend,
+            t.network,
+            t.batch,
+            t.crop,
+            if t.lovasz_weight > 0.0 {
+                format!(", Lovász weight {}", t.lovasz_weight)
+            } else {
+                String::new()
+            },
+            t.step_ms.median,
+            t.step_ms.min,
+            t.step_ms.max
         );
     }
     if let Some(path) = &args.json {

@@ -74,6 +74,10 @@ pub struct TrainArgs {
     /// (plain cross-entropy).
     #[arg(long, default_value_t = OhemCrossEntropy::default().probability_threshold)]
     ohem_threshold: f32,
+    /// Add Lovász-softmax, a loss on each class's IoU, on the main head with this weight (0:
+    /// none).
+    #[arg(long, default_value_t = 0.0)]
+    lovasz_weight: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Checkpoint every N iterations.
@@ -143,6 +147,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         jitter: args.jitter,
         class_mix: args.class_mix,
         ohem_threshold: args.ohem_threshold,
+        lovasz_weight: args.lovasz_weight,
         seed: args.seed,
         checkpoint_every: args.checkpoint_every.max(1),
         validate_every: args.validate_every.max(1),

@@ -1,6 +1,9 @@
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
+use super::lovasz::lovasz_softmax;
+use crate::model::NetworkOutput;
+
 /// Online hard example mining cross-entropy (as in the PyTorch BiSeNet reference): only pixels
 /// the model gets wrong with confidence (`p(true class) < 0.7`) contribute, but never fewer
 /// than 1/16 of the labelled pixels; the hardest are kept then. Pixels labelled with the
@@ -86,5 +89,34 @@ impl OhemCrossEntropy {
         let (_, kth, _) = valid_losses.select_nth_unstable_by(min_kept - 1, |a, b| b.total_cmp(a));
         // `greater` keeps strictly larger values: step just below the k-th value.
         kth.next_down()
+    }
+}
+
+/// The loss of a training step: OHEM cross-entropy on the main head and on each auxiliary head
+/// (those weighted by `aux_weight`), plus, when `lovasz_weight` is above 0, Lovász-softmax on
+/// the main head only (the auxiliary heads only speed up learning, and its sort costs CPU time).
+#[derive(Debug, Clone)]
+pub struct TrainingLoss {
+    pub ohem: OhemCrossEntropy,
+    pub aux_weight: f32,
+    pub lovasz_weight: f32,
+}
+
+impl TrainingLoss {
+    /// The network's outputs on a batch and its `labels: [N, H, W]` -> scalar loss `[1]`.
+    pub fn forward(&self, output: NetworkOutput, labels: Tensor<3, Int>) -> Tensor<1> {
+        let mut loss = self.ohem.forward(output.logits.clone(), labels.clone());
+        if self.lovasz_weight > 0.0 {
+            loss =
+                loss + lovasz_softmax(output.logits, labels.clone()).mul_scalar(self.lovasz_weight);
+        }
+        for logits in output.aux {
+            loss = loss
+                + self
+                    .ohem
+                    .forward(logits, labels.clone())
+                    .mul_scalar(self.aux_weight);
+        }
+        loss
     }
 }

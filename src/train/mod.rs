@@ -5,6 +5,7 @@
 pub mod checkpoint;
 mod class_weights;
 mod loss;
+mod lovasz;
 mod schedule;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,8 @@ use thiserror::Error;
 
 pub use checkpoint::TrainState;
 pub use class_weights::{ClassWeighting, class_pixel_counts, sqrt_median_frequency};
-pub use loss::OhemCrossEntropy;
+pub use loss::{OhemCrossEntropy, TrainingLoss};
+pub use lovasz::lovasz_softmax;
 pub use schedule::PolySchedule;
 
 use crate::data::{
@@ -74,6 +76,10 @@ pub struct TrainConfig {
     /// used the paper's 0.7).
     #[serde(default = "paper_ohem_threshold")]
     pub ohem_threshold: f32,
+    /// Weight of the Lovász-softmax term on the main head (0: none; runs saved before this
+    /// option have none).
+    #[serde(default)]
+    pub lovasz_weight: f32,
     pub seed: u64,
     pub checkpoint_every: usize,
     pub validate_every: usize,
@@ -195,6 +201,12 @@ impl TrainConfig {
             return Err(TrainError::Config(format!(
                 "--ohem-threshold {} is a probability above 0 and at most 1 (1 trains on every pixel)",
                 self.ohem_threshold
+            )));
+        }
+        if !(self.lovasz_weight >= 0.0 && self.lovasz_weight.is_finite()) {
+            return Err(TrainError::Config(format!(
+                "--lovasz-weight {} must be zero (no Lovász term) or a positive number",
+                self.lovasz_weight
             )));
         }
         if !(0.0..=1.0).contains(&self.class_mix) {
@@ -346,6 +358,11 @@ impl TrainConfig {
                 saved.ohem_threshold.to_string(),
             ),
             (
+                "--lovasz-weight",
+                self.lovasz_weight.to_string(),
+                saved.lovasz_weight.to_string(),
+            ),
+            (
                 "--min-scale",
                 self.scale_range.0.to_string(),
                 saved.scale_range.0.to_string(),
@@ -390,25 +407,16 @@ pub fn optimizer(momentum: f64, weight_decay: f32) -> ModuleOptimizer {
     )
 }
 
-/// One SGD step on a batch: forward through the main and auxiliary heads, OHEM loss on each
-/// (auxiliary ones weighted by `aux_weight`), backward, update. Returns the updated model and
-/// the loss.
+/// One SGD step on a batch: forward through the main and auxiliary heads, the loss, backward,
+/// update. Returns the updated model and the loss.
 pub fn step(
     model: Network,
     optim: &mut ModuleOptimizer,
     batch: Batch,
-    loss_fn: &OhemCrossEntropy,
-    aux_weight: f32,
+    loss_fn: &TrainingLoss,
     lr: f64,
 ) -> (Network, f32) {
-    let output = model.forward(batch.images);
-    let mut loss = loss_fn.forward(output.logits, batch.labels.clone());
-    for logits in output.aux {
-        loss = loss
-            + loss_fn
-                .forward(logits, batch.labels.clone())
-                .mul_scalar(aux_weight);
-    }
+    let loss = loss_fn.forward(model.forward(batch.images), batch.labels);
     let loss_value: f32 = loss.clone().into_scalar();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     (optim.step(lr, model, grads), loss_value)
@@ -484,10 +492,14 @@ pub fn train(
         jitter: config.jitter,
         ..Augmentation::paper(config.crop)
     };
-    let loss_fn = OhemCrossEntropy {
-        probability_threshold: config.ohem_threshold,
-        class_weights: config.class_weighting.weights(train_set)?,
-        ..OhemCrossEntropy::default()
+    let loss_fn = TrainingLoss {
+        ohem: OhemCrossEntropy {
+            probability_threshold: config.ohem_threshold,
+            class_weights: config.class_weighting.weights(train_set)?,
+            ..OhemCrossEntropy::default()
+        },
+        aux_weight: config.aux_weight,
+        lovasz_weight: config.lovasz_weight,
     };
     let norm = Normalization::IMAGENET;
     let val_images_in_training = val_set.images_shared_with(train_set);
@@ -524,7 +536,7 @@ pub fn train(
         // The next batch is decoded and augmented on another thread while this step runs:
         // on a GPU the step would otherwise wait for the CPU's image work.
         let ((stepped, loss_value), prepared) = rayon::join(
-            || step(model, &mut optim, batch, &loss_fn, config.aux_weight, lr),
+            || step(model, &mut optim, batch, &loss_fn, lr),
             || prepare(iteration + 1),
         );
         (model, next) = (stepped, prepared);
