@@ -31,13 +31,16 @@ pub fn lovasz_softmax(logits: Tensor<4>, labels: Tensor<3, Int>) -> Tensor<1> {
     let errors = (foreground - probabilities).abs(); // [C, N*H*W]
 
     let error_values: Vec<f32> = errors.clone().detach().into_data().iter::<f32>().collect();
+    let labelled: Vec<usize> = (0..pixels)
+        .filter(|&pixel| (0..classes as i64).contains(&label_ids[pixel]))
+        .collect();
     let mut weights = vec![0.0f32; classes * pixels];
     let present = weights
         .par_chunks_mut(pixels)
         .zip(error_values.par_chunks(pixels))
         .enumerate()
         .map(|(class, (weights, errors))| {
-            jaccard_increments(errors, &label_ids, class as i64, classes as i64, weights)
+            jaccard_increments(errors, &label_ids, &labelled, class as i64, weights)
         })
         .filter(|&present| present)
         .count();
@@ -47,13 +50,13 @@ pub fn lovasz_softmax(logits: Tensor<4>, labels: Tensor<3, Int>) -> Tensor<1> {
 
 /// Fills `weights` (one per pixel, 0 for unlabelled ones) with the increments of the Jaccard
 /// loss of `class` as its pixels join the mistakes in decreasing order of `errors`: the
-/// gradient of the Lovász extension. Labels outside `0..classes` are unlabelled. Returns
-/// whether the class is present in `labels`.
+/// gradient of the Lovász extension. Only the `labelled` pixels take part. Returns whether the
+/// class is present in `labels`.
 fn jaccard_increments(
     errors: &[f32],
     labels: &[i64],
+    labelled: &[usize],
     class: i64,
-    classes: i64,
     weights: &mut [f32],
 ) -> bool {
     let in_class = labels.iter().filter(|&&id| id == class).count();
@@ -62,9 +65,9 @@ fn jaccard_increments(
     }
     // Errors lie in [0, 1], where the bit patterns of non-negative floats sort as the values do:
     // the pixel index packed below the pattern sorts the pairs in one integer sort.
-    let mut order: Vec<u64> = (0..labels.len())
-        .filter(|&pixel| (0..classes).contains(&labels[pixel]))
-        .map(|pixel| {
+    let mut order: Vec<u64> = labelled
+        .iter()
+        .map(|&pixel| {
             let error = if errors[pixel] > 0.0 {
                 errors[pixel]
             } else {
