@@ -34,35 +34,44 @@ pub fn lovasz_softmax(logits: Tensor<4>, labels: Tensor<3, Int>) -> Tensor<1> {
     let labelled: Vec<usize> = (0..pixels)
         .filter(|&pixel| (0..classes as i64).contains(&label_ids[pixel]))
         .collect();
+    let mut class_pixels = vec![0usize; classes];
+    for &pixel in &labelled {
+        class_pixels[label_ids[pixel] as usize] += 1;
+    }
     let mut weights = vec![0.0f32; classes * pixels];
-    let present = weights
+    weights
         .par_chunks_mut(pixels)
         .zip(error_values.par_chunks(pixels))
         .enumerate()
-        .map(|(class, (weights, errors))| {
-            jaccard_increments(errors, &label_ids, &labelled, class as i64, weights)
-        })
-        .filter(|&present| present)
-        .count();
+        .filter(|(class, _)| class_pixels[*class] > 0)
+        .for_each(|(class, (weights, errors))| {
+            let in_class = class_pixels[class];
+            jaccard_increments(
+                errors,
+                &label_ids,
+                &labelled,
+                class as i64,
+                in_class,
+                weights,
+            )
+        });
+    let present = class_pixels.iter().filter(|&&count| count > 0).count();
     let weights = Tensor::<2>::from_data(TensorData::new(weights, [classes, pixels]), &device);
     (errors * weights).sum().div_scalar(present.max(1) as f32)
 }
 
 /// Fills `weights` (one per pixel, 0 for unlabelled ones) with the increments of the Jaccard
 /// loss of `class` as its pixels join the mistakes in decreasing order of `errors`: the
-/// gradient of the Lovász extension. Only the `labelled` pixels take part. Returns whether the
-/// class is present in `labels`.
+/// gradient of the Lovász extension. Only the `labelled` pixels take part, `in_class` (at
+/// least 1) of them labelled `class`.
 fn jaccard_increments(
     errors: &[f32],
     labels: &[i64],
     labelled: &[usize],
     class: i64,
+    in_class: usize,
     weights: &mut [f32],
-) -> bool {
-    let in_class = labels.iter().filter(|&&id| id == class).count();
-    if in_class == 0 {
-        return false;
-    }
+) {
     // Errors lie in [0, 1], where the bit patterns of non-negative floats sort as the values do:
     // the pixel index packed below the pattern sorts the pairs in one integer sort.
     let mut order: Vec<u64> = labelled
@@ -93,5 +102,4 @@ fn jaccard_increments(
         weights[pixel] = (jaccard - previous) as f32;
         previous = jaccard;
     }
-    true
 }
