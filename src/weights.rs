@@ -444,10 +444,23 @@ pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<LoadedModel, Weight
     let info = read_info(&bytes)?;
     let config = info.config();
     let mut model = config.init(device);
-    // Partial loads and validation are allowed here only so that every missing, unexpected and
-    // mis-shaped tensor is reported at once below; any of them refuses the file.
-    // Whatever float type the file stores (f16 for shipped models, f32 for checkpoints), the
-    // network computes in f32.
+    // Any missing, unexpected or mis-shaped tensor refuses the file.
+    let result = apply(&mut model, bytes, &info)?;
+    refuse_mismatches(&result, &config, |_| false)?;
+    Ok(LoadedModel { model, info })
+}
+
+/// Loads the tensors of a weights file (`bytes`, whose metadata is `info`) into `model`.
+/// Tensors that are missing, unexpected or mis-shaped do not stop the load: they are listed in
+/// the result (a mis-shaped one keeps the model's own value), so that the caller reports every
+/// problem at once or, when starting a training run from the file, accepts the expected ones.
+/// Whatever float type the file stores (f16 for shipped models, f32 for checkpoints), the
+/// network computes in f32.
+pub(crate) fn apply(
+    model: &mut Network,
+    bytes: Vec<u8>,
+    info: &ModelInfo,
+) -> Result<ApplyResult, WeightsError> {
     let adapter = PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32));
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .skip_enum_variants(true)
@@ -457,14 +470,12 @@ pub fn from_bytes(bytes: Vec<u8>, device: &Device) -> Result<LoadedModel, Weight
     for (from, to) in renames(info.backbone, false) {
         store = store.with_key_remapping(from, to);
     }
-    let result = model
+    model
         .load_from(&mut store)
         .map_err(|e| WeightsError::Mismatch {
-            network: config.describe(),
+            network: model.config().describe(),
             details: e.to_string(),
-        })?;
-    refuse_mismatches(&result, &config, |_| false)?;
-    Ok(LoadedModel { model, info })
+        })
 }
 
 #[cfg(not(target_arch = "wasm32"))]

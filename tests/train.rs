@@ -412,6 +412,183 @@ fn a_validation_split_of_training_images_is_flagged() {
     assert_eq!(shared, 0);
 }
 
+/// A run can start from a weights file instead of random weights (fine-tuning): it starts
+/// where the file left off, takes the file's network unless told otherwise, gives fresh
+/// classifier layers to a dataset with other classes, and its models list the images the
+/// file trained on too, even when it resumes after the file is gone.
+#[test]
+fn a_run_starts_from_a_weights_file() {
+    let dir = tempfile::tempdir().unwrap();
+    common::folder_dataset(dir.path(), 4, 64, 48);
+    let root = dir.path().to_str().unwrap();
+    let run = |name: &str, args: Vec<&str>| {
+        let out = bisenet(&args);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        stderr(&out)
+    };
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (pretrained, tuned) = (path("pretrained"), path("tuned"));
+    run("pretrained", train_args(root, &pretrained, "4"));
+    let init = path("init.safetensors");
+    std::fs::copy(dir.path().join("pretrained/final.safetensors"), &init).unwrap();
+
+    // With a learning rate too small to move a weight, the run's model is the file's: every
+    // tensor but BatchNorm's running statistics (which each forward pass updates) is equal.
+    // The auxiliary heads start fresh (an inference file has none).
+    let tuned_args = |iters| {
+        let args = set(train_args(root, &tuned, iters), "--split", "val");
+        let args = set(args, "--val-split", "train");
+        let args = set(args, "--lr", "1e-12");
+        set(args, "--init-weights", &init)
+    };
+    let said = run("tuned", tuned_args("2"));
+    assert!(
+        said.contains("started from") && said.contains("starting fresh: the auxiliary heads"),
+        "{said}"
+    );
+    let tuned_model = format!("{tuned}/final.safetensors");
+    let (same, reshaped) = compare_weights(&init, &tuned_model);
+    assert!(same > 100 && reshaped.is_empty(), "{same} {reshaped:?}");
+
+    // Its models list the images of both runs (the file's split and its own).
+    let info = |weights: &str| {
+        let out = bisenet(&["info", "--weights", weights]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let said = info(&tuned_model);
+    assert!(said.contains("training_images: 8 images"), "{said}");
+    assert!(said.contains("init_weights"), "{said}");
+
+    // Resumed after the file is gone, the run goes on and still lists them.
+    std::fs::remove_file(&init).unwrap();
+    let mut args = tuned_args("4");
+    args.push("--resume");
+    let said = run("tuned, resumed", args);
+    assert!(said.contains("resumed at iteration 2"), "{said}");
+    assert!(info(&tuned_model).contains("training_images: 8 images"));
+
+    // A dataset with three classes: the classifier layers start fresh, the rest loads, and
+    // without --backbone the run trains the file's network.
+    let pretrained_model = format!("{pretrained}/final.safetensors");
+    let three = tempfile::tempdir().unwrap();
+    common::folder_dataset(three.path(), 2, 64, 48);
+    std::fs::write(
+        three.path().join("classes.json"),
+        r#"{"names": ["warm", "cold", "grey"], "palette": [[255, 0, 0], [0, 0, 255], [9, 9, 9]], "ignore_index": 255}"#,
+    )
+    .unwrap();
+    let other = path("other-classes");
+    let mut args = train_args(three.path().to_str().unwrap(), &other, "2");
+    let at = args.iter().position(|a| *a == "--backbone").unwrap();
+    args.drain(at..at + 2);
+    let args = set(args, "--lr", "1e-12");
+    let said = run(
+        "other classes",
+        set(args, "--init-weights", &pretrained_model),
+    );
+    assert!(
+        said.contains("2 classifier tensors (the file predicts 2 classes, this dataset has 3)"),
+        "{said}"
+    );
+    let other_model = format!("{other}/final.safetensors");
+    assert!(info(&other_model).contains("grey"));
+    let (same, reshaped) = compare_weights(&pretrained_model, &other_model);
+    assert!(same > 100, "{same}");
+    assert!(
+        reshaped
+            .iter()
+            .all(|name| name.starts_with("conv_out.conv_out.")),
+        "{reshaped:?}"
+    );
+
+    // What cannot start a run is refused, naming the file and the problem.
+    let refused = |args: Vec<&str>, expected: &str| {
+        let out = bisenet(&args);
+        assert!(!out.status.success(), "{expected}");
+        assert!(
+            stderr(&out).contains(expected),
+            "{expected}: {}",
+            stderr(&out)
+        );
+    };
+    let elsewhere = path("refused");
+    let with_init = |file| set(train_args(root, &elsewhere, "2"), "--init-weights", file);
+    refused(
+        set(with_init(&pretrained_model), "--backbone", "resnet18"),
+        "leave --arch and --backbone out",
+    );
+    refused(with_init(&init), "cannot start from");
+    let truncated = path("truncated.safetensors");
+    let bytes = std::fs::read(&pretrained_model).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    refused(with_init(&truncated), "truncated");
+    // A model made for other input statistics (an imported one, say).
+    let other_statistics = path("other-statistics.safetensors");
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut metadata = header.metadata().clone().unwrap();
+    let info = metadata.get_mut("bisenet").unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(info).unwrap();
+    json["normalization"]["mean"] = serde_json::json!([0.3257, 0.369, 0.3223]);
+    *info = json.to_string();
+    let rewritten = safetensors::serialize(tensors.tensors(), Some(metadata)).unwrap();
+    std::fs::write(&other_statistics, rewritten).unwrap();
+    refused(with_init(&other_statistics), "training uses ImageNet's");
+}
+
+/// Compares two weights files tensor by tensor: how many tensors of the first are equal in the
+/// second (BatchNorm's running statistics left out), and the names of those whose shape
+/// differs. Panics on any other difference.
+fn compare_weights(first: &str, second: &str) -> (usize, Vec<String>) {
+    let (first, second) = (
+        std::fs::read(first).unwrap(),
+        std::fs::read(second).unwrap(),
+    );
+    let first = safetensors::SafeTensors::deserialize(&first).unwrap();
+    let second = safetensors::SafeTensors::deserialize(&second).unwrap();
+    let (mut same, mut reshaped) = (0, Vec::new());
+    for (name, tensor) in first.tensors() {
+        let other = second.tensor(&name).unwrap();
+        if other.shape() != tensor.shape() {
+            reshaped.push(name);
+        } else if !name.contains("running_") {
+            assert!(
+                same_values(other.data(), tensor.data(), tensor.dtype()),
+                "{name} differs"
+            );
+            same += 1;
+        }
+    }
+    reshaped.sort();
+    (same, reshaped)
+}
+
+/// Whether two little-endian f16 or f32 buffers hold the same values, to within what a step
+/// of a vanishing learning rate can move: f32 (BatchNorm's scale and shift) notices it, f16
+/// (the convolutions) does not.
+fn same_values(first: &[u8], second: &[u8], dtype: safetensors::Dtype) -> bool {
+    let values = |bytes: &[u8]| -> Vec<f32> {
+        match dtype {
+            safetensors::Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            safetensors::Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let (first, second) = (values(first), values(second));
+    first.len() == second.len()
+        && first
+            .iter()
+            .zip(&second)
+            .all(|(a, b)| (a - b).abs() <= 1e-6 * a.abs().max(1.0))
+}
+
 /// Resuming with options that change the recipe (here: new defaults against a run started
 /// with the old ones) goes on, but names each change; resuming with the run's own options
 /// says only where it resumed. Both lines reach a log file (no terminal, as under `nohup`).

@@ -3,9 +3,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bisenet::eval::Metrics;
-use bisenet::model::BackboneKind;
+use bisenet::model::{Architecture, BackboneKind};
 use bisenet::train::{
-    self, ClassWeighting, OhemCrossEntropy, PolySchedule, TrainConfig, TrainObserver,
+    self, ClassWeighting, InitReport, InitWeights, OhemCrossEntropy, PolySchedule, TrainConfig,
+    TrainObserver,
 };
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar};
@@ -22,12 +23,19 @@ pub struct TrainArgs {
     split: String,
     #[arg(long, default_value = "val")]
     val_split: String,
-    /// BiSeNet V1 or V2.
-    #[arg(long, value_enum, default_value_t)]
-    arch: super::ArchArg,
-    /// V1's context-path backbone: resnet18 or xception39.
-    #[arg(long, default_value = "xception39")]
-    backbone: BackboneKind,
+    /// BiSeNet V1 or V2 [default: v1, or the --init-weights file's].
+    #[arg(long, value_enum)]
+    arch: Option<super::ArchArg>,
+    /// V1's context-path backbone: resnet18 or xception39 [default: xception39, or the
+    /// --init-weights file's].
+    #[arg(long)]
+    backbone: Option<BackboneKind>,
+    /// Start from this weights file instead of random weights (fine-tuning): a model written
+    /// by `train` or `import`, the shipped one included. Its network is kept; the auxiliary
+    /// heads start fresh when the file has none, and the classifier layers when it predicts
+    /// other classes than the dataset's. Warm-up and schedule start anew.
+    #[arg(long, value_name = "FILE")]
+    init_weights: Option<PathBuf>,
     /// Training iterations (batches).
     #[arg(long, conflicts_with = "epochs")]
     iters: Option<usize>,
@@ -122,13 +130,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         (None, Some(epochs)) => epochs * per_epoch,
         (None, None) => bail!("give the training length with --iters N or --epochs N"),
     };
+    let (architecture, backbone) = network_choice(&args)?;
     let config = TrainConfig {
         dataset: args.dataset.name().to_owned(),
         root: args.root.clone(),
         train_split: args.split.clone(),
         val_split: args.val_split.clone(),
-        architecture: args.arch.architecture(),
-        backbone: args.backbone,
+        architecture,
+        backbone,
         iterations,
         batch_size: args.batch,
         crop: args.crop,
@@ -151,6 +160,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         checkpoint_every: args.checkpoint_every.max(1),
         validate_every: args.validate_every.max(1),
+        init_weights: args.init_weights.clone(),
     };
     let mut progress = Progress::new(iterations);
     if let Some(minutes) = args.time_limit {
@@ -196,6 +206,41 @@ pub fn run(args: TrainArgs) -> Result<()> {
         files.best().display()
     );
     Ok(())
+}
+
+/// The network to train: --arch and --backbone where given, else those of the run being
+/// resumed, else those of the --init-weights file, else V1 on Xception39.
+fn network_choice(args: &TrainArgs) -> Result<(Architecture, BackboneKind)> {
+    let checkpoint = match args.resume {
+        true => train::checkpoint::latest(&args.out)
+            .with_context(|| format!("reading the run in {}", args.out.display()))?,
+        false => None,
+    };
+    let fallback = match (checkpoint, &args.init_weights) {
+        (Some(checkpoint), _) => {
+            let saved = train::checkpoint::load_state(&checkpoint)
+                .with_context(|| format!("reading checkpoint {}", checkpoint.display()))?;
+            Some((saved.config.architecture, saved.config.backbone))
+        }
+        (None, Some(path)) => {
+            let network = InitWeights::read(path)?.info.config();
+            Some((
+                network.architecture(),
+                network.backbone().unwrap_or(BackboneKind::Xception39),
+            ))
+        }
+        (None, None) => None,
+    };
+    let architecture = args
+        .arch
+        .map(super::ArchArg::architecture)
+        .or(fallback.map(|(architecture, _)| architecture))
+        .unwrap_or_default();
+    let backbone = args
+        .backbone
+        .or(fallback.map(|(_, backbone)| backbone))
+        .unwrap_or(BackboneKind::Xception39);
+    Ok((architecture, backbone))
 }
 
 struct Progress {
@@ -252,6 +297,10 @@ impl TrainObserver for Progress {
             "note: resuming with a changed recipe: {}; pass the run's own values to keep it",
             changes.join(", ")
         ));
+    }
+
+    fn initialized(&mut self, path: &std::path::Path, report: &InitReport) {
+        self.say(&format!("started from {}: {report}", path.display()));
     }
 
     fn step(&mut self, iteration: usize, loss: f32, lr: f64) {

@@ -24,6 +24,10 @@ pub struct TrainState {
     pub iteration: usize,
     pub best_miou: Option<f64>,
     pub best_iteration: Option<usize>,
+    /// The images the run's starting weights trained on ([`TrainConfig::init_weights`]),
+    /// kept so that its models list them even when the file is gone by the time it resumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_training_images: Vec<String>,
     pub config: TrainConfig,
 }
 

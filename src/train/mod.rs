@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 mod class_weights;
+mod init;
 mod loss;
 mod lovasz;
 mod schedule;
@@ -25,6 +26,7 @@ use thiserror::Error;
 
 pub use checkpoint::TrainState;
 pub use class_weights::{ClassWeighting, class_pixel_counts, sqrt_median_frequency};
+pub use init::{InitReport, InitWeights};
 pub use loss::{OhemCrossEntropy, TrainingLoss};
 pub use lovasz::lovasz_softmax;
 pub use schedule::PolySchedule;
@@ -83,6 +85,10 @@ pub struct TrainConfig {
     pub seed: u64,
     pub checkpoint_every: usize,
     pub validate_every: usize,
+    /// The weights file the network started from (fine-tuning), instead of a random
+    /// initialisation; read only when the run starts, not when it resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_weights: Option<PathBuf>,
 }
 
 fn paper_jitter() -> f32 {
@@ -116,6 +122,11 @@ pub enum TrainError {
     },
     #[error(transparent)]
     Weights(#[from] weights::WeightsError),
+    #[error("cannot start from {path}: {source}")]
+    InitWeights {
+        path: PathBuf,
+        source: weights::WeightsError,
+    },
 }
 
 /// What the training loop reports as it goes.
@@ -124,6 +135,8 @@ pub trait TrainObserver {
     /// A resumed run whose recipe differs from the one it started with (see
     /// [`TrainConfig::recipe_changes`]).
     fn resumed_with_changes(&mut self, _changes: &[String]) {}
+    /// A new run whose network started from a weights file rather than at random.
+    fn initialized(&mut self, _path: &Path, _report: &InitReport) {}
     fn step(&mut self, _iteration: usize, _loss: f32, _lr: f64) {}
     fn validating(&mut self, _images: usize) {}
     fn validated_image(&mut self) {}
@@ -377,12 +390,23 @@ impl TrainConfig {
                 self.weight_decay.to_string(),
                 saved.weight_decay.to_string(),
             ),
+            (
+                "--init-weights",
+                init_name(&self.init_weights),
+                init_name(&saved.init_weights),
+            ),
         ]
         .into_iter()
         .filter(|(_, now, then)| now != then)
         .map(|(option, now, then)| format!("{option} {now} (the run started with {then})"))
         .collect()
     }
+}
+
+/// How [`TrainConfig::recipe_changes`] names a run's starting weights.
+fn init_name(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map_or_else(|| "none".to_owned(), |path| path.display().to_string())
 }
 
 /// Memory available to a new allocation (Linux `MemAvailable`), when the system says.
@@ -460,6 +484,7 @@ pub fn train(
         iteration: 0,
         best_miou: None,
         best_iteration: None,
+        init_training_images: Vec::new(),
         config: config.clone(),
     };
     let latest = checkpoint::latest(run_dir).map_err(checkpoint_error(run_dir))?;
@@ -476,6 +501,7 @@ pub fn train(
             state.iteration = saved.iteration;
             state.best_miou = saved.best_miou;
             state.best_iteration = saved.best_iteration;
+            state.init_training_images = saved.init_training_images;
         }
         (Some(path), false) => {
             return Err(TrainError::Config(format!(
@@ -484,7 +510,18 @@ pub fn train(
                 path.display()
             )));
         }
-        (None, _) => {}
+        (None, _) => {
+            if let Some(path) = &config.init_weights {
+                let file = InitWeights::read(path)?;
+                state.init_training_images = file
+                    .info
+                    .training_images()
+                    .map(|images| images.into_iter().collect())
+                    .unwrap_or_default();
+                let report = file.load_into(&mut model)?;
+                observer.initialized(path, &report);
+            }
+        }
     }
 
     let augmentation = Augmentation {
@@ -503,8 +540,11 @@ pub fn train(
     };
     let norm = Normalization::IMAGENET;
     let val_images_in_training = val_set.images_shared_with(train_set);
+    // A fine-tuned model has trained on its starting weights' images too.
     let mut training_images = train_set.image_keys(&config.root);
+    training_images.extend(state.init_training_images.iter().cloned());
     training_images.sort();
+    training_images.dedup();
     // Inference weights (f16, no aux heads) with the provenance of the iteration they are from.
     let export = |inference: &Network, iteration: usize, metrics: &Metrics, path: &Path| {
         let mut info = ModelInfo::new(&model_config, train_set.classes.clone());
@@ -696,6 +736,9 @@ fn provenance(
     notes.insert("dataset".into(), config.dataset.clone().into());
     notes.insert("iterations".into(), iteration.into());
     notes.insert("batch_size".into(), config.batch_size.into());
+    if let Some(path) = &config.init_weights {
+        notes.insert("init_weights".into(), path.display().to_string().into());
+    }
     notes.insert(format!("{}_miou", config.val_split), metrics.miou.into());
     if val_images_in_training > 0 {
         // Whoever reads the file's figure must know it was measured on images it trained on.
