@@ -83,18 +83,24 @@ impl InitWeights {
     pub fn load_into(self, model: &mut Network) -> Result<InitReport, TrainError> {
         let file = self.info.config();
         let ours = model.config();
-        let same_network = file.architecture() == ours.architecture()
-            && file.backbone() == ours.backbone()
-            && file.width() == ours.width()
-            && file.pixel_shuffle_heads() == ours.pixel_shuffle_heads();
-        if !same_network {
+        if file.architecture() != ours.architecture() || file.backbone() != ours.backbone() {
             return Err(TrainError::Config(format!(
-                "{} holds a {} network (width {}), but this run trains a {} (width {}): \
-                 leave --arch and --backbone out to take the file's",
+                "{} holds a {}, but this run trains a {}: leave --arch and --backbone out to \
+                 take the file's network",
+                self.path.display(),
+                file.describe(),
+                ours.describe()
+            )));
+        }
+        // Training builds the paper's networks only.
+        if file.width() != ours.width() || file.pixel_shuffle_heads() != ours.pixel_shuffle_heads()
+        {
+            return Err(TrainError::Config(format!(
+                "{} holds a {} at width {}, but train builds the paper's networks only (width \
+                 {}, bilinear heads): it cannot start from this file",
                 self.path.display(),
                 file.describe(),
                 file.width(),
-                ours.describe(),
                 ours.width()
             )));
         }
@@ -133,10 +139,18 @@ impl InitWeights {
         // Only what the file cannot give may start fresh; anything else refuses it.
         let classes = model.num_classes();
         let other_classes = info.num_classes != classes;
-        let (fresh_classifiers, errors): (Vec<_>, Vec<_>) = result
+        let mut fresh_classifiers = Vec::new();
+        let errors = result
             .errors
             .into_iter()
-            .partition(|error| other_classes && matches!(error, ApplyError::ShapeMismatch { .. }));
+            .filter_map(|error| match error {
+                ApplyError::ShapeMismatch { path, .. } if other_classes => {
+                    fresh_classifiers.push(path);
+                    None
+                }
+                other => Some(other),
+            })
+            .collect();
         let (fresh_heads, missing): (Vec<_>, Vec<_>) = result
             .missing
             .into_iter()
@@ -153,13 +167,7 @@ impl InitWeights {
             loaded: result.applied.len(),
             total: all.len(),
             fresh_aux_heads: !fresh_heads.is_empty(),
-            fresh_classifiers: fresh_classifiers
-                .into_iter()
-                .map(|error| match error {
-                    ApplyError::ShapeMismatch { path, .. } => path,
-                    other => other.to_string(),
-                })
-                .collect(),
+            fresh_classifiers,
             file_classes: info.num_classes,
             classes,
         })
