@@ -23,11 +23,12 @@ pub struct TrainArgs {
     split: String,
     #[arg(long, default_value = "val")]
     val_split: String,
-    /// BiSeNet V1 or V2 [default: v1, or the --init-weights file's].
+    /// BiSeNet V1 or V2 [default: the resumed run's, else the --init-weights file's, else
+    /// v1].
     #[arg(long, value_enum)]
     arch: Option<super::ArchArg>,
-    /// V1's context-path backbone: resnet18 or xception39 [default: xception39, or the
-    /// --init-weights file's].
+    /// V1's context-path backbone: resnet18 or xception39 [default: the resumed run's, else
+    /// the --init-weights file's, else xception39].
     #[arg(long)]
     backbone: Option<BackboneKind>,
     /// Start from this weights file instead of random weights (fine-tuning): a model written
