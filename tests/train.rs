@@ -224,6 +224,14 @@ fn set<'a>(mut args: Vec<&'a str>, key: &'a str, value: &'a str) -> Vec<&'a str>
     args
 }
 
+/// Removes an option and its value from an argument list.
+fn unset<'a>(mut args: Vec<&'a str>, key: &str) -> Vec<&'a str> {
+    if let Some(i) = args.iter().position(|a| *a == key) {
+        args.drain(i..i + 2);
+    }
+    args
+}
+
 /// `(iteration, loss)` of every step logged, keeping the last entry of an iteration that a
 /// resumed run repeated.
 fn losses(run: &Path) -> Vec<(u64, String)> {
@@ -479,9 +487,10 @@ fn a_run_starts_from_a_weights_file() {
     )
     .unwrap();
     let other = path("other-classes");
-    let mut args = train_args(three.path().to_str().unwrap(), &other, "2");
-    let at = args.iter().position(|a| *a == "--backbone").unwrap();
-    args.drain(at..at + 2);
+    let args = unset(
+        train_args(three.path().to_str().unwrap(), &other, "2"),
+        "--backbone",
+    );
     let args = set(args, "--lr", "1e-12");
     let said = run(
         "other classes",
@@ -756,4 +765,19 @@ fn bad_training_inputs_are_clear_errors() {
     let out = bisenet(&args);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("backbone"), "{}", stderr(&out));
+
+    // Without --backbone, a resumed run keeps its own network.
+    let other = dir.path().join("resnet18");
+    let other = other.to_str().unwrap();
+    let out = bisenet(&set(train_args(root, other, "2"), "--backbone", "resnet18"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut args = unset(train_args(root, other, "4"), "--backbone");
+    args.push("--resume");
+    let out = bisenet(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resumed at iteration 2"),
+        "{}",
+        stderr(&out)
+    );
 }
