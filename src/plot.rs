@@ -1,4 +1,5 @@
-//! Training curves as a PNG: loss per iteration and validation mIoU.
+//! Training curves as a PNG: loss per iteration and validation mIoU (red; green for the
+//! weights' moving average, where a run keeps one).
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -35,6 +36,7 @@ pub fn plot_curves(log: &Path, out: &Path) -> Result<(), Box<dyn std::error::Err
     let text = std::fs::read_to_string(log)?;
     let mut losses = Vec::new();
     let mut mious = Vec::new();
+    let mut ema_mious = Vec::new();
     for line in text.lines() {
         let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -47,6 +49,9 @@ pub fn plot_curves(log: &Path, out: &Path) -> Result<(), Box<dyn std::error::Err
         }
         if let Some(miou) = value["val_miou"].as_f64() {
             mious.push((iteration, miou * 100.0));
+        }
+        if let Some(miou) = value["ema_val_miou"].as_f64() {
+            ema_mious.push((iteration, miou * 100.0));
         }
     }
     let max_iteration = losses.iter().map(|p| p.0).fold(1.0, f64::max);
@@ -80,6 +85,13 @@ pub fn plot_curves(log: &Path, out: &Path) -> Result<(), Box<dyn std::error::Err
     loss_chart.draw_series(LineSeries::new(losses, &BLUE))?;
     miou_chart.draw_series(LineSeries::new(mious.clone(), &RED))?;
     miou_chart.draw_series(mious.into_iter().map(|p| Circle::new(p, 3, RED.filled())))?;
+    // The weights' moving average, where the run keeps one.
+    miou_chart.draw_series(LineSeries::new(ema_mious.clone(), &GREEN))?;
+    miou_chart.draw_series(
+        ema_mious
+            .into_iter()
+            .map(|p| Circle::new(p, 3, GREEN.filled())),
+    )?;
     root.present()?;
     Ok(())
 }

@@ -207,9 +207,12 @@ fn train_args<'a>(root: &'a str, out: &'a str, iters: &'a str) -> Vec<&'a str> {
         "2",
         "--validate-every",
         "10",
-        // ClassMix on, so that the resume tests cover the replay of its random choices too.
+        // ClassMix on, so that the resume tests cover the replay of its random choices too, and
+        // the weights' moving average, so that they cover its checkpoints.
         "--class-mix",
         "0.5",
+        "--ema-decay",
+        "0.9",
         "--out",
         out,
     ]
@@ -318,6 +321,16 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
     let final_model = safetensors_content(&reference.join("final.safetensors"));
     let killed_final = killed.join("final.safetensors");
     assert!(safetensors_content(&killed_final) == final_model);
+    // So is the weights' moving average, which is not the last weights.
+    let final_ema = safetensors_content(&reference.join("final-ema.safetensors"));
+    assert!(safetensors_content(&killed.join("final-ema.safetensors")) == final_ema);
+    assert!(final_ema.1 != final_model.1);
+    let ema_decay = |(header, _): &(serde_json::Value, Vec<u8>)| {
+        let info = header["__metadata__"]["bisenet"].as_str().unwrap();
+        serde_json::from_str::<serde_json::Value>(info).unwrap()["notes"]["ema_decay"].clone()
+    };
+    assert_eq!(ema_decay(&final_ema), 0.9);
+    assert!(ema_decay(&final_model).is_null());
     std::fs::remove_file(&killed_final).unwrap();
     let out = bisenet(&args);
     assert!(out.status.success(), "{}", stderr(&out));

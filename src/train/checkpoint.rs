@@ -38,6 +38,8 @@ struct Pointer {
 }
 
 const MODEL_FILE: &str = "model.bpk";
+/// The weights' moving average ([`super::WeightEma`]), in runs that keep one.
+const EMA_FILE: &str = "ema.bpk";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
 const STATE_FILE: &str = "state.json";
 const POINTER_FILE: &str = "last.json";
@@ -48,32 +50,26 @@ fn io_error(context: impl std::fmt::Display, error: impl std::fmt::Display) -> s
     std::io::Error::other(format!("{context}: {error}"))
 }
 
-/// Writes a checkpoint of `model`, `optimizer` and `state` under `run_dir`.
+/// Writes a checkpoint of `model`, `optimizer`, the weights' moving average `ema` (if the run
+/// keeps one) and `state` under `run_dir`.
 pub fn save(
     run_dir: &Path,
     model: &Network,
     optimizer: &ModuleOptimizer,
+    ema: Option<&Network>,
     state: &TrainState,
 ) -> std::io::Result<()> {
     let name = format!("iter-{:07}", state.iteration);
     let dir = run_dir.join("checkpoints").join(&name);
     std::fs::create_dir_all(&dir)?;
-    let mut store = BurnpackStore::from_bytes(None);
-    // The architecture's own module, so parameter paths carry no enum variant (and V1
-    // checkpoints written before V2 existed still load).
-    match model {
-        Network::V1(model) => model.save_into(&mut store),
-        Network::V2(model) => model.save_into(&mut store),
+    write_atomically(&dir.join(MODEL_FILE), &network_bytes(model)?)?;
+    if let Some(ema) = ema {
+        write_atomically(&dir.join(EMA_FILE), &network_bytes(ema)?)?;
     }
-    .map_err(|e| io_error("serialising the model", e))?;
-    let model_bytes = store
-        .get_bytes()
-        .map_err(|e| io_error("serialising the model", e))?;
     let optimizer_bytes = optimizer
         .into_bytes()
         .map_err(|e| io_error("serialising the optimizer", e))?;
     let state_json = serde_json::to_vec_pretty(state).map_err(|e| io_error("state", e))?;
-    write_atomically(&dir.join(MODEL_FILE), &model_bytes)?;
     write_atomically(&dir.join(OPTIMIZER_FILE), &optimizer_bytes)?;
     write_atomically(&dir.join(STATE_FILE), &state_json)?;
     sync_dir(&dir)?;
@@ -135,16 +131,46 @@ pub fn load(
     mut model: Network,
     optimizer: ModuleOptimizer,
 ) -> std::io::Result<(Network, ModuleOptimizer)> {
-    let model_bytes = std::fs::read(checkpoint.join(MODEL_FILE))?;
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(model_bytes)));
-    match &mut model {
-        Network::V1(model) => model.load_from(&mut store),
-        Network::V2(model) => model.load_from(&mut store),
-    }
-    .map_err(|e| io_error(checkpoint.join(MODEL_FILE).display(), e))?;
+    load_network(&checkpoint.join(MODEL_FILE), &mut model)?;
     let optimizer_bytes = std::fs::read(checkpoint.join(OPTIMIZER_FILE))?;
     let optimizer = optimizer
         .from_bytes(Bytes::from_bytes_vec(optimizer_bytes))
         .map_err(|e| io_error(checkpoint.join(OPTIMIZER_FILE).display(), e))?;
     Ok((model, optimizer))
+}
+
+/// Loads a checkpoint's moving average of the weights into `network` (a freshly built one of
+/// the run's architecture); `None` when the checkpoint has none (the run kept none until now).
+pub fn load_ema(checkpoint: &Path, mut network: Network) -> std::io::Result<Option<Network>> {
+    let path = checkpoint.join(EMA_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    load_network(&path, &mut network)?;
+    Ok(Some(network))
+}
+
+fn network_bytes(network: &Network) -> std::io::Result<Bytes> {
+    let mut store = BurnpackStore::from_bytes(None);
+    // The architecture's own module, so parameter paths carry no enum variant (and V1
+    // checkpoints written before V2 existed still load).
+    match network {
+        Network::V1(network) => network.save_into(&mut store),
+        Network::V2(network) => network.save_into(&mut store),
+    }
+    .map_err(|e| io_error("serialising the model", e))?;
+    store
+        .get_bytes()
+        .map_err(|e| io_error("serialising the model", e))
+}
+
+fn load_network(path: &Path, network: &mut Network) -> std::io::Result<()> {
+    let bytes = std::fs::read(path)?;
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
+    match network {
+        Network::V1(network) => network.load_from(&mut store),
+        Network::V2(network) => network.load_from(&mut store),
+    }
+    .map(|_| ())
+    .map_err(|e| io_error(path.display(), e))
 }

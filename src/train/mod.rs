@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 mod class_weights;
+mod ema;
 mod init;
 mod loss;
 mod lovasz;
@@ -26,6 +27,7 @@ use thiserror::Error;
 
 pub use checkpoint::TrainState;
 pub use class_weights::{ClassWeighting, class_pixel_counts, sqrt_median_frequency};
+pub use ema::WeightEma;
 pub use init::{InitReport, InitWeights};
 pub use loss::{OhemCrossEntropy, TrainingLoss};
 pub use lovasz::lovasz_softmax;
@@ -82,6 +84,10 @@ pub struct TrainConfig {
     /// option have none).
     #[serde(default)]
     pub lovasz_weight: f32,
+    /// Decay of an exponential moving average of the weights, kept besides them and exported
+    /// as `final-ema.safetensors` (0: none; runs saved before this option keep none).
+    #[serde(default)]
+    pub ema_decay: f64,
     pub seed: u64,
     pub checkpoint_every: usize,
     pub validate_every: usize,
@@ -141,6 +147,9 @@ pub trait TrainObserver {
     fn validating(&mut self, _images: usize) {}
     fn validated_image(&mut self) {}
     fn validated(&mut self, _iteration: usize, _metrics: &Metrics, _is_best: bool) {}
+    /// The score of the weights' moving average, after the weights' own (runs with
+    /// `ema_decay`).
+    fn validated_ema(&mut self, _iteration: usize, _metrics: &Metrics) {}
     fn checkpointed(&mut self, _iteration: usize) {}
     /// Asked after every step: `true` checkpoints and returns early (a time limit on a leased
     /// GPU, say); the run continues later with `resume`.
@@ -164,6 +173,10 @@ impl RunFiles {
     /// nothing, and its validation figure is a fair measure of the recipe.
     pub fn final_model(&self) -> PathBuf {
         self.dir.join("final.safetensors")
+    }
+    /// The weights' moving average ([`TrainConfig::ema_decay`]) at the schedule's end.
+    pub fn final_ema(&self) -> PathBuf {
+        self.dir.join("final-ema.safetensors")
     }
     /// One JSON object per logged iteration and per validation.
     pub fn log(&self) -> PathBuf {
@@ -220,6 +233,13 @@ impl TrainConfig {
             return Err(TrainError::Config(format!(
                 "--lovasz-weight {} must be zero (no Lovász term) or a positive number",
                 self.lovasz_weight
+            )));
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return Err(TrainError::Config(format!(
+                "--ema-decay {} must be at least 0 (no average) and below 1 (0.999 averages \
+                 about the last 1,000 iterations)",
+                self.ema_decay
             )));
         }
         if !(0.0..=1.0).contains(&self.class_mix) {
@@ -376,6 +396,11 @@ impl TrainConfig {
                 saved.lovasz_weight.to_string(),
             ),
             (
+                "--ema-decay",
+                self.ema_decay.to_string(),
+                saved.ema_decay.to_string(),
+            ),
+            (
                 "--min-scale",
                 self.scale_range.0.to_string(),
                 saved.scale_range.0.to_string(),
@@ -488,6 +513,7 @@ pub fn train(
         config: config.clone(),
     };
     let latest = checkpoint::latest(run_dir).map_err(checkpoint_error(run_dir))?;
+    let mut resumed_from = None;
     match (latest, resume) {
         (Some(path), true) => {
             let saved = checkpoint::load_state(&path).map_err(checkpoint_error(&path))?;
@@ -502,6 +528,7 @@ pub fn train(
             state.best_miou = saved.best_miou;
             state.best_iteration = saved.best_iteration;
             state.init_training_images = saved.init_training_images;
+            resumed_from = Some(path);
         }
         (Some(path), false) => {
             return Err(TrainError::Config(format!(
@@ -522,6 +549,20 @@ pub fn train(
                 observer.initialized(path, &report);
             }
         }
+    }
+
+    // The average resumes from the checkpoint's; a run that kept none starts it here.
+    let mut ema = None;
+    if config.ema_decay > 0.0 {
+        let saved = match &resumed_from {
+            Some(path) => {
+                checkpoint::load_ema(path, model_config.init(&device.clone().without_autodiff()))
+                    .map_err(checkpoint_error(path))?
+            }
+            None => None,
+        };
+        let start = saved.unwrap_or_else(|| model.valid());
+        ema = Some(WeightEma::new(start, config.ema_decay));
     }
 
     let augmentation = Augmentation {
@@ -545,25 +586,28 @@ pub fn train(
     training_images.extend(state.init_training_images.iter().cloned());
     training_images.sort();
     training_images.dedup();
-    // Inference weights (f16, no aux heads) with the provenance of the iteration they are from.
-    let export = |inference: &Network, iteration: usize, metrics: &Metrics, path: &Path| {
-        let mut info = ModelInfo::new(&model_config, train_set.classes.clone());
-        info.train_size = Some(config.crop);
-        info.notes = provenance(
-            config,
-            iteration,
-            metrics,
-            val_images_in_training,
-            &training_images,
-        );
-        // A clone shares the tensors: the heads are dropped from a handle, not from the model.
-        weights::save(
-            &inference.clone().without_aux_heads(),
-            &info,
-            Precision::F16,
-            path,
-        )
-    };
+    // Inference weights (f16, no aux heads) with the provenance of the iteration they are from;
+    // `ema` says they are the weights' moving average.
+    let export =
+        |inference: &Network, ema: bool, iteration: usize, metrics: &Metrics, path: &Path| {
+            let mut info = ModelInfo::new(&model_config, train_set.classes.clone());
+            info.train_size = Some(config.crop);
+            info.notes = provenance(
+                config,
+                ema,
+                iteration,
+                metrics,
+                val_images_in_training,
+                &training_images,
+            );
+            // A clone shares the tensors: the heads are dropped from a handle, not from the model.
+            weights::save(
+                &inference.clone().without_aux_heads(),
+                &info,
+                Precision::F16,
+                path,
+            )
+        };
     let mut log = LogWriter::open(&files.log()).map_err(checkpoint_error(&files.log()))?;
     observer.started(state.iteration, config);
 
@@ -585,6 +629,9 @@ pub fn train(
                 "the loss diverged (is {loss_value}) at iteration {iteration}: lower --lr and resume from the last checkpoint"
             )));
         }
+        if let Some(ema) = &mut ema {
+            ema.update(&model.valid(), iteration);
+        }
         state.iteration += 1;
         observer.step(state.iteration, loss_value, lr);
         log.write(serde_json::json!({
@@ -602,10 +649,16 @@ pub fn train(
             if is_best {
                 state.best_miou = Some(metrics.miou);
                 state.best_iteration = Some(state.iteration);
-                export(&inference, state.iteration, &metrics, &files.best())?;
+                export(&inference, false, state.iteration, &metrics, &files.best())?;
             }
             if done {
-                export(&inference, state.iteration, &metrics, &files.final_model())?;
+                export(
+                    &inference,
+                    false,
+                    state.iteration,
+                    &metrics,
+                    &files.final_model(),
+                )?;
             }
             log.write(serde_json::json!({
                 "iteration": state.iteration,
@@ -613,13 +666,32 @@ pub fn train(
                 "val_pixel_accuracy": metrics.pixel_accuracy,
             }));
             observer.validated(state.iteration, &metrics, is_best);
+            if let Some(ema) = &ema {
+                let metrics = validate(&ema.network, val_set, &norm, observer)?;
+                if done {
+                    export(
+                        &ema.network,
+                        true,
+                        state.iteration,
+                        &metrics,
+                        &files.final_ema(),
+                    )?;
+                }
+                log.write(serde_json::json!({
+                    "iteration": state.iteration,
+                    "ema_val_miou": metrics.miou,
+                }));
+                observer.validated_ema(state.iteration, &metrics);
+            }
             if let Err(e) = crate::plot::plot_curves(&files.log(), &files.plot()) {
                 eprintln!("warning: could not draw {}: {e}", files.plot().display());
             }
         }
         let stop = !done && observer.should_stop();
         if state.iteration.is_multiple_of(config.checkpoint_every) || done || stop {
-            checkpoint::save(run_dir, &model, &optim, &state).map_err(checkpoint_error(run_dir))?;
+            let ema = ema.as_ref().map(|ema| &ema.network);
+            checkpoint::save(run_dir, &model, &optim, ema, &state)
+                .map_err(checkpoint_error(run_dir))?;
             observer.checkpointed(state.iteration);
         }
         if stop {
@@ -630,7 +702,13 @@ pub fn train(
     if state.iteration == config.iterations && !files.final_model().is_file() {
         let inference = model.valid();
         let metrics = validate(&inference, val_set, &norm, observer)?;
-        export(&inference, state.iteration, &metrics, &files.final_model())?;
+        export(
+            &inference,
+            false,
+            state.iteration,
+            &metrics,
+            &files.final_model(),
+        )?;
         observer.validated(state.iteration, &metrics, false);
     }
     Ok(state)
@@ -727,6 +805,7 @@ fn sample_rng(seed: u64, iteration: usize, index: usize) -> StdRng {
 
 fn provenance(
     config: &TrainConfig,
+    ema: bool,
     iteration: usize,
     metrics: &Metrics,
     val_images_in_training: usize,
@@ -738,6 +817,9 @@ fn provenance(
     notes.insert("batch_size".into(), config.batch_size.into());
     if let Some(path) = &config.init_weights {
         notes.insert("init_weights".into(), path.display().to_string().into());
+    }
+    if ema {
+        notes.insert("ema_decay".into(), config.ema_decay.into());
     }
     notes.insert(format!("{}_miou", config.val_split), metrics.miou.into());
     if val_images_in_training > 0 {
