@@ -551,18 +551,14 @@ pub fn train(
         }
     }
 
-    // The average resumes from the checkpoint's; a run that kept none starts it here.
+    // The weights' moving average resumes from the checkpoint's; otherwise it starts at the
+    // first step.
     let mut ema = None;
-    if config.ema_decay > 0.0 {
-        let saved = match &resumed_from {
-            Some(path) => {
-                checkpoint::load_ema(path, model_config.init(&device.clone().without_autodiff()))
-                    .map_err(checkpoint_error(path))?
-            }
-            None => None,
-        };
-        let start = saved.unwrap_or_else(|| model.valid());
-        ema = Some(WeightEma::new(start, config.ema_decay));
+    if let (true, Some(path)) = (config.ema_decay > 0.0, &resumed_from) {
+        let inference = model_config.init(&device.clone().without_autodiff());
+        ema = checkpoint::load_ema(path, inference)
+            .map_err(checkpoint_error(path))?
+            .map(|saved| WeightEma::new(saved, config.ema_decay));
     }
 
     let augmentation = Augmentation {
@@ -629,8 +625,15 @@ pub fn train(
                 "the loss diverged (is {loss_value}) at iteration {iteration}: lower --lr and resume from the last checkpoint"
             )));
         }
-        if let Some(ema) = &mut ema {
-            ema.update(&model.valid(), iteration);
+        if config.ema_decay > 0.0 {
+            let current = model.valid();
+            match &mut ema {
+                Some(ema) => ema.update(&current, iteration),
+                // Not before the first step: reading the weights then would create the lazily
+                // initialised parameters in another order than the forward pass does, and so
+                // give the run other random initial weights than the same run without it.
+                None => ema = Some(WeightEma::new(current, config.ema_decay)),
+            }
         }
         state.iteration += 1;
         observer.step(state.iteration, loss_value, lr);
