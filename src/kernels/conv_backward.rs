@@ -9,8 +9,9 @@
 //!   way and folded back onto the input rows (burn's runs a transposed convolution);
 //! - the bias gradient is the sum of `dY` over images and pixels.
 //!
-//! Both gradients share one unfolded tile. Images run in parallel, each worker with its own
-//! weight-gradient accumulator (folded tiles overlap in the input, so an image is one worker's).
+//! Both gradients share one unfolded tile. Images run in parallel, each with its own
+//! weight-gradient accumulator (folded tiles overlap in the input, so an image is one worker's),
+//! summed in image order at the end, so that the result does not depend on the scheduling.
 
 use std::ops::Range;
 
@@ -58,29 +59,28 @@ pub(super) fn conv2d_backward(
     #[cfg(feature = "native")]
     let dw = {
         use rayon::prelude::*;
-        let accumulate = |(mut dw, mut patches): (Vec<f32>, Vec<f32>), (image, dx_image)| {
-            per_image(image, dx_image, &mut dw, &mut patches);
-            (dw, patches)
+        let dx_images: Vec<Option<&mut [f32]>> = match dx.as_mut() {
+            Some(dx) => dx.chunks_mut(input_len).map(Some).collect(),
+            None => (0..geometry.batch).map(|_| None).collect(),
         };
-        let fresh = || (vec![0.0f32; weight_len], Vec::new());
-        let sum = |(mut a, p): (Vec<f32>, Vec<f32>), (b, _): (Vec<f32>, Vec<f32>)| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            (a, p)
-        };
-        match dx.as_mut() {
-            Some(dx) => dx
-                .par_chunks_mut(input_len)
-                .enumerate()
-                .map(|(image, dx_image)| (image, Some(dx_image)))
-                .fold(fresh, accumulate)
-                .reduce(fresh, sum),
-            None => (0..geometry.batch)
-                .into_par_iter()
-                .map(|image| (image, None))
-                .fold(fresh, accumulate)
-                .reduce(fresh, sum),
+        // One weight gradient per image, summed in image order. Accumulating in whatever
+        // groups rayon's workers happen to take would add the same floats in another order
+        // from one run to the next, so the same step would not give the same weights twice
+        // (nor a resumed run the steps of an uninterrupted one).
+        let per_image_dw: Vec<Vec<f32>> = dx_images
+            .into_par_iter()
+            .enumerate()
+            .map_init(Vec::new, |patches, (image, dx_image)| {
+                let mut dw = vec![0.0f32; weight_len];
+                per_image(image, dx_image, &mut dw, patches);
+                dw
+            })
+            .collect();
+        let mut dw = vec![0.0f32; weight_len];
+        for image_dw in &per_image_dw {
+            dw.iter_mut().zip(image_dw).for_each(|(a, b)| *a += b);
         }
-        .0
+        dw
     };
     #[cfg(not(feature = "native"))]
     let dw = {
@@ -314,5 +314,54 @@ pub(super) fn for_each_tap_row(
                 f(ky * kernel_w + kx, oy, iy, inside.clone(), first_input);
             }
         }
+    }
+}
+
+#[cfg(all(test, feature = "native"))]
+mod tests {
+    use super::*;
+
+    /// The gradients of one batch are the same bits whether one worker takes every image or
+    /// four share them, as they would not be if each worker summed its own images first.
+    #[test]
+    fn gradients_do_not_depend_on_the_scheduling() {
+        let geometry = Geometry {
+            batch: 8,
+            channels_in: 6,
+            height: 12,
+            width: 10,
+            channels_out: 5,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+            out_h: 12,
+            out_w: 10,
+        };
+        // Values of many magnitudes, so that float sums in another order round differently.
+        let values = |len: usize, salt: u64| -> Vec<f32> {
+            (0..len as u64)
+                .map(|i| {
+                    let hash = (i ^ salt).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+                    (hash as f32 / (1u64 << 24) as f32 - 0.5) * 10f32.powi((i % 7) as i32 - 3)
+                })
+                .collect()
+        };
+        let x = values(geometry.batch * geometry.input_len(), 1);
+        let weight = values(geometry.channels_out * geometry.patch_len(), 2);
+        let dy = values(
+            geometry.batch * geometry.channels_out * geometry.out_pixels(),
+            3,
+        );
+        let on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| conv2d_backward(&geometry, &x, &weight, &dy, true))
+        };
+        let (one, four) = (on(1), on(4));
+        assert!(one.1.iter().any(|&g| g != 0.0));
+        assert_eq!(one.1, four.1, "weight gradient");
+        assert_eq!(one.0, four.0, "input gradient");
     }
 }
