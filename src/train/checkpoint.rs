@@ -38,7 +38,7 @@ struct Pointer {
 }
 
 const MODEL_FILE: &str = "model.bpk";
-/// The weights' moving average ([`super::WeightEma`]), in runs that keep one.
+/// The weights' moving average (`ema::WeightEma`), in runs that keep one.
 const EMA_FILE: &str = "ema.bpk";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
 const STATE_FILE: &str = "state.json";

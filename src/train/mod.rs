@@ -27,7 +27,6 @@ use thiserror::Error;
 
 pub use checkpoint::TrainState;
 pub use class_weights::{ClassWeighting, class_pixel_counts, sqrt_median_frequency};
-pub use ema::WeightEma;
 pub use init::{InitReport, InitWeights};
 pub use loss::{OhemCrossEntropy, TrainingLoss};
 pub use lovasz::lovasz_softmax;
@@ -41,6 +40,7 @@ use crate::eval::{EvalOptions, Metrics, evaluate};
 use crate::model::{Architecture, BackboneKind, Network, NetworkConfig};
 use crate::preprocess::Normalization;
 use crate::weights::{self, ModelInfo, Precision, TRAINING_IMAGES_NOTE};
+use ema::WeightEma;
 
 /// Everything that defines a training run; saved with every checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -513,7 +513,9 @@ pub fn train(
         config: config.clone(),
     };
     let latest = checkpoint::latest(run_dir).map_err(checkpoint_error(run_dir))?;
-    let mut resumed_from = None;
+    // The weights' moving average resumes from the checkpoint's; otherwise it starts at the
+    // first step.
+    let mut ema = None;
     match (latest, resume) {
         (Some(path), true) => {
             let saved = checkpoint::load_state(&path).map_err(checkpoint_error(&path))?;
@@ -528,7 +530,12 @@ pub fn train(
             state.best_miou = saved.best_miou;
             state.best_iteration = saved.best_iteration;
             state.init_training_images = saved.init_training_images;
-            resumed_from = Some(path);
+            if config.ema_decay > 0.0 {
+                let inference = model_config.init(&device.clone().without_autodiff());
+                ema = checkpoint::load_ema(&path, inference)
+                    .map_err(checkpoint_error(&path))?
+                    .map(|saved| WeightEma::new(saved, config.ema_decay));
+            }
         }
         (Some(path), false) => {
             return Err(TrainError::Config(format!(
@@ -549,16 +556,6 @@ pub fn train(
                 observer.initialized(path, &report);
             }
         }
-    }
-
-    // The weights' moving average resumes from the checkpoint's; otherwise it starts at the
-    // first step.
-    let mut ema = None;
-    if let (true, Some(path)) = (config.ema_decay > 0.0, &resumed_from) {
-        let inference = model_config.init(&device.clone().without_autodiff());
-        ema = checkpoint::load_ema(path, inference)
-            .map_err(checkpoint_error(path))?
-            .map(|saved| WeightEma::new(saved, config.ema_decay));
     }
 
     let augmentation = Augmentation {
