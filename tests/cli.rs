@@ -162,6 +162,22 @@ fn bad_images_are_reported_by_name_skipped_and_fail_the_run() {
         "the good file is still processed"
     );
     assert!(stdout(&out).contains("wrote 1 of 5"));
+
+    // A folder without images names itself and what is searched for.
+    let no_images = dir.path().join("no-images");
+    std::fs::create_dir(&no_images).unwrap();
+    let out = bisenet(&[
+        "segment",
+        "--weights",
+        &weights,
+        no_images.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("no images found in") && err.contains("no-images") && err.contains(".png"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -551,6 +551,17 @@ fn a_run_starts_from_a_weights_file() {
         "leave --arch and --backbone out",
     );
     refused(with_init(&init), "cannot start from");
+    // The cause is said once, after the file.
+    let missing = path("missing.safetensors");
+    let out = bisenet(&with_init(&missing));
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(said.contains("cannot start from"), "{said}");
+    assert_eq!(
+        said.matches("cannot read weights file").count(),
+        1,
+        "{said}"
+    );
     let truncated = path("truncated.safetensors");
     let bytes = std::fs::read(&pretrained_model).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
@@ -638,9 +649,6 @@ fn a_resumed_run_names_the_recipe_options_it_changes() {
         let args = set(args, "--lovasz-weight", "0.5");
         set(args, "--class-weights", "uniform")
     };
-    let out = bisenet(&old_recipe("2"));
-    assert!(out.status.success(), "{}", stderr(&out));
-
     // Resumes the run with `args`, and returns what it said on stderr.
     let resume = |mut args: Vec<&str>| {
         args.push("--resume");
@@ -648,6 +656,10 @@ fn a_resumed_run_names_the_recipe_options_it_changes() {
         assert!(out.status.success(), "{}", stderr(&out));
         stderr(&out)
     };
+
+    // Scripts pass --resume on every start: an empty folder starts a new run and says so.
+    let said = resume(old_recipe("2"));
+    assert!(said.contains("nothing to resume in"), "{said}");
 
     let said = resume(old_recipe("4"));
     assert!(said.contains("resumed at iteration 2"), "{said}");

@@ -53,7 +53,16 @@ pub fn run(args: SegmentArgs) -> Result<ExitCode> {
     let segmenter = Segmenter::new(loaded, device);
     let files = image_io::expand_inputs(&args.inputs)?;
     if files.is_empty() {
-        bail!("no images found in {:?}", args.inputs);
+        let inputs: Vec<_> = args
+            .inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        bail!(
+            "no images found in {}: a folder is searched for files ending in .{}",
+            inputs.join(", "),
+            image_io::IMAGE_EXTENSIONS.join(", .")
+        );
     }
     std::fs::create_dir_all(&args.output_dir)
         .with_context(|| format!("creating {}", args.output_dir.display()))?;

@@ -170,6 +170,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         init_weights: args.init_weights.clone(),
     };
     let mut progress = Progress::new(iterations);
+    progress.resuming = args.resume.then(|| args.out.clone());
     if let Some(minutes) = args.time_limit {
         if !(minutes > 0.0 && minutes.is_finite()) {
             bail!("--time-limit {minutes} must be a positive number of minutes");
@@ -264,6 +265,8 @@ struct Progress {
     started: Instant,
     first: usize,
     deadline: Option<Instant>,
+    /// The run folder, where --resume was given: said when it holds nothing to resume.
+    resuming: Option<PathBuf>,
 }
 
 impl Progress {
@@ -285,6 +288,7 @@ impl Progress {
             started: Instant::now(),
             first: 0,
             deadline: None,
+            resuming: None,
         }
     }
 
@@ -302,6 +306,12 @@ impl TrainObserver for Progress {
         self.bar.reset_eta();
         if first_iteration > 0 {
             self.say(&format!("resumed at iteration {first_iteration}"));
+        } else if let Some(out) = &self.resuming {
+            // Scripts pass --resume on every start; a person who mistyped --out learns it here.
+            self.say(&format!(
+                "nothing to resume in {} (no checkpoint there): starting a new run",
+                out.display()
+            ));
         }
     }
 

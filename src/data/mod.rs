@@ -117,7 +117,7 @@ impl DatasetKind {
 
 #[derive(Debug, Error)]
 pub enum DataError {
-    #[error("{path}: cannot read the list file")]
+    #[error("{path}: cannot read the list file (check --root, the dataset folder, and --split)")]
     List {
         path: PathBuf,
         source: std::io::Error,

@@ -128,7 +128,7 @@ pub enum TrainError {
     },
     #[error(transparent)]
     Weights(#[from] weights::WeightsError),
-    #[error("cannot start from {path}: {source}")]
+    #[error("cannot start from {path}")]
     InitWeights {
         path: PathBuf,
         source: weights::WeightsError,
