@@ -15,6 +15,8 @@ pub struct EvalArgs {
     /// Dataset root.
     #[arg(long)]
     root: PathBuf,
+    /// Split to score: a name (CamVid `val` reads `ROOT/val.txt`) or a list file ending in
+    /// `.txt`, such as `splits/camvid/cross-drive-val.txt`.
     #[arg(long, default_value = "val")]
     split: String,
     /// Weights file (default: the shipped model).
@@ -29,6 +31,7 @@ pub struct EvalArgs {
     /// Evaluate only the first N images of the split.
     #[arg(long)]
     limit: Option<usize>,
+    /// Where the network runs (the confusion matrix is the same on each).
     #[arg(long, value_enum, default_value_t)]
     backend: super::Backend,
     /// Write the results as JSON.

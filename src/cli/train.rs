@@ -19,8 +19,12 @@ pub struct TrainArgs {
     /// Dataset root (for CamVid, the folder holding train.txt and val.txt).
     #[arg(long)]
     root: PathBuf,
+    /// Split to train on: a name (CamVid `train` reads `ROOT/train.txt`) or a list file
+    /// ending in `.txt`, such as `splits/camvid/cross-drive-train.txt`.
     #[arg(long, default_value = "train")]
     split: String,
+    /// Split to validate on, given as --split; choose recipes on one that holds out whole
+    /// drives (`splits/camvid/cross-drive-val.txt`), not on images of the training drives.
     #[arg(long, default_value = "val")]
     val_split: String,
     /// BiSeNet V1 or V2 [default: the resumed run's, else the --init-weights file's, else
@@ -43,6 +47,7 @@ pub struct TrainArgs {
     /// Training length in passes over the training split (alternative to --iters).
     #[arg(long)]
     epochs: Option<usize>,
+    /// Images per step (at least 2: BatchNorm needs more than one sample).
     #[arg(long, default_value_t = 8)]
     batch: usize,
     /// Crop size, WIDTHxHEIGHT (320x240: at equal compute, more and smaller views beat whole
@@ -92,6 +97,8 @@ pub struct TrainArgs {
     /// final-ema.safetensors (0: none).
     #[arg(long, default_value_t = 0.0)]
     ema_decay: f64,
+    /// Seeds the initial weights, the data order and the augmentation: the same seed and
+    /// command give the same run, interrupted or not.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Checkpoint every N iterations.
