@@ -660,6 +660,9 @@ fn a_resumed_run_names_the_recipe_options_it_changes() {
     // Scripts pass --resume on every start: an empty folder starts a new run and says so.
     let said = resume(old_recipe("2"));
     assert!(said.contains("nothing to resume in"), "{said}");
+    // Without a terminal the bar is hidden; status lines take its place.
+    assert!(said.contains("iteration 1 of 2: loss "), "{said}");
+    assert!(said.contains("s per iteration, about "), "{said}");
 
     let said = resume(old_recipe("4"));
     assert!(said.contains("resumed at iteration 2"), "{said}");

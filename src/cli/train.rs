@@ -270,6 +270,8 @@ struct Progress {
     val_bar: Option<ProgressBar>,
     loss: Option<f32>,
     started: Instant,
+    /// When a status line was last written, where the bars are hidden (see `report`).
+    reported: Instant,
     first: usize,
     deadline: Option<Instant>,
     /// The run folder, where --resume was given: said when it holds nothing to resume.
@@ -293,6 +295,7 @@ impl Progress {
             val_bar: None,
             loss: None,
             started: Instant::now(),
+            reported: Instant::now(),
             first: 0,
             deadline: None,
             resuming: None,
@@ -303,6 +306,40 @@ impl Progress {
     /// under `nohup`), where indicatif's `println` would drop it.
     fn say(&self, line: &str) {
         self.bars.suspend(|| eprintln!("{line}"));
+    }
+
+    /// Where the bars are hidden (a run under `nohup`, its output in a log), a status line every
+    /// tenth of the schedule or ten minutes, whichever comes first, in place of the bar.
+    fn report(&mut self, iteration: usize, smoothed_loss: f32, rate: f64) {
+        let total = self.bar.length().unwrap_or(0) as usize;
+        let tenth = (total / 10).max(1);
+        let crossed_tenth = iteration.is_multiple_of(tenth);
+        if !self.bar.is_hidden()
+            || !(crossed_tenth || self.reported.elapsed() >= REPORT_EVERY)
+            || iteration == total
+        {
+            return;
+        }
+        self.reported = Instant::now();
+        let left = total.saturating_sub(iteration) as f64 / rate;
+        self.say(&format!(
+            "iteration {iteration} of {total}: loss {smoothed_loss:.3}, {:.2} s per iteration, about {} to go",
+            1.0 / rate,
+            duration_words(left)
+        ));
+    }
+}
+
+/// How often a run whose bars are hidden says where it is, at the least.
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// A duration for a person: "3 h 05 min", "12 min", "40 s".
+fn duration_words(seconds: f64) -> String {
+    let seconds = seconds.max(0.0).round() as u64;
+    match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min", seconds / 60),
+        _ => format!("{} h {:02} min", seconds / 3600, seconds / 60 % 60),
     }
 }
 
@@ -340,6 +377,7 @@ impl TrainObserver for Progress {
         self.bar.set_position(iteration as u64);
         self.bar
             .set_message(format!("loss {smoothed:.3} lr {lr:.2e} {rate:.2} it/s"));
+        self.report(iteration, smoothed, rate);
     }
 
     fn should_stop(&mut self) -> bool {
@@ -378,5 +416,21 @@ impl TrainObserver for Progress {
             "iteration {iteration}: val mIoU {:.2} of the weights' moving average",
             metrics.miou * 100.0
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_words;
+
+    #[test]
+    fn durations_read_in_the_largest_units() {
+        assert_eq!(duration_words(40.2), "40 s");
+        assert_eq!(duration_words(12.0 * 60.0 + 59.0), "12 min");
+        assert_eq!(
+            duration_words(3.0 * 3600.0 + 5.0 * 60.0 + 20.0),
+            "3 h 05 min"
+        );
+        assert_eq!(duration_words(-1.0), "0 s");
     }
 }
