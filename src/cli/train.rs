@@ -270,8 +270,9 @@ struct Progress {
     val_bar: Option<ProgressBar>,
     loss: Option<f32>,
     started: Instant,
-    /// When a status line was last written, where the bars are hidden (see `report`).
-    reported: Instant,
+    /// When, and at which iteration, a status line was last written where the bars are hidden
+    /// (see `report`); at first, the run's start.
+    reported: (Instant, usize),
     first: usize,
     deadline: Option<Instant>,
     /// The run folder, where --resume was given: said when it holds nothing to resume.
@@ -295,7 +296,7 @@ impl Progress {
             val_bar: None,
             loss: None,
             started: Instant::now(),
-            reported: Instant::now(),
+            reported: (Instant::now(), 0),
             first: 0,
             deadline: None,
             resuming: None,
@@ -309,25 +310,37 @@ impl Progress {
     }
 
     /// Where the bars are hidden (a run under `nohup`, its output in a log), a status line every
-    /// tenth of the schedule or ten minutes, whichever comes first, in place of the bar.
-    fn report(&mut self, iteration: usize, smoothed_loss: f32, rate: f64) {
+    /// tenth of the schedule or ten minutes, whichever comes first, in place of the bar. Its
+    /// speed is that since the last line, validation included: a long run's pace follows the
+    /// machine's load, and the time to go should too.
+    fn report(&mut self, iteration: usize, smoothed_loss: f32) {
         let total = self.bar.length().unwrap_or(0) as usize;
         let tenth = (total / 10).max(1);
-        let crossed_tenth = iteration.is_multiple_of(tenth);
+        let (since, from) = self.reported;
         if !self.bar.is_hidden()
-            || !(crossed_tenth || self.reported.elapsed() >= REPORT_EVERY)
+            || !(iteration.is_multiple_of(tenth) || since.elapsed() >= REPORT_EVERY)
             || iteration == total
         {
             return;
         }
-        self.reported = Instant::now();
-        let left = total.saturating_sub(iteration) as f64 / rate;
-        self.say(&format!(
-            "iteration {iteration} of {total}: loss {smoothed_loss:.3}, {:.2} s per iteration, about {} to go",
-            1.0 / rate,
-            duration_words(left)
+        let seconds_per_iteration = since.elapsed().as_secs_f64() / (iteration - from) as f64;
+        self.reported = (Instant::now(), iteration);
+        self.say(&status_line(
+            iteration,
+            total,
+            smoothed_loss,
+            seconds_per_iteration,
         ));
     }
+}
+
+/// Where a run stands, and the time its remaining iterations take at the given pace.
+fn status_line(iteration: usize, total: usize, loss: f32, seconds_per_iteration: f64) -> String {
+    let left = total.saturating_sub(iteration) as f64 * seconds_per_iteration;
+    format!(
+        "iteration {iteration} of {total}: loss {loss:.3}, {seconds_per_iteration:.2} s per iteration, about {} to go",
+        duration_words(left)
+    )
 }
 
 /// How often a run whose bars are hidden says where it is, at the least.
@@ -346,6 +359,7 @@ fn duration_words(seconds: f64) -> String {
 impl TrainObserver for Progress {
     fn started(&mut self, first_iteration: usize, _config: &TrainConfig) {
         self.first = first_iteration;
+        self.reported = (Instant::now(), first_iteration);
         self.bar.set_position(first_iteration as u64);
         self.bar.reset_eta();
         if first_iteration > 0 {
@@ -377,7 +391,7 @@ impl TrainObserver for Progress {
         self.bar.set_position(iteration as u64);
         self.bar
             .set_message(format!("loss {smoothed:.3} lr {lr:.2e} {rate:.2} it/s"));
-        self.report(iteration, smoothed, rate);
+        self.report(iteration, smoothed);
     }
 
     fn should_stop(&mut self) -> bool {
@@ -421,7 +435,7 @@ impl TrainObserver for Progress {
 
 #[cfg(test)]
 mod tests {
-    use super::duration_words;
+    use super::{duration_words, status_line};
 
     #[test]
     fn durations_read_in_the_largest_units() {
@@ -432,5 +446,13 @@ mod tests {
             "3 h 05 min"
         );
         assert_eq!(duration_words(-1.0), "0 s");
+    }
+
+    #[test]
+    fn the_time_to_go_is_the_iterations_left_at_the_pace_given() {
+        assert_eq!(
+            status_line(12_000, 48_000, 0.61234, 0.55),
+            "iteration 12000 of 48000: loss 0.612, 0.55 s per iteration, about 5 h 30 min to go"
+        );
     }
 }
