@@ -78,10 +78,18 @@ pub fn plot_curves(log: &Path, out: &Path) -> Result<(), Box<dyn std::error::Err
     };
     let mut loss_chart = chart(&left, "training loss", 0.0..max_loss)?;
     let mut miou_chart = chart(&right, "validation mIoU (%)", miou_range)?;
-    for mesh in [loss_chart.configure_mesh(), miou_chart.configure_mesh()] {
-        let mut mesh = mesh;
+    // Iterations and mIoU read in whole numbers; the loss, a few units, with one decimal.
+    let whole: &dyn Fn(&f64) -> String = &|v| format!("{v:.0}");
+    let tenths: &dyn Fn(&f64) -> String = &|v| format!("{v:.1}");
+    for (mut mesh, y_format) in [
+        (loss_chart.configure_mesh(), tenths),
+        (miou_chart.configure_mesh(), whole),
+    ] {
         match text {
-            true => mesh.x_desc("iteration"),
+            true => mesh
+                .x_desc("iteration")
+                .x_label_formatter(whole)
+                .y_label_formatter(y_format),
             false => mesh.x_labels(0).y_labels(0),
         };
         mesh.draw()?;
