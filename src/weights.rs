@@ -37,6 +37,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The [`ModelInfo::notes`] key of the list of images a model trained on: `eval` then says
 /// when it is scored on them.
 pub const TRAINING_IMAGES_NOTE: &str = "training_images";
+/// The [`ModelInfo::notes`] key of the prior correction folded into the classifier's bias
+/// (its strength and each class's logit offset), so that it is not applied twice.
+pub const PRIOR_CORRECTION_NOTE: &str = "prior_correction";
 
 /// What a weights file says about its model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -140,6 +140,33 @@ fn width_multiplier_scales_every_layer_and_is_remembered() {
     }
 }
 
+/// A prior correction moves each class's logit by its offset at every pixel, through the main
+/// classifier's bias, and leaves the auxiliary heads alone.
+#[test]
+fn shifting_class_logits_moves_each_class_by_its_offset() {
+    let device = Device::flex();
+    let net = bisenet::model::Network::from(
+        BiSeNetConfig::new(BackboneKind::Xception39, 3)
+            .with_aux_heads(true)
+            .with_width(0.25)
+            .init(&device),
+    );
+    let x = Tensor::<4>::random([1, 3, 64, 80], burn::tensor::Distribution::Default, &device);
+    let offsets = [0.5, -1.25, 0.0];
+    let shifted = net.clone().shift_class_logits(&offsets);
+    let (before, after) = (net.forward(x.clone()), shifted.forward(x));
+    let expected = before.logits + Tensor::<1>::from_floats(offsets, &device).reshape([1, 3, 1, 1]);
+    expected
+        .into_data()
+        .assert_approx_eq::<f32>(&after.logits.into_data(), Default::default());
+    for (aux_before, aux_after) in before.aux.iter().zip(&after.aux) {
+        aux_before
+            .clone()
+            .into_data()
+            .assert_eq(&aux_after.clone().into_data(), true);
+    }
+}
+
 #[test]
 fn folding_batch_norms_keeps_the_function() {
     let device = Device::flex();

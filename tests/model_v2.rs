@@ -82,6 +82,29 @@ fn folding_batch_norms_keeps_the_function() {
     );
 }
 
+/// A prior correction moves each class's logit by its offset at every pixel in both head
+/// layouts: in the pixel-shuffle one, a class is a block of `8 x 8` classifier channels.
+#[test]
+fn shifting_class_logits_moves_each_class_by_its_offset() {
+    let device = Device::flex();
+    let x = Tensor::<4>::random([1, 3, 64, 96], Distribution::Default, &device);
+    let offsets = [0.75, -0.5, 0.0, 2.0];
+    for pixel_shuffle in [false, true] {
+        let net = bisenet::model::Network::from(
+            BiSeNetV2Config::new(4)
+                .with_pixel_shuffle_heads(pixel_shuffle)
+                .with_width(0.25)
+                .init(&device),
+        );
+        let before = net.forward_low_res(x.clone());
+        let after = net.shift_class_logits(&offsets).forward_low_res(x.clone());
+        let expected = before + Tensor::<1>::from_floats(offsets, &device).reshape([1, 4, 1, 1]);
+        expected
+            .into_data()
+            .assert_approx_eq::<f32>(&after.into_data(), Default::default());
+    }
+}
+
 /// One SGD step with OHEM on the main and booster heads lowers the loss on its own batch.
 #[test]
 fn a_training_step_lowers_the_loss() {

@@ -647,6 +647,7 @@ fn a_resumed_run_names_the_recipe_options_it_changes() {
         let args = set(args, "--class-mix", "0");
         let args = set(args, "--min-scale", "0.75");
         let args = set(args, "--lovasz-weight", "0.5");
+        let args = set(args, "--prior-correction", "0");
         set(args, "--class-weights", "uniform")
     };
     // Resumes the run with `args`, and returns what it said on stderr.
@@ -693,6 +694,120 @@ fn a_resumed_run_names_the_recipe_options_it_changes() {
     assert!(
         said.contains("--lovasz-weight 0 (the run started with 0.5)"),
         "{said}"
+    );
+    assert!(
+        said.contains("--prior-correction 0.5 (the run started with 0)"),
+        "{said}"
+    );
+}
+
+/// The main classifier's bias, `[classes]`, of a V1 network.
+fn network_bias(network: &bisenet::model::Network) -> Vec<f32> {
+    let bisenet::model::Network::V1(model) = network else {
+        panic!("a V1 model")
+    };
+    let bias = model
+        .conv_out
+        .conv_out
+        .bias
+        .as_ref()
+        .expect("a classifier bias");
+    bias.val().into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// The main classifier's bias of a weights file.
+fn classifier_bias(path: &Path) -> Vec<f32> {
+    network_bias(&bisenet::weights::load(path, &Device::flex()).unwrap().model)
+}
+
+/// With class weights, the exported models take back `--prior-correction` of the weights'
+/// prior: the classifier's bias is that of the same run without it, lowered by the strength
+/// times each class's log weight, and the file says so. `correct-prior` makes the same model
+/// from the uncorrected file, and refuses a file that is already corrected.
+#[test]
+fn exported_models_take_back_part_of_the_class_weights_prior() {
+    let dir = tempfile::tempdir().unwrap();
+    // Class 0 covers three quarters of every labelled row: weights 1 and sqrt(3).
+    common::folder_dataset_split_at(dir.path(), 4, 64, 48, 48);
+    let root = dir.path().to_str().unwrap();
+    let run = |name: &str, strength: &str| {
+        let out_dir = dir.path().join(name);
+        let args = train_args(root, out_dir.to_str().unwrap(), "2");
+        let out = bisenet(&set(args, "--prior-correction", strength));
+        assert!(out.status.success(), "{}", stderr(&out));
+        out_dir.join("final.safetensors")
+    };
+    let (corrected, plain) = (run("corrected", "0.5"), run("plain", "0"));
+    let expected = [0.0, -0.5 * 3f32.sqrt().ln()];
+    let (with, without) = (classifier_bias(&corrected), classifier_bias(&plain));
+    for class in 0..2 {
+        // The file keeps the bias in f16.
+        let shift = with[class] - without[class];
+        assert!(
+            (shift - expected[class]).abs() < 2e-3,
+            "class {class}: shifted by {shift}, expected {}",
+            expected[class]
+        );
+    }
+    let info = |path: &Path| stdout(&bisenet(&["info", "--weights", path.to_str().unwrap()]));
+    assert!(
+        info(&corrected).contains("prior_correction"),
+        "{}",
+        info(&corrected)
+    );
+    assert!(
+        !info(&plain).contains("prior_correction"),
+        "{}",
+        info(&plain)
+    );
+
+    let correct = |weights: &Path, output: &Path| {
+        bisenet(&[
+            "correct-prior",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--dataset",
+            "folder",
+            "--root",
+            root,
+            "--split",
+            "train",
+            "-o",
+            output.to_str().unwrap(),
+        ])
+    };
+    let made = dir.path().join("made.safetensors");
+    let out = correct(&plain, &made);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (made, trained) in classifier_bias(&made).iter().zip(&with) {
+        // Rounded to f16 before the shift here, after it there.
+        assert!((made - trained).abs() < 2e-3, "{made} against {trained}");
+    }
+    // Fine-tuning from a corrected file starts from the network as it was trained.
+    let mut model = bisenet::model::NetworkConfig::new(
+        bisenet::model::Architecture::V1,
+        bisenet::model::BackboneKind::Xception39,
+        2,
+    )
+    .init(&Device::flex().autodiff());
+    let report = bisenet::train::InitWeights::read(&corrected)
+        .unwrap()
+        .load_into(&mut model)
+        .unwrap();
+    assert!(report.prior_correction_removed, "{report}");
+    for (started, trained) in network_bias(&model).iter().zip(&without) {
+        assert!(
+            (started - trained).abs() < 2e-3,
+            "{started} against {trained}"
+        );
+    }
+
+    let out = correct(&made, &dir.path().join("twice.safetensors"));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("already has a prior correction (strength 0.5)"),
+        "{}",
+        stderr(&out)
     );
 }
 

@@ -1,6 +1,7 @@
 //! Command-line front end: argument parsing and file handling over the library.
 
 mod bench;
+mod correct_prior;
 #[cfg(any(feature = "cuda", test))]
 mod cuda_driver;
 mod eval;
@@ -47,6 +48,9 @@ enum Command {
     Init(init::InitArgs),
     /// Train a model from scratch (or resume a run).
     Train(train::TrainArgs),
+    /// Take back part of the class weights' prior from a model trained with them (files
+    /// written before `train --prior-correction`).
+    CorrectPrior(correct_prior::CorrectPriorArgs),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -58,6 +62,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import(args) => import::run(args).map(|()| ExitCode::SUCCESS),
         Command::Init(args) => init::run(args).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => train::run(args).map(|()| ExitCode::SUCCESS),
+        Command::CorrectPrior(args) => correct_prior::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -110,6 +110,18 @@ pub(crate) fn fold_batch_norm(conv: &mut Conv2d, bn: &mut Option<BatchNorm>) {
     conv.bias = Some(Param::from_tensor(bias));
 }
 
+/// Adds `offsets` (`[C_out]`) to a convolution's bias, creating the bias if it has none: every
+/// output channel then reads `offsets[c]` higher, wherever the kernel sits. A classifier's
+/// logits are moved this way at no cost at run time. The new bias is a parameter of its own,
+/// not a result of the old one, so a network being trained can be shifted too.
+pub(crate) fn add_to_bias(conv: &mut Conv2d, offsets: Tensor<1>) {
+    let bias = match conv.bias.take() {
+        Some(bias) => bias.val() + offsets,
+        None => offsets,
+    };
+    conv.bias = Some(Param::from_tensor(bias.detach()));
+}
+
 /// Convolution, BatchNorm and (optionally) ReLU: PyTorch's `ConvBNReLU` with fields `conv`, `bn`.
 /// The BatchNorm is `None` once folded into the convolution for inference.
 #[derive(Module, Debug)]

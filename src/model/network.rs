@@ -231,6 +231,33 @@ impl Network {
         }
     }
 
+    /// The same network with the main head's logit of class `c` moved by `offsets[c]`, through
+    /// its classifier's bias: a prior correction (`train::prior_correction_offsets`)
+    /// that costs nothing at run time and travels in the weights file. The training heads are
+    /// left as they are.
+    ///
+    /// # Panics
+    /// If `offsets` does not hold one value per class.
+    pub fn shift_class_logits(self, offsets: &[f32]) -> Self {
+        assert_eq!(
+            offsets.len(),
+            self.num_classes(),
+            "one logit offset per class"
+        );
+        let device = self.devices()[0].clone();
+        let offsets = Tensor::<1>::from_floats(offsets, &device);
+        match self {
+            Self::V1(mut model) => {
+                model.conv_out.shift_logits(offsets);
+                Self::V1(model)
+            }
+            Self::V2(mut model) => {
+                model.head.shift_logits(offsets);
+                Self::V2(model)
+            }
+        }
+    }
+
     /// Whether [`Self::fold_batch_norms`] made this the inference-only form.
     pub fn is_folded(&self) -> bool {
         match self {

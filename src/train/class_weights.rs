@@ -67,3 +67,37 @@ pub fn sqrt_median_frequency(counts: &[u64]) -> Vec<f32> {
         })
         .collect()
 }
+
+/// The logit offsets that take back `strength` of a class weighting at inference:
+/// `-strength * ln(w_c)` for class `c` (all zero for uniform weights).
+///
+/// A loss that weighs class `c` by `w_c` is minimised by `p(c | x)` scaled by `w_c`, so the
+/// trained network's logits are an unweighted network's plus `ln(w_c)` (the prior shift of
+/// Menon et al., *Long-tail learning via logit adjustment*, ICLR 2021). The weighting teaches
+/// the features the thin classes, but on a drive the model has not seen its prior shows as rare
+/// classes painted over common ones: on CamVid's held-out drive a weighted model labelled six
+/// times as many pixels Fence as there are, and 2.6 times as many Sidewalk, most of them Road.
+/// Strength 1 takes the prior back entirely, 0 keeps it.
+pub fn prior_correction_offsets(weights: &[f32], strength: f32) -> Vec<f32> {
+    // ln(1 / w) rather than -ln(w): a weight of 1 then gives +0, not -0.
+    weights.iter().map(|w| strength * w.recip().ln()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_correction_lowers_a_weighted_class_by_its_log_weight() {
+        let offsets = prior_correction_offsets(&[0.5, 1.0, 2.0], 0.5);
+        let expected = [0.5 * 2f32.ln(), 0.0, -0.5 * 2f32.ln()];
+        for (offset, expected) in offsets.iter().zip(expected) {
+            assert!((offset - expected).abs() < 1e-6, "{offsets:?}");
+        }
+        assert!(
+            prior_correction_offsets(&[1.0; 4], 0.7)
+                .iter()
+                .all(|&o| o == 0.0)
+        );
+    }
+}

@@ -12,7 +12,7 @@ use burn::store::{ApplyError, ApplyResult, ModuleSnapshot};
 use super::TrainError;
 use crate::model::Network;
 use crate::preprocess::Normalization;
-use crate::weights::{self, ModelInfo, WeightsError};
+use crate::weights::{self, ModelInfo, PRIOR_CORRECTION_NOTE, WeightsError};
 
 /// A weights file to start from, read once.
 pub struct InitWeights {
@@ -34,6 +34,9 @@ pub struct InitReport {
     pub fresh_classifiers: Vec<String>,
     pub file_classes: usize,
     pub classes: usize,
+    /// The file's prior correction was taken back out of its classifier, so that training
+    /// goes on from the network as it was trained (the run's exports add their own).
+    pub prior_correction_removed: bool,
 }
 
 impl fmt::Display for InitReport {
@@ -53,6 +56,12 @@ impl fmt::Display for InitReport {
         }
         if !fresh.is_empty() {
             write!(f, "; starting fresh: {}", fresh.join(", "))?;
+        }
+        if self.prior_correction_removed {
+            write!(
+                f,
+                "; the file's prior correction taken back out of its classifier"
+            )?;
         }
         Ok(())
     }
@@ -163,6 +172,25 @@ impl InitWeights {
             errors,
         };
         weights::refuse_mismatches(&unexpected, &ours, |_| false).map_err(refuse)?;
+        // A fresh classifier has no correction to take back.
+        let correction = info
+            .notes
+            .get(PRIOR_CORRECTION_NOTE)
+            .filter(|_| !other_classes);
+        if let Some(note) = correction {
+            let undo = correction_offsets(note, classes)
+                .ok_or_else(|| {
+                    TrainError::Config(format!(
+                        "{}: its prior correction note ({note}) does not give one logit \
+                         offset per class",
+                        path.display()
+                    ))
+                })?
+                .iter()
+                .map(|offset| -offset)
+                .collect::<Vec<f32>>();
+            *model = model.clone().shift_class_logits(&undo);
+        }
         Ok(InitReport {
             loaded: result.applied.len(),
             total: all.len(),
@@ -170,6 +198,18 @@ impl InitWeights {
             fresh_classifiers,
             file_classes: info.num_classes,
             classes,
+            prior_correction_removed: correction.is_some(),
         })
     }
+}
+
+/// The logit offsets a [`PRIOR_CORRECTION_NOTE`] records, when it holds one per class.
+fn correction_offsets(note: &serde_json::Value, classes: usize) -> Option<Vec<f32>> {
+    let offsets = note
+        .get("logit_offsets")?
+        .as_array()?
+        .iter()
+        .map(|offset| offset.as_f64().map(|offset| offset as f32))
+        .collect::<Option<Vec<f32>>>()?;
+    (offsets.len() == classes).then_some(offsets)
 }

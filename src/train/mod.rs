@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use checkpoint::TrainState;
-pub use class_weights::{ClassWeighting, class_pixel_counts, sqrt_median_frequency};
+pub use class_weights::{
+    ClassWeighting, class_pixel_counts, prior_correction_offsets, sqrt_median_frequency,
+};
 pub use init::{InitReport, InitWeights};
 pub use loss::{OhemCrossEntropy, TrainingLoss};
 pub use lovasz::lovasz_softmax;
@@ -39,7 +41,7 @@ use crate::data::{
 use crate::eval::{EvalOptions, Metrics, evaluate};
 use crate::model::{Architecture, BackboneKind, Network, NetworkConfig};
 use crate::preprocess::Normalization;
-use crate::weights::{self, ModelInfo, Precision, TRAINING_IMAGES_NOTE};
+use crate::weights::{self, ModelInfo, PRIOR_CORRECTION_NOTE, Precision, TRAINING_IMAGES_NOTE};
 use ema::WeightEma;
 
 /// Everything that defines a training run; saved with every checkpoint.
@@ -67,6 +69,10 @@ pub struct TrainConfig {
     /// How the loss weighs classes (runs saved before this option are uniform).
     #[serde(default)]
     pub class_weighting: ClassWeighting,
+    /// How much of the class weighting's prior the exported and validated models' logits take
+    /// back ([`prior_correction_offsets`]; runs saved before this option take back none).
+    #[serde(default)]
+    pub prior_correction: f32,
     pub scale_range: (f32, f32),
     /// Colour jitter strength (brightness, contrast, saturation each scaled by `1 ± jitter`).
     #[serde(default = "paper_jitter")]
@@ -215,6 +221,13 @@ impl TrainConfig {
             return Err(TrainError::Config(format!(
                 "--weight-decay {} must be zero or a positive number (leave it out for the recipe's)",
                 self.weight_decay
+            )));
+        }
+        if !(self.prior_correction >= 0.0 && self.prior_correction.is_finite()) {
+            return Err(TrainError::Config(format!(
+                "--prior-correction {} must be zero (keep the class weights' prior) or a \
+                 positive number (1 takes it all back)",
+                self.prior_correction
             )));
         }
         if !(0.0..1.0).contains(&self.jitter) {
@@ -374,6 +387,11 @@ impl TrainConfig {
                 "--class-weights",
                 weighting(self.class_weighting),
                 weighting(saved.class_weighting),
+            ),
+            (
+                "--prior-correction",
+                self.prior_correction.to_string(),
+                saved.prior_correction.to_string(),
             ),
             (
                 "--jitter",
@@ -563,10 +581,21 @@ pub fn train(
         jitter: config.jitter,
         ..Augmentation::paper(config.crop)
     };
+    let class_weights = config.class_weighting.weights(train_set)?;
+    // What every validated and exported network gets: the logit shift that takes back part of
+    // the class weights' prior.
+    let logit_offsets = class_weights
+        .as_deref()
+        .filter(|_| config.prior_correction > 0.0)
+        .map(|weights| prior_correction_offsets(weights, config.prior_correction));
+    let deployed = |network: &Network| match &logit_offsets {
+        Some(offsets) => network.clone().shift_class_logits(offsets),
+        None => network.clone(),
+    };
     let loss_fn = TrainingLoss {
         ohem: OhemCrossEntropy {
             probability_threshold: config.ohem_threshold,
-            class_weights: config.class_weighting.weights(train_set)?,
+            class_weights: class_weights.clone(),
             ..OhemCrossEntropy::default()
         },
         aux_weight: config.aux_weight,
@@ -587,6 +616,7 @@ pub fn train(
             info.train_size = Some(config.crop);
             info.notes = provenance(
                 config,
+                logit_offsets.as_deref(),
                 ema,
                 iteration,
                 metrics,
@@ -643,7 +673,7 @@ pub fn train(
 
         let done = state.iteration == config.iterations;
         if state.iteration.is_multiple_of(config.validate_every) || done {
-            let inference = model.valid();
+            let inference = deployed(&model.valid());
             let metrics = validate(&inference, val_set, &norm, observer)?;
             let is_best = state.best_miou.is_none_or(|best| metrics.miou > best);
             if is_best {
@@ -667,10 +697,11 @@ pub fn train(
             }));
             observer.validated(state.iteration, &metrics, is_best);
             if let Some(ema) = &ema {
-                let metrics = validate(&ema.network, val_set, &norm, observer)?;
+                let averaged = deployed(&ema.network);
+                let metrics = validate(&averaged, val_set, &norm, observer)?;
                 if done {
                     export(
-                        &ema.network,
+                        &averaged,
                         true,
                         state.iteration,
                         &metrics,
@@ -700,7 +731,7 @@ pub fn train(
     }
     // A run that finished before `final.safetensors` existed gets it when resumed.
     if state.iteration == config.iterations && !files.final_model().is_file() {
-        let inference = model.valid();
+        let inference = deployed(&model.valid());
         let metrics = validate(&inference, val_set, &norm, observer)?;
         export(
             &inference,
@@ -805,6 +836,7 @@ fn sample_rng(seed: u64, iteration: usize, index: usize) -> StdRng {
 
 fn provenance(
     config: &TrainConfig,
+    logit_offsets: Option<&[f32]>,
     ema: bool,
     iteration: usize,
     metrics: &Metrics,
@@ -820,6 +852,12 @@ fn provenance(
     }
     if ema {
         notes.insert("ema_decay".into(), config.ema_decay.into());
+    }
+    if let Some(offsets) = logit_offsets {
+        notes.insert(
+            PRIOR_CORRECTION_NOTE.into(),
+            serde_json::json!({ "strength": config.prior_correction, "logit_offsets": offsets }),
+        );
     }
     notes.insert(format!("{}_miou", config.val_split), metrics.miou.into());
     if val_images_in_training > 0 {

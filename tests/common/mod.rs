@@ -57,6 +57,12 @@ pub fn write_labels(path: &Path, width: u32, height: u32, f: impl Fn(u32, u32) -
 /// A small dataset in the custom folder layout: `n` images of `w`x`h` whose labels are a
 /// learnable function of the pixels (left half class 0, right half class 1, a void stripe).
 pub fn folder_dataset(root: &Path, n: usize, w: u32, h: u32) {
+    folder_dataset_split_at(root, n, w, h, w / 2);
+}
+
+/// [`folder_dataset`] with class 1 from column `boundary` on, so that the classes can cover
+/// unequal shares of the pixels.
+pub fn folder_dataset_split_at(root: &Path, n: usize, w: u32, h: u32, boundary: u32) {
     for split in ["train", "val"] {
         let images = root.join(split).join("images");
         let labels = root.join(split).join("labels");
@@ -65,7 +71,7 @@ pub fn folder_dataset(root: &Path, n: usize, w: u32, h: u32) {
         for i in 0..n {
             let shade = (i * 20) as u8;
             image::RgbImage::from_fn(w, h, |x, _| {
-                if x < w / 2 {
+                if x < boundary {
                     image::Rgb([200, shade, 30])
                 } else {
                     image::Rgb([20, shade, 220])
@@ -74,7 +80,7 @@ pub fn folder_dataset(root: &Path, n: usize, w: u32, h: u32) {
             .save(images.join(format!("{i:03}.png")))
             .unwrap();
             write_labels(&labels.join(format!("{i:03}.png")), w, h, |x, y| {
-                if y < 2 { 255 } else { u8::from(x >= w / 2) }
+                if y < 2 { 255 } else { u8::from(x >= boundary) }
             });
         }
     }

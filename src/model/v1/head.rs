@@ -1,7 +1,7 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 
-use crate::model::conv_bn_relu::ConvBnRelu;
+use crate::model::conv_bn_relu::{ConvBnRelu, add_to_bias};
 use crate::model::upsample::resize_bilinear;
 
 /// A segmentation head (PyTorch's `BiSeNetOutput`): 3x3 ConvBNReLU, a 1x1 classifier with bias,
@@ -24,6 +24,12 @@ impl SegmentationHead {
             conv: ConvBnRelu::new(in_channels, mid_channels, 3, 1, device),
             conv_out: Conv2dConfig::new([mid_channels, num_classes], [1, 1]).init(device),
         }
+    }
+
+    /// Moves every pixel's logit of class `c` by `offsets[c]` (`[classes]`), through the
+    /// classifier's bias.
+    pub fn shift_logits(&mut self, offsets: Tensor<1>) {
+        add_to_bias(&mut self.conv_out, offsets);
     }
 
     /// Logits at the feature's own resolution: `[N, C_in, h, w]` -> `[N, classes, h, w]`.

@@ -12,7 +12,7 @@ use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
 use crate::kernels;
-use crate::model::conv_bn_relu::ConvBnRelu;
+use crate::model::conv_bn_relu::{ConvBnRelu, add_to_bias};
 use crate::model::upsample::{resize_bilinear, resize_nearest, spatial_size};
 
 /// 3x3 ConvBNReLU, dropout 0.1 (training only), for booster heads a 3x3 ConvBNReLU to
@@ -84,6 +84,19 @@ impl SegmentHead {
     pub fn num_classes(&self) -> usize {
         let [outputs, _, _, _] = self.conv_out.weight.dims();
         outputs / self.pixel_shuffle.map_or(1, |factor| factor * factor)
+    }
+
+    /// Moves every pixel's logit of class `c` by `offsets[c]` (`[classes]`), through the
+    /// classifier's bias: in the pixel-shuffle layout, class `c` is the `factor^2` channels from
+    /// `c * factor^2` on, each of which becomes one pixel of its cell.
+    pub fn shift_logits(&mut self, offsets: Tensor<1>) {
+        let [classes] = offsets.dims();
+        let expanded = self.pixel_shuffle.map_or(1, |factor| factor * factor);
+        let per_channel = offsets
+            .reshape([classes, 1])
+            .repeat_dim(1, expanded)
+            .reshape([classes * expanded]);
+        add_to_bias(&mut self.conv_out, per_channel);
     }
 
     /// Logits before the final resize: `[N, C_in, h, w]` -> `[N, classes, h, w]` (bilinear
