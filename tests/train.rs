@@ -779,6 +779,10 @@ fn exported_models_take_back_part_of_the_class_weights_prior() {
     let made = dir.path().join("made.safetensors");
     let out = correct(&plain, &made);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The validation figure the plain run recorded is not the corrected model's.
+    assert!(info(&plain).contains("val_miou"), "{}", info(&plain));
+    assert!(!info(&made).contains("val_miou"), "{}", info(&made));
+    assert!(info(&made).contains("prior_correction"), "{}", info(&made));
     for (made, trained) in classifier_bias(&made).iter().zip(&with) {
         // Rounded to f16 before the shift here, after it there.
         assert!((made - trained).abs() < 2e-3, "{made} against {trained}");

@@ -70,6 +70,16 @@ pub fn run(args: CorrectPriorArgs) -> Result<()> {
         .expect("sqrt-median-frequency gives weights");
     let offsets = prior_correction_offsets(&class_weights, args.strength);
     let mut info = loaded.info;
+    // A validation figure `train` recorded is the uncorrected model's, no longer this file's.
+    let stale: Vec<String> = info
+        .notes
+        .keys()
+        .filter(|key| key.ends_with("_miou"))
+        .cloned()
+        .collect();
+    for key in &stale {
+        info.notes.remove(key);
+    }
     info.notes.insert(
         PRIOR_CORRECTION_NOTE.into(),
         serde_json::json!({ "strength": args.strength, "logit_offsets": offsets }),
@@ -85,6 +95,13 @@ pub fn run(args: CorrectPriorArgs) -> Result<()> {
     );
     for (name, offset) in dataset.classes.names.iter().zip(&offsets) {
         println!("  {name:<16} {offset:+.3}");
+    }
+    if !stale.is_empty() {
+        println!(
+            "left out the file's recorded validation figures ({}): they are the uncorrected \
+             model's; measure this one with `bisenet eval`",
+            stale.join(", ")
+        );
     }
     Ok(())
 }
