@@ -735,7 +735,13 @@ fn exported_models_take_back_part_of_the_class_weights_prior() {
         let args = train_args(root, out_dir.to_str().unwrap(), "2");
         let out = bisenet(&set(args, "--prior-correction", strength));
         assert!(out.status.success(), "{}", stderr(&out));
-        out_dir.join("final.safetensors")
+        (out_dir.join("final.safetensors"), stdout(&out))
+    };
+    let run = |name: &str, strength: &str| {
+        let (model, said) = run(name, strength);
+        let says_so = said.contains("takes back 0.5 of the class weights' prior");
+        assert_eq!(says_so, strength != "0", "{said}");
+        model
     };
     let (corrected, plain) = (run("corrected", "0.5"), run("plain", "0"));
     let expected = [0.0, -0.5 * 3f32.sqrt().ln()];
