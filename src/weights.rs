@@ -109,6 +109,15 @@ impl ModelInfo {
         round_up_to_multiple(requested, self.size_multiple)
     }
 
+    /// Records that `offsets` (one per class) were added to the classifier's logits to take
+    /// back `strength` of the class weights' prior.
+    pub fn record_prior_correction(&mut self, strength: f32, offsets: &[f32]) {
+        self.notes.insert(
+            PRIOR_CORRECTION_NOTE.into(),
+            serde_json::json!({ "strength": strength, "logit_offsets": offsets }),
+        );
+    }
+
     /// The images the model trained on, as paths under their dataset's root, when its file
     /// lists them (`train` writes the list; files from elsewhere have none).
     pub fn training_images(&self) -> Option<std::collections::HashSet<String>> {

@@ -80,10 +80,7 @@ pub fn run(args: CorrectPriorArgs) -> Result<()> {
     for key in &stale {
         info.notes.remove(key);
     }
-    info.notes.insert(
-        PRIOR_CORRECTION_NOTE.into(),
-        serde_json::json!({ "strength": args.strength, "logit_offsets": offsets }),
-    );
+    info.record_prior_correction(args.strength, &offsets);
     let model = loaded.model.shift_class_logits(&offsets);
     weights::save(&model, &info, Precision::F16, &args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;

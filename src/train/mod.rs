@@ -41,7 +41,7 @@ use crate::data::{
 use crate::eval::{EvalOptions, Metrics, evaluate};
 use crate::model::{Architecture, BackboneKind, Network, NetworkConfig};
 use crate::preprocess::Normalization;
-use crate::weights::{self, ModelInfo, PRIOR_CORRECTION_NOTE, Precision, TRAINING_IMAGES_NOTE};
+use crate::weights::{self, ModelInfo, Precision, TRAINING_IMAGES_NOTE};
 use ema::WeightEma;
 
 /// Everything that defines a training run; saved with every checkpoint.
@@ -595,7 +595,7 @@ pub fn train(
     let loss_fn = TrainingLoss {
         ohem: OhemCrossEntropy {
             probability_threshold: config.ohem_threshold,
-            class_weights: class_weights.clone(),
+            class_weights,
             ..OhemCrossEntropy::default()
         },
         aux_weight: config.aux_weight,
@@ -616,13 +616,15 @@ pub fn train(
             info.train_size = Some(config.crop);
             info.notes = provenance(
                 config,
-                logit_offsets.as_deref(),
                 ema,
                 iteration,
                 metrics,
                 val_images_in_training,
                 &training_images,
             );
+            if let Some(offsets) = &logit_offsets {
+                info.record_prior_correction(config.prior_correction, offsets);
+            }
             // A clone shares the tensors: the heads are dropped from a handle, not from the model.
             weights::save(
                 &inference.clone().without_aux_heads(),
@@ -836,7 +838,6 @@ fn sample_rng(seed: u64, iteration: usize, index: usize) -> StdRng {
 
 fn provenance(
     config: &TrainConfig,
-    logit_offsets: Option<&[f32]>,
     ema: bool,
     iteration: usize,
     metrics: &Metrics,
@@ -852,12 +853,6 @@ fn provenance(
     }
     if ema {
         notes.insert("ema_decay".into(), config.ema_decay.into());
-    }
-    if let Some(offsets) = logit_offsets {
-        notes.insert(
-            PRIOR_CORRECTION_NOTE.into(),
-            serde_json::json!({ "strength": config.prior_correction, "logit_offsets": offsets }),
-        );
     }
     notes.insert(format!("{}_miou", config.val_split), metrics.miou.into());
     if val_images_in_training > 0 {
