@@ -118,6 +118,25 @@ impl ModelInfo {
         );
     }
 
+    /// The logit offsets of the prior correction the file records, one per class; `None` when
+    /// it records none, `Some(Err(..))` when its note is malformed.
+    pub fn prior_correction_offsets(&self) -> Option<Result<Vec<f32>, String>> {
+        let note = self.notes.get(PRIOR_CORRECTION_NOTE)?;
+        let offsets = note
+            .get("logit_offsets")
+            .and_then(|offsets| offsets.as_array())
+            .and_then(|offsets| {
+                offsets
+                    .iter()
+                    .map(|offset| offset.as_f64().map(|offset| offset as f32))
+                    .collect::<Option<Vec<f32>>>()
+            })
+            .filter(|offsets| offsets.len() == self.num_classes);
+        Some(offsets.ok_or_else(|| {
+            format!("its prior correction note ({note}) does not give one logit offset per class")
+        }))
+    }
+
     /// The images the model trained on, as paths under their dataset's root, when its file
     /// lists them (`train` writes the list; files from elsewhere have none).
     pub fn training_images(&self) -> Option<std::collections::HashSet<String>> {

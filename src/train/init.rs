@@ -12,7 +12,7 @@ use burn::store::{ApplyError, ApplyResult, ModuleSnapshot};
 use super::TrainError;
 use crate::model::Network;
 use crate::preprocess::Normalization;
-use crate::weights::{self, ModelInfo, PRIOR_CORRECTION_NOTE, WeightsError};
+use crate::weights::{self, ModelInfo, WeightsError};
 
 /// A weights file to start from, read once.
 pub struct InitWeights {
@@ -173,22 +173,14 @@ impl InitWeights {
         };
         weights::refuse_mismatches(&unexpected, &ours, |_| false).map_err(refuse)?;
         // A fresh classifier has no correction to take back.
-        let correction = info
-            .notes
-            .get(PRIOR_CORRECTION_NOTE)
-            .filter(|_| !other_classes);
-        if let Some(note) = correction {
-            let undo = correction_offsets(note, classes)
-                .ok_or_else(|| {
-                    TrainError::Config(format!(
-                        "{}: its prior correction note ({note}) does not give one logit \
-                         offset per class",
-                        path.display()
-                    ))
-                })?
+        let correction = info.prior_correction_offsets().filter(|_| !other_classes);
+        if let Some(offsets) = &correction {
+            let undo: Vec<f32> = offsets
+                .as_ref()
+                .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?
                 .iter()
                 .map(|offset| -offset)
-                .collect::<Vec<f32>>();
+                .collect();
             *model = model.clone().shift_class_logits(&undo);
         }
         Ok(InitReport {
@@ -201,15 +193,4 @@ impl InitWeights {
             prior_correction_removed: correction.is_some(),
         })
     }
-}
-
-/// The logit offsets a [`PRIOR_CORRECTION_NOTE`] records, when it holds one per class.
-fn correction_offsets(note: &serde_json::Value, classes: usize) -> Option<Vec<f32>> {
-    let offsets = note
-        .get("logit_offsets")?
-        .as_array()?
-        .iter()
-        .map(|offset| offset.as_f64().map(|offset| offset as f32))
-        .collect::<Option<Vec<f32>>>()?;
-    (offsets.len() == classes).then_some(offsets)
 }
