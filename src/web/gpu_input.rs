@@ -4,13 +4,13 @@
 
 use burn::backend::wgpu::wgpu;
 
-use super::gpu_view::{GpuSlice, Sized};
+use super::gpu_view::{GpuSlice, SizedResource};
 use crate::preprocess::Normalization;
 
 pub struct InputPass {
     pipeline: wgpu::ComputePipeline,
     params: wgpu::Buffer,
-    planes: Option<Sized<wgpu::Buffer>>,
+    planes: Option<SizedResource<wgpu::Buffer>>,
 }
 
 impl InputPass {
@@ -58,19 +58,14 @@ impl InputPass {
     ) {
         let (in_width, in_height) = frame_size;
         let bytes = u64::from(size.0) * u64::from(size.1) * 3 * 4;
-        if self.planes.as_ref().map(|p| p.key) != Some(size) {
-            let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+        let planes = SizedResource::ensure(&mut self.planes, size, || {
+            device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("input planes"),
                 size: bytes,
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
-            });
-            self.planes = Some(Sized {
-                key: size,
-                value: buffer,
-            });
-        }
-        let planes = &self.planes.as_ref().expect("set above").value;
+            })
+        });
         let mut words = [0u8; 48];
         let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / norm.std[c]);
         let offset: [f32; 3] = std::array::from_fn(|c| norm.mean[c] / norm.std[c]);

@@ -12,7 +12,7 @@ use cubecl_runtime::storage::ManagedResource;
 use wasm_bindgen::prelude::*;
 
 use super::gpu_view::{GpuSlice, GpuView, LabelBuffer, ViewMode};
-use super::{Model, read_back_error, webgpu};
+use super::{Model, check_inference_size, read_back_error, webgpu};
 
 #[wasm_bindgen]
 impl Model {
@@ -47,13 +47,9 @@ impl Model {
         inference_width: usize,
         inference_height: usize,
     ) -> Result<Vec<u32>, JsError> {
-        if inference_width < 8 || inference_height < 8 {
-            return Err(JsError::new("the inference size must be at least 8x8"));
-        }
+        check_inference_size(inference_width, inference_height)?;
         let mut gpu_view = self.view.borrow_mut();
-        let gpu_view = gpu_view
-            .as_mut()
-            .ok_or_else(|| JsError::new("no canvas is attached (attachCanvas)"))?;
+        let gpu_view = attached(&mut gpu_view)?;
         gpu_view.load_frame(frame).map_err(|e| JsError::new(&e))?;
         let info = &self.segmenter.info;
         let [height, width] = info.inference_size([inference_height, inference_width]);
@@ -174,9 +170,7 @@ impl Model {
         let labels = self.drawn_labels()?;
         let [_, _, height, width] = labels.dims();
         let mut gpu_view = self.view.borrow_mut();
-        let gpu_view = gpu_view
-            .as_mut()
-            .ok_or_else(|| JsError::new("no canvas is attached (attachCanvas)"))?;
+        let gpu_view = attached(&mut gpu_view)?;
         let managed = gpu_resource(labels.try_into_primitive::<Wgpu>())?;
         draw(
             gpu_view,
@@ -196,6 +190,12 @@ impl Model {
 
 /// The GPU buffer range holding a tensor of burn's wgpu runtime (contiguous, 32-bit elements),
 /// reached through the CubeCL client: getting it also submits the work that writes it.
+/// The view of the canvas the page attached, or an error that says to attach one.
+fn attached(view: &mut Option<GpuView>) -> Result<&mut GpuView, JsError> {
+    view.as_mut()
+        .ok_or_else(|| JsError::new("no canvas is attached (attachCanvas)"))
+}
+
 fn gpu_resource(
     tensor: Result<CubeTensor, burn::tensor::PrimitiveConversionError>,
 ) -> Result<ManagedResource<WgpuResource>, JsError> {

@@ -68,9 +68,24 @@ impl Params {
 }
 
 /// A texture or buffer that is re-created only when the size it needs changes.
-pub(super) struct Sized<T> {
-    pub key: (u32, u32),
+pub(super) struct SizedResource<T> {
+    pub size: (u32, u32),
     pub value: T,
+}
+
+impl<T> SizedResource<T> {
+    /// What `slot` holds for `size`, made anew by `make` when it is empty or sized otherwise.
+    pub fn ensure(slot: &mut Option<Self>, size: (u32, u32), make: impl FnOnce() -> T) -> &T {
+        if slot.as_ref().is_some_and(|held| held.size != size) {
+            *slot = None;
+        }
+        &slot
+            .get_or_insert_with(|| Self {
+                size,
+                value: make(),
+            })
+            .value
+    }
 }
 
 /// Where a view draws: the page's canvas, or (without one) a texture of its own.
@@ -88,15 +103,15 @@ pub struct GpuView {
     adapter: wgpu::Adapter,
     target: Target,
     /// The texture drawn into without a canvas, and for [`GpuView::pixels`].
-    offscreen: Option<Sized<wgpu::Texture>>,
+    offscreen: Option<SizedResource<wgpu::Texture>>,
     format: wgpu::TextureFormat,
     pipeline: wgpu::RenderPipeline,
     layout: wgpu::BindGroupLayout,
     params: wgpu::Buffer,
     palette: wgpu::Buffer,
     num_classes: u32,
-    frame: Option<Sized<wgpu::Texture>>,
-    labels: Option<Sized<wgpu::Buffer>>,
+    frame: Option<SizedResource<wgpu::Texture>>,
+    labels: Option<SizedResource<wgpu::Buffer>>,
     input: InputPass,
 }
 
@@ -368,11 +383,19 @@ impl GpuView {
         target: &wgpu::TextureView,
     ) -> wgpu::CommandBuffer {
         let label_bytes = u64::from(labels.width) * u64::from(labels.height) * 4;
-        self.ensure_label_buffer(labels.width, labels.height, label_bytes);
-        let frame_texture = &self.frame.as_ref().expect("checked by canvas_size").value;
-        let (width, height) = self.frame.as_ref().expect("checked by canvas_size").key;
-        let label_copy = &self.labels.as_ref().expect("ensured").value;
-        let frame_view = frame_texture.create_view(&Default::default());
+        let device = &self.device;
+        let label_copy =
+            SizedResource::ensure(&mut self.labels, (labels.width, labels.height), || {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("labels"),
+                    size: label_bytes,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            });
+        let frame = self.frame.as_ref().expect("checked by canvas_size");
+        let (width, height) = frame.size;
+        let frame_view = frame.value.create_view(&Default::default());
         let params = Params {
             frame_size: [width, height],
             label_size: [labels.width, labels.height],
@@ -439,8 +462,9 @@ impl GpuView {
 
     /// This view's own render target at `size`, in the pipeline's format.
     fn offscreen_texture(&mut self, size: (u32, u32)) -> wgpu::TextureView {
-        if self.offscreen.as_ref().map(|t| t.key) != Some(size) {
-            let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+        let (device, format) = (&self.device, self.format);
+        let texture = SizedResource::ensure(&mut self.offscreen, size, || {
+            device.create_texture(&wgpu::TextureDescriptor {
                 label: Some("picture"),
                 size: wgpu::Extent3d {
                     width: size.0,
@@ -450,16 +474,11 @@ impl GpuView {
                 mip_level_count: 1,
                 sample_count: 1,
                 dimension: wgpu::TextureDimension::D2,
-                format: self.format,
+                format,
                 usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
                 view_formats: &[],
-            });
-            self.offscreen = Some(Sized {
-                key: size,
-                value: texture,
-            });
-        }
-        let texture = &self.offscreen.as_ref().expect("set above").value;
+            })
+        });
         texture.create_view(&Default::default())
     }
 
@@ -470,8 +489,26 @@ impl GpuView {
         if width == 0 || height == 0 {
             return Err("the frame is empty (0 pixels)".into());
         }
-        self.ensure_frame_texture(width, height);
-        let texture = &self.frame.as_ref().expect("ensured").value;
+        let device = &self.device;
+        let texture = SizedResource::ensure(&mut self.frame, (width, height), || {
+            device.create_texture(&wgpu::TextureDescriptor {
+                label: Some("frame"),
+                size: wgpu::Extent3d {
+                    width,
+                    height,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba8Unorm,
+                // `copy_external_image_to_texture` needs RENDER_ATTACHMENT on its destination.
+                usage: wgpu::TextureUsages::TEXTURE_BINDING
+                    | wgpu::TextureUsages::COPY_DST
+                    | wgpu::TextureUsages::RENDER_ATTACHMENT,
+                view_formats: &[],
+            })
+        });
         self.queue.copy_external_image_to_texture(
             &wgpu::CopyExternalImageSourceInfo {
                 source: wgpu::ExternalImageSource::ImageBitmap(frame.clone()),
@@ -503,7 +540,7 @@ impl GpuView {
             &self.device,
             &self.queue,
             &frame.value,
-            frame.key,
+            frame.size,
             norm,
             size,
             target,
@@ -512,7 +549,7 @@ impl GpuView {
 
     /// The size of the picture in `view`: the loaded frame's, twice as wide side by side.
     fn canvas_size(&self, view: ViewMode) -> Result<(u32, u32), String> {
-        let (width, height) = self.frame.as_ref().ok_or("no frame has been loaded")?.key;
+        let (width, height) = self.frame.as_ref().ok_or("no frame has been loaded")?.size;
         Ok(match view {
             ViewMode::SideBySide => (width * 2, height),
             _ => (width, height),
@@ -527,47 +564,6 @@ impl GpuView {
         });
         async move {
             let _ = receiver.recv().await;
-        }
-    }
-
-    fn ensure_frame_texture(&mut self, width: u32, height: u32) {
-        if self.frame.as_ref().map(|f| f.key) != Some((width, height)) {
-            let texture = self.device.create_texture(&wgpu::TextureDescriptor {
-                label: Some("frame"),
-                size: wgpu::Extent3d {
-                    width,
-                    height,
-                    depth_or_array_layers: 1,
-                },
-                mip_level_count: 1,
-                sample_count: 1,
-                dimension: wgpu::TextureDimension::D2,
-                format: wgpu::TextureFormat::Rgba8Unorm,
-                // `copy_external_image_to_texture` needs RENDER_ATTACHMENT on its destination.
-                usage: wgpu::TextureUsages::TEXTURE_BINDING
-                    | wgpu::TextureUsages::COPY_DST
-                    | wgpu::TextureUsages::RENDER_ATTACHMENT,
-                view_formats: &[],
-            });
-            self.frame = Some(Sized {
-                key: (width, height),
-                value: texture,
-            });
-        }
-    }
-
-    fn ensure_label_buffer(&mut self, width: u32, height: u32, bytes: u64) {
-        if self.labels.as_ref().map(|l| l.key) != Some((width, height)) {
-            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("labels"),
-                size: bytes,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            self.labels = Some(Sized {
-                key: (width, height),
-                value: buffer,
-            });
         }
     }
 }

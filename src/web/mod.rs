@@ -164,9 +164,7 @@ impl Model {
                 true => logits.into_data_async().await,
                 false => logits.argmax(1).into_data_async().await,
             };
-            let data = data.map_err(|e| {
-                JsValue::from(JsError::new(&format!("reading the result back: {e:?}")))
-            })?;
+            let data = data.map_err(read_back_error)?;
             let labels = segmenter.labels_from_data(&data, out_size);
             Ok(js_sys::Uint8Array::from(labels.ids.as_slice()).into())
         })
@@ -250,18 +248,23 @@ fn read_back_error(e: impl std::fmt::Debug) -> JsValue {
     JsValue::from(JsError::new(&format!("reading the result back: {e:?}")))
 }
 
-/// An RGBA frame of `[width, height]` and the inference size `[height, width]` it is to run at,
-/// refusing one under 8x8 (a single cell of the 1/8 feature map).
+/// An RGBA frame of `[width, height]` and the inference size `[height, width]` it is to run at.
 fn frame_at(
     rgba: &[u8],
     [width, height]: [usize; 2],
     [inference_width, inference_height]: [usize; 2],
 ) -> Result<(Frame<'_>, [usize; 2]), JsError> {
     let frame = Frame::new(rgba, width, height, PixelFormat::Rgba8).map_err(js_error)?;
-    if inference_width < 8 || inference_height < 8 {
+    check_inference_size(inference_width, inference_height)?;
+    Ok((frame, [inference_height, inference_width]))
+}
+
+/// Refuses an inference size under 8x8 (a single cell of the 1/8 feature map).
+fn check_inference_size(width: usize, height: usize) -> Result<(), JsError> {
+    if width < 8 || height < 8 {
         return Err(JsError::new("the inference size must be at least 8x8"));
     }
-    Ok((frame, [inference_height, inference_width]))
+    Ok(())
 }
 
 fn label_map(ids: Vec<u8>, width: usize, height: usize) -> Result<LabelMap, JsError> {
