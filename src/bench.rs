@@ -5,11 +5,12 @@
 use std::time::Instant;
 
 use burn::prelude::*;
+use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
-use crate::data::Batch;
+use crate::data::{LabeledImage, batch_tensors};
 use crate::model::NetworkConfig;
-use crate::preprocess::{Frame, Normalization, PixelFormat, normalize_chw};
+use crate::preprocess::{Frame, Normalization, PixelFormat};
 use crate::segmenter::Segmenter;
 use crate::train::{OhemCrossEntropy, TrainingLoss, optimizer, step};
 
@@ -44,8 +45,8 @@ impl Stats {
 pub struct Stages {
     /// RGB bytes to a normalised tensor on the device.
     pub preprocess: f64,
-    /// The network: logits at 1/8 of the input size when labels are made on the CPU, else
-    /// resized to the input size.
+    /// The network: its low-resolution logits (`Network::forward_low_res`) when labels are
+    /// made on the CPU, else resized to the input size.
     pub network: f64,
     /// Labels from the logits (upsampling and argmax) and read-back of the label map.
     pub argmax: f64,
@@ -176,7 +177,7 @@ pub struct TrainStep {
     pub lovasz_weight: f32,
 }
 
-/// Times a full training step (forward through all three heads, OHEM losses and Lovász-softmax
+/// Times a full training step (forward through the main and auxiliary heads, OHEM losses and Lovász-softmax
 /// when asked, backward, SGD update) of a fresh network on random images and labels. `device`
 /// must be an autodiff device.
 pub fn bench_train_step(
@@ -203,23 +204,21 @@ pub fn bench_train_step(
     };
     let mut times = Vec::with_capacity(repeats.iters);
     for run in 0..repeats.warmup + repeats.iters {
-        let seed = run as u64;
-        let pixels = noise(batch * h * w * 3, seed);
-        let images: Vec<f32> = pixels
-            .chunks_exact(h * w * 3)
-            .flat_map(|image| {
-                let frame = Frame::new(image, w, h, PixelFormat::Rgb8).expect("sized buffer");
-                normalize_chw(&frame, &Normalization::IMAGENET)
+        let items: Vec<LabeledImage> = (0..batch)
+            .map(|i| {
+                let seed = (run * batch + i) as u64;
+                let ids = noise(h * w, !seed)
+                    .into_iter()
+                    .map(|v| (usize::from(v) % num_classes) as u8)
+                    .collect();
+                LabeledImage {
+                    image: RgbImage::from_raw(w as u32, h as u32, noise(h * w * 3, seed))
+                        .expect("sized buffer"),
+                    label: GrayImage::from_raw(w as u32, h as u32, ids).expect("sized buffer"),
+                }
             })
             .collect();
-        let labels: Vec<i64> = noise(batch * h * w, !seed)
-            .into_iter()
-            .map(|v| i64::from(v) % num_classes as i64)
-            .collect();
-        let data = Batch {
-            images: Tensor::from_data(TensorData::new(images, [batch, 3, h, w]), device),
-            labels: Tensor::from_data(TensorData::new(labels, [batch, h, w]), device),
-        };
+        let data = batch_tensors(&items, &Normalization::IMAGENET, device);
         device.sync().ok();
 
         let started = Instant::now();

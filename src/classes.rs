@@ -4,11 +4,31 @@ use serde::{Deserialize, Serialize};
 
 /// The classes a model predicts: names, display colours and the label id that marks
 /// unlabelled pixels (never predicted; excluded from losses and metrics).
+///
+/// Read from a file (a model's metadata) it passes the same checks as [`ClassSet::new`]: the
+/// label maps downstream are 8-bit, so a set of more than 255 classes must not get through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedClassSet")]
 pub struct ClassSet {
     pub names: Vec<String>,
     pub palette: Vec<[u8; 3]>,
     pub ignore_index: u8,
+}
+
+/// A class set as stored, before [`ClassSet::new`]'s checks.
+#[derive(Deserialize)]
+struct UncheckedClassSet {
+    names: Vec<String>,
+    palette: Vec<[u8; 3]>,
+    ignore_index: u8,
+}
+
+impl TryFrom<UncheckedClassSet> for ClassSet {
+    type Error = String;
+
+    fn try_from(set: UncheckedClassSet) -> Result<Self, String> {
+        Self::new(set.names, set.palette, set.ignore_index)
+    }
 }
 
 impl ClassSet {

@@ -5,7 +5,7 @@
 //! - [`preprocess`], [`render`], [`classes`]: pixels in and out, shared by every front end.
 //! - [`segmenter`]: a loaded model ready to label frames; [`tta`]: multi-scale + flip
 //!   inference for stills and evaluation.
-//! - [`import`]: PyTorch BiSeNetV1 checkpoints into the weights file (native only).
+//! - [`import`]: PyTorch BiSeNet V1 and V2 checkpoints into the weights file (native only).
 //! - `kernels`: the CPU convolution (forward and backward) the model runs on flex.
 
 #[cfg(feature = "native")]

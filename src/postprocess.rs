@@ -1,6 +1,7 @@
 //! Logits -> labels on the CPU: bilinear upsampling fused with the argmax over classes.
 //!
-//! The network's main head predicts at 1/8 of the input size; labels are
+//! The network's main head predicts at 1/8 of the input size (at about the input size for V2
+//! with pixel-shuffle heads); labels are
 //! `argmax_c(resize_bilinear(logits))` at full size. Done as tensor ops, that materialises
 //! `classes x H x W` floats and then scans them again: on the CPU backend that resize and argmax
 //! cost about a quarter of the whole frame. Fused, each output row interpolates the two
@@ -71,7 +72,7 @@ fn label_row(
 }
 
 /// Class ids at `out = [h, w]` of one image's read-back low-resolution logits
-/// `[1, classes, h', w']` (what [`crate::model::BiSeNet::forward_low_res`] returns).
+/// `[1, classes, h', w']` (what [`crate::model::Network::forward_low_res`] returns).
 pub fn labels_from_logits(logits: &TensorData, out: [usize; 2]) -> Vec<u8> {
     let [1, classes, h, w] = logits.shape()[..] else {
         panic!(

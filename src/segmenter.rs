@@ -43,8 +43,9 @@ impl Segmenter {
         frame_to_tensor(frame, &self.info.normalization, Some(size), &self.device)
     }
 
-    /// The network's logits for labels at `out_size = [h, w]`: `[1, classes, h/8, w/8]` when
-    /// labels are made on the CPU, `[1, classes, h, w]` otherwise.
+    /// The network's logits for `input` (`[1, 3, H, W]`, the inference size) and labels at
+    /// `out_size = [h, w]`: the low-resolution ones ([`Network::forward_low_res`], 1/8 of the
+    /// input for V1) when labels are made on the CPU, `[1, classes, h, w]` otherwise.
     pub fn logits(&self, input: Tensor<4>, out_size: [usize; 2]) -> Tensor<4> {
         crate::kernels::on_cpu_workers(|| match self.labels_on_cpu {
             true => self.model.forward_low_res(input),

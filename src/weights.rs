@@ -27,8 +27,6 @@ use crate::preprocess::{Normalization, round_up_to_multiple};
 
 /// The metadata key holding [`ModelInfo`] as JSON.
 pub const METADATA_KEY: &str = "bisenet";
-/// The architecture a file describes when its metadata predates BiSeNet V2.
-pub const ARCHITECTURE: &str = "bisenet-v1";
 /// Where the shipped model lives, relative to the repository root.
 pub const DEFAULT_WEIGHTS: &str = "models/bisenet-camvid.safetensors";
 /// Version of the file layout; bumped on incompatible changes.
@@ -69,7 +67,8 @@ pub struct ModelInfo {
     /// it trained; our network itself takes any size.
     #[serde(default)]
     pub size_multiple: Option<usize>,
-    /// Free-form provenance: dataset, iterations, validation mIoU, command line.
+    /// Free-form provenance: dataset, iterations, batch size, training images, validation
+    /// mIoU, the prior correction, the file a model was imported or fine-tuned from.
     #[serde(default)]
     pub notes: serde_json::Map<String, serde_json::Value>,
 }
@@ -159,7 +158,7 @@ pub enum Precision {
     /// Half the size; what shipped models use.
     #[default]
     F16,
-    /// Bit-exact; what training checkpoints use.
+    /// Bit-exact (`import --f32`), for comparing with the PyTorch original.
     F32,
 }
 

@@ -356,7 +356,10 @@ fn bench_times_every_stage_and_writes_comparable_json() {
 
     let bad = bisenet(&["bench", "--sizes", "360"]);
     assert!(!bad.status.success());
-    assert!(stderr(&bad).contains("WIDTHxHEIGHT") || stderr(&bad).contains("expected"));
+    assert!(stderr(&bad).contains("HEIGHTxWIDTH"), "{}", stderr(&bad));
+    let bad = bisenet(&["bench", "--classes", "0", "--train-batch", "2"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--classes 0"), "{}", stderr(&bad));
 }
 
 /// A BiSeNet V2 file says what it is, and every command takes it without being told:

@@ -905,6 +905,7 @@ fn bad_training_inputs_are_clear_errors() {
         ),
         ("--weight-decay", "NaN", "zero or a positive number"),
         ("--batch", "1000000", "lower --batch or --crop"),
+        ("--time-limit", "1e300", "too far ahead"),
     ];
     for (key, value, expected) in cases {
         let out = bisenet(&set(train_args(root, out_str, "2"), key, value));
@@ -928,6 +929,16 @@ fn bad_training_inputs_are_clear_errors() {
     let out = bisenet(&args);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("backbone"), "{}", stderr(&out));
+    // A schedule cannot be shortened to before where the run stands.
+    let mut args = train_args(root, out_str, "1");
+    args.push("--resume");
+    let out = bisenet(&args);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("at iteration 2 already"),
+        "{}",
+        stderr(&out)
+    );
 
     // Without --backbone, a resumed run keeps its own network.
     let other = dir.path().join("resnet18");

@@ -244,6 +244,28 @@ fn tensors_that_do_not_fit_the_described_model_are_refused() {
 }
 
 #[test]
+fn class_metadata_that_8_bit_labels_cannot_hold_is_refused() {
+    let bytes = small_file();
+    // 300 classes: their ids would wrap around in the 8-bit label maps.
+    let err = load_err(with_metadata(&bytes, |info| {
+        let many = ClassSet::generic(255);
+        let names: Vec<String> = (0..300).map(|i| format!("class {i}")).collect();
+        let palette: Vec<[u8; 3]> = (0..300).map(|i| many.color((i % 255) as u8)).collect();
+        info["num_classes"] = 300.into();
+        info["classes"]["names"] = serde_json::to_value(names).unwrap();
+        info["classes"]["palette"] = serde_json::to_value(palette).unwrap();
+    }));
+    assert!(matches!(err, WeightsError::BadMetadata(_)), "{err}");
+    assert!(err.to_string().contains("at most 255"), "{err}");
+    // A colour missing for a class.
+    let err = load_err(with_metadata(&bytes, |info| {
+        info["classes"]["palette"].as_array_mut().unwrap().pop();
+    }));
+    assert!(matches!(err, WeightsError::BadMetadata(_)), "{err}");
+    assert!(err.to_string().contains("palette colours"), "{err}");
+}
+
+#[test]
 fn class_count_is_checked_against_the_task() {
     let loaded = weights::from_bytes(small_file(), &Device::flex()).unwrap();
     assert!(loaded.expect_classes(11, "CamVid").is_ok());

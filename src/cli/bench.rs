@@ -57,12 +57,18 @@ pub struct BenchArgs {
 
 /// Parses `HxW` (height first) into `[h, w]`.
 fn parse_hw(spec: &str) -> Result<[usize; 2], String> {
-    super::parse_size(spec).map(|[w, h]| [h, w])
+    super::parse_dimensions(spec, "HEIGHTxWIDTH, e.g. 360x480").map(|(h, w)| [h, w])
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
     if args.iters == 0 {
         bail!("--iters must be at least 1");
+    }
+    if !(1..=255).contains(&args.classes) {
+        bail!(
+            "--classes {}: a model needs between 1 and 255 classes",
+            args.classes
+        );
     }
     let device = args.backend.device()?;
     let backend = format!("{:?}", args.backend).to_lowercase();

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use bisenet::train::{ClassWeighting, prior_correction_offsets};
+use bisenet::train::{class_pixel_counts, prior_correction_offsets, sqrt_median_frequency};
 use bisenet::weights::{self, PRIOR_CORRECTION_NOTE, Precision};
 use clap::Args;
 
@@ -65,9 +65,7 @@ pub fn run(args: CorrectPriorArgs) -> Result<()> {
             );
         }
     }
-    let class_weights = ClassWeighting::SqrtMedianFrequency
-        .weights(&dataset)?
-        .expect("sqrt-median-frequency gives weights");
+    let class_weights = sqrt_median_frequency(&class_pixel_counts(&dataset)?);
     let offsets = prior_correction_offsets(&class_weights, args.strength);
     let mut info = loaded.info;
     // A validation figure `train` recorded is the uncorrected model's, no longer this file's.

@@ -8,7 +8,7 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// PyTorch checkpoint (.pth / .pt) of a BiSeNetV1: a state dict, possibly under a
+    /// PyTorch checkpoint (.pth / .pt) of a BiSeNet V1 or V2: a state dict, possibly under a
     /// `state_dict` or `model` key and with DataParallel's `module.` prefix.
     checkpoint: PathBuf,
     /// The classes the checkpoint predicts: camvid, cityscapes, a number, or a classes.json.

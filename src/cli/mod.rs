@@ -42,7 +42,7 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Show a weights file's architecture, parameter count, classes and metadata.
     Info(info::InfoArgs),
-    /// Convert a PyTorch BiSeNetV1 checkpoint (.pth) into a weights file.
+    /// Convert a PyTorch BiSeNet V1 or V2 checkpoint (.pth) into a weights file.
     Import(import::ImportArgs),
     /// Write a freshly initialised model.
     Init(init::InitArgs),
@@ -220,15 +220,21 @@ pub fn parse_classes(spec: &str) -> Result<ClassSet> {
 
 /// Parses `WxH` (e.g. `480x360`) into `[height, width]`.
 pub fn parse_size(spec: &str) -> Result<[usize; 2], String> {
+    parse_dimensions(spec, "WIDTHxHEIGHT, e.g. 480x360").map(|(w, h)| [h, w])
+}
+
+/// Parses `AxB` into `(A, B)`, each a whole number of at least 8; `form` says in errors which
+/// comes first (`WIDTHxHEIGHT` for images, `HEIGHTxWIDTH` for `bench`'s tensor shapes).
+pub fn parse_dimensions(spec: &str, form: &str) -> Result<(usize, usize), String> {
     let parse = |s: &str| s.trim().parse::<usize>().ok().filter(|&n| n >= 8);
     match spec.split_once(['x', 'X']) {
-        Some((w, h)) => match (parse(w), parse(h)) {
-            (Some(w), Some(h)) => Ok([h, w]),
+        Some((a, b)) => match (parse(a), parse(b)) {
+            (Some(a), Some(b)) => Ok((a, b)),
             _ => Err(format!(
                 "`{spec}`: width and height must be whole numbers of at least 8"
             )),
         },
-        None => Err(format!("`{spec}`: expected WIDTHxHEIGHT, e.g. 480x360")),
+        None => Err(format!("`{spec}`: expected {form}")),
     }
 }
 

@@ -148,7 +148,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let per_epoch = train_set.samples.len().div_ceil(args.batch.max(1));
     let iterations = match (args.iters, args.epochs) {
         (Some(iters), _) => iters,
-        (None, Some(epochs)) => epochs * per_epoch,
+        (None, Some(epochs)) => epochs
+            .checked_mul(per_epoch)
+            .with_context(|| format!("--epochs {epochs} is too many iterations to count"))?,
         (None, None) => bail!("give the training length with --iters N or --epochs N"),
     };
     let (architecture, backbone) = network_choice(&args)?;
@@ -191,8 +193,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         if !(minutes > 0.0 && minutes.is_finite()) {
             bail!("--time-limit {minutes} must be a positive number of minutes");
         }
-        progress.deadline =
-            Some(Instant::now() + std::time::Duration::from_secs_f64(minutes * 60.0));
+        let deadline = std::time::Duration::try_from_secs_f64(minutes * 60.0)
+            .ok()
+            .and_then(|limit| Instant::now().checked_add(limit));
+        progress.deadline = Some(deadline.with_context(|| {
+            format!(
+                "--time-limit {minutes}: too far ahead to keep time (leave it out for no limit)"
+            )
+        })?);
     }
     let state = train::train(
         &config,

@@ -8,7 +8,7 @@ use crate::kernels;
 
 /// He-normal initialisation (fan-out, ReLU gain), as torchvision uses for ResNets trained
 /// from scratch; burn's default (PyTorch's `kaiming_uniform(a=sqrt(5))`) trains slower here.
-pub(crate) fn he_normal() -> Initializer {
+fn he_normal() -> Initializer {
     Initializer::KaimingNormal {
         gain: std::f64::consts::SQRT_2,
         fan_out_only: true,

@@ -286,8 +286,8 @@ impl Network {
         }
     }
 
-    /// Main-head logits at 1/8 of the input size, before the final resize:
-    /// `[N, 3, H, W]` -> `[N, classes, ceil(H/8), ceil(W/8)]`.
+    /// Main-head logits before the final resize: `[N, 3, H, W]` -> `[N, classes, ceil(H/8),
+    /// ceil(W/8)]` (`[N, classes, 8 ceil(H/8), 8 ceil(W/8)]` for V2 with pixel-shuffle heads).
     pub fn forward_low_res(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Self::V1(model) => model.forward_low_res(x),

@@ -5,9 +5,9 @@ use super::lovasz::lovasz_softmax;
 use crate::model::NetworkOutput;
 
 /// Online hard example mining cross-entropy (as in the PyTorch BiSeNet reference): only pixels
-/// the model gets wrong with confidence (`p(true class) < 0.7`) contribute, but never fewer
-/// than 1/16 of the labelled pixels; the hardest are kept then. Pixels labelled with the
-/// ignore id (any id `>= classes`) never contribute.
+/// the model gets wrong with confidence (`p(true class)` below `probability_threshold`, 0.7 by
+/// default) contribute, but never fewer than 1/16 of the labelled pixels; the hardest are kept
+/// then. Pixels labelled with the ignore id (any id `>= classes`) never contribute.
 ///
 /// With `class_weights`, each kept pixel counts with its true class's weight (a weighted mean),
 /// so thin and rare classes are not outvoted by road and sky; which pixels are hard is still

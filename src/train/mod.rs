@@ -1,6 +1,6 @@
-//! Training BiSeNet from scratch: OHEM cross-entropy on the main and both auxiliary heads,
-//! SGD with momentum, warm-up + poly learning rate, the paper's augmentation, periodic
-//! validation and crash-safe checkpoints that resume exactly.
+//! Training BiSeNet from scratch: OHEM cross-entropy on the main and auxiliary heads (V1's
+//! two, V2's four boosters), SGD with momentum, warm-up + poly learning rate, the paper's
+//! augmentation, periodic validation and crash-safe checkpoints that resume exactly.
 
 pub mod checkpoint;
 mod class_weights;
@@ -117,11 +117,17 @@ pub enum TrainError {
     Data(#[from] DataError),
     #[error("{0}")]
     Config(String),
-    #[error("checkpoint {path}")]
-    Checkpoint {
+    /// Reading or writing a file of the run (checkpoint, log, run folder).
+    #[error("{path}")]
+    Io {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "the loss diverged (is {loss}) at iteration {iteration}: lower --lr and resume from the \
+         last checkpoint"
+    )]
+    Diverged { iteration: usize, loss: f32 },
     #[error(
         "cannot resume {path}: it was started with {field} = {found}, this run asks for {wanted}. \
          Start a new run with a different --out, or drop the differing option"
@@ -196,7 +202,7 @@ impl RunFiles {
 impl TrainConfig {
     /// Checks the options before any work starts. The memory estimate is checked against the
     /// host's free memory only `on_cpu`: on a GPU the activations live in the device's memory.
-    pub fn validate(&self, train: &Dataset, on_cpu: bool) -> Result<(), TrainError> {
+    pub fn check(&self, train: &Dataset, on_cpu: bool) -> Result<(), TrainError> {
         let [crop_h, crop_w] = self.crop;
         if crop_h < 32 || crop_w < 32 {
             return Err(TrainError::Config(format!(
@@ -308,7 +314,7 @@ impl TrainConfig {
     /// Peak memory of a training step, from measurements on the flex backend: about 1.0 KB per
     /// input pixel of the batch for V1-Xception39, 1.5 KB for V1-ResNet18 and 2.4 KB for V2
     /// (1.73 GB peak at batch 8, 240x320), plus a fixed 0.3 GB.
-    pub fn estimated_peak_memory(&self) -> u64 {
+    fn estimated_peak_memory(&self) -> u64 {
         let per_pixel: u64 = match self.network().backbone() {
             Some(BackboneKind::Xception39) => 1_000,
             Some(BackboneKind::ResNet18) => 1_500,
@@ -503,7 +509,7 @@ pub fn train(
     device: &Device,
     observer: &mut impl TrainObserver,
 ) -> Result<TrainState, TrainError> {
-    config.validate(
+    config.check(
         train_set,
         device.clone().without_autodiff() == Device::flex(),
     )?;
@@ -511,11 +517,11 @@ pub fn train(
     let files = RunFiles {
         dir: run_dir.to_owned(),
     };
-    let checkpoint_error = |path: &Path| {
+    let io_error = |path: &Path| {
         let path = path.to_owned();
-        move |source| TrainError::Checkpoint { path, source }
+        move |source| TrainError::Io { path, source }
     };
-    std::fs::create_dir_all(run_dir).map_err(checkpoint_error(run_dir))?;
+    std::fs::create_dir_all(run_dir).map_err(io_error(run_dir))?;
 
     // Seeds burn's generator, so initial weights depend only on the seed.
     device.seed(config.seed);
@@ -530,20 +536,29 @@ pub fn train(
         init_training_images: Vec::new(),
         config: config.clone(),
     };
-    let latest = checkpoint::latest(run_dir).map_err(checkpoint_error(run_dir))?;
+    let latest = checkpoint::latest(run_dir).map_err(io_error(run_dir))?;
     // The weights' moving average resumes from the checkpoint's; otherwise it starts at the
     // first step.
     let mut ema = None;
     match (latest, resume) {
         (Some(path), true) => {
-            let saved = checkpoint::load_state(&path).map_err(checkpoint_error(&path))?;
+            let saved = checkpoint::load_state(&path).map_err(io_error(&path))?;
             config.compatible_with(&saved.config, &path)?;
+            if config.iterations < saved.iteration {
+                return Err(TrainError::Config(format!(
+                    "cannot resume {} with --iters {}: the run is at iteration {} already (give \
+                     --iters {} or more)",
+                    run_dir.display(),
+                    config.iterations,
+                    saved.iteration,
+                    saved.iteration
+                )));
+            }
             let changes = config.recipe_changes(&saved.config);
             if !changes.is_empty() {
                 observer.resumed_with_changes(&changes);
             }
-            (model, optim) =
-                checkpoint::load(&path, model, optim).map_err(checkpoint_error(&path))?;
+            (model, optim) = checkpoint::load(&path, model, optim).map_err(io_error(&path))?;
             state.iteration = saved.iteration;
             state.best_miou = saved.best_miou;
             state.best_iteration = saved.best_iteration;
@@ -551,7 +566,7 @@ pub fn train(
             if config.ema_decay > 0.0 {
                 let inference = model_config.init(&device.clone().without_autodiff());
                 ema = checkpoint::load_ema(&path, inference)
-                    .map_err(checkpoint_error(&path))?
+                    .map_err(io_error(&path))?
                     .map(|saved| WeightEma::new(saved, config.ema_decay));
             }
         }
@@ -633,7 +648,7 @@ pub fn train(
                 path,
             )
         };
-    let mut log = LogWriter::open(&files.log()).map_err(checkpoint_error(&files.log()))?;
+    let mut log = LogWriter::open(&files.log()).map_err(io_error(&files.log()))?;
     observer.started(state.iteration, config);
 
     let prepare = |iteration: usize| prepare_batch(train_set, config, &augmentation, iteration);
@@ -650,9 +665,10 @@ pub fn train(
         );
         (model, next) = (stepped, prepared);
         if !loss_value.is_finite() {
-            return Err(TrainError::Config(format!(
-                "the loss diverged (is {loss_value}) at iteration {iteration}: lower --lr and resume from the last checkpoint"
-            )));
+            return Err(TrainError::Diverged {
+                iteration,
+                loss: loss_value,
+            });
         }
         if config.ema_decay > 0.0 {
             let current = model.valid();
@@ -676,7 +692,7 @@ pub fn train(
         let done = state.iteration == config.iterations;
         if state.iteration.is_multiple_of(config.validate_every) || done {
             let inference = deployed(&model.valid());
-            let metrics = validate(&inference, val_set, &norm, observer)?;
+            let metrics = score(&inference, val_set, &norm, observer)?;
             let is_best = state.best_miou.is_none_or(|best| metrics.miou > best);
             if is_best {
                 state.best_miou = Some(metrics.miou);
@@ -700,7 +716,7 @@ pub fn train(
             observer.validated(state.iteration, &metrics, is_best);
             if let Some(ema) = &ema {
                 let averaged = deployed(&ema.network);
-                let metrics = validate(&averaged, val_set, &norm, observer)?;
+                let metrics = score(&averaged, val_set, &norm, observer)?;
                 if done {
                     export(
                         &averaged,
@@ -723,8 +739,7 @@ pub fn train(
         let stop = !done && observer.should_stop();
         if state.iteration.is_multiple_of(config.checkpoint_every) || done || stop {
             let ema = ema.as_ref().map(|ema| &ema.network);
-            checkpoint::save(run_dir, &model, &optim, ema, &state)
-                .map_err(checkpoint_error(run_dir))?;
+            checkpoint::save(run_dir, &model, &optim, ema, &state).map_err(io_error(run_dir))?;
             observer.checkpointed(state.iteration);
         }
         if stop {
@@ -734,7 +749,7 @@ pub fn train(
     // A run that finished before `final.safetensors` existed gets it when resumed.
     if state.iteration == config.iterations && !files.final_model().is_file() {
         let inference = deployed(&model.valid());
-        let metrics = validate(&inference, val_set, &norm, observer)?;
+        let metrics = score(&inference, val_set, &norm, observer)?;
         export(
             &inference,
             false,
@@ -748,7 +763,7 @@ pub fn train(
 }
 
 /// Scores `inference` on the validation split, reporting each image to `observer`.
-fn validate(
+fn score(
     inference: &Network,
     val_set: &Dataset,
     norm: &Normalization,
