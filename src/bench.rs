@@ -177,9 +177,9 @@ pub struct TrainStep {
     pub lovasz_weight: f32,
 }
 
-/// Times a full training step (forward through the main and auxiliary heads, OHEM losses and Lovász-softmax
-/// when asked, backward, SGD update) of a fresh network on random images and labels. `device`
-/// must be an autodiff device.
+/// Times a full training step (forward through the main and auxiliary heads, OHEM losses and
+/// Lovász-softmax when asked, backward, SGD update) of a fresh network on random images and
+/// labels. `device` must be an autodiff device.
 pub fn bench_train_step(
     spec: TrainStep,
     device: &Device,

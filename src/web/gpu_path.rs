@@ -188,14 +188,14 @@ impl Model {
     }
 }
 
-/// The GPU buffer range holding a tensor of burn's wgpu runtime (contiguous, 32-bit elements),
-/// reached through the CubeCL client: getting it also submits the work that writes it.
 /// The view of the canvas the page attached, or an error that says to attach one.
 fn attached(view: &mut Option<GpuView>) -> Result<&mut GpuView, JsError> {
     view.as_mut()
         .ok_or_else(|| JsError::new("no canvas is attached (attachCanvas)"))
 }
 
+/// The GPU buffer range holding a tensor of burn's wgpu runtime (contiguous, 32-bit elements),
+/// reached through the CubeCL client: getting it also submits the work that writes it.
 fn gpu_resource(
     tensor: Result<CubeTensor, burn::tensor::PrimitiveConversionError>,
 ) -> Result<ManagedResource<WgpuResource>, JsError> {
