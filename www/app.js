@@ -4,7 +4,7 @@
 // runs locally; the page only fetches its own files.
 import { InferenceWorker } from './inference.js';
 import { openCamera, listCameras, FrameClock } from './camera.js';
-import { drawResult, renderLegend, classAt } from './view.js';
+import { drawResult, renderLegend, classAt, labelPosition } from './view.js';
 import { describeModel } from './model-about.js';
 import { AutoSize } from './auto-size.js';
 
@@ -34,6 +34,7 @@ const state = {
   source: null,        // 'camera' | 'video' | 'image'
   imageFile: null,     // the still image on screen (labelled again when the stills choice changes)
   stillsAuto: null,    // the last "auto" choice: { onePassMs, estimate, budget, refined }
+  video: null,         // the opened video file: { url, name } (a blob URL, revoked when replaced)
   stream: null, looping: false, loopRun: 0, clock: null,
   // { frame, mask, labels, width, height, shares, name }: frame and mask are ImageBitmaps; a
   // result of the GPU path has `gpu: true` and keeps its labels in the worker
@@ -228,13 +229,13 @@ async function labelStill(frame, { width, height, iw, ih, name, refined }) {
 }
 
 async function segmentImageFile(file) {
-  stopLoop();
   let frame;
   try {
     frame = await createImageBitmap(file);
   } catch (e) {
     throw new Error(`"${file.name}" is not an image this browser can read.`);
   }
+  stopLoop(); // only now: a file that is not an image leaves the camera or video running
   let { width, height } = frame;
   notice('image', '');
   const scale = Math.min(1, MAX_SIDE / Math.max(width, height));
@@ -279,7 +280,11 @@ async function segmentImageFile(file) {
 async function openFile(file) {
   clearError();
   if (!state.info) return showError('The model is not loaded yet.');
-  if (file.type.startsWith('video/')) return startVideo(URL.createObjectURL(file), file.name);
+  if (file.type.startsWith('video/')) {
+    if (state.video) URL.revokeObjectURL(state.video.url);
+    state.video = { url: URL.createObjectURL(file), name: file.name };
+    return startVideo(state.video);
+  }
   await segmentImageFile(file);
 }
 
@@ -351,6 +356,7 @@ async function showCameras() {
 
 async function startCamera(deviceId) {
   clearError();
+  if (!state.info) return showError('The model is not loaded yet.');
   stopLoop();
   try {
     state.stream = await openCamera(deviceId);
@@ -371,7 +377,7 @@ async function startCamera(deviceId) {
   loop();
 }
 
-async function startVideo(url, name) {
+async function startVideo({ url, name }) {
   stopLoop();
   state.source = 'video';
   ui.video.src = url;
@@ -419,12 +425,9 @@ let hoverBusy = false;
 /** The class name under the pointer, null off the picture, undefined while a question is out. */
 async function gpuClassAt(event) {
   const last = state.last;
-  const rect = ui.gpuOutput.getBoundingClientRect();
-  let x = (event.clientX - rect.left) / rect.width;
-  const y = (event.clientY - rect.top) / rect.height;
-  if (ui.viewSelect.value === 'side') x = x < 0.5 ? -1 : x * 2 - 1;
-  const [lx, ly] = [Math.floor(x * last.width), Math.floor(y * last.height)];
-  if (lx < 0 || ly < 0 || lx >= last.width || ly >= last.height) return null;
+  const at = labelPosition(event, ui.gpuOutput, last.width, last.height, ui.viewSelect.value);
+  if (!at) return null;
+  const [lx, ly] = at;
   if (hoverBusy) return undefined;
   hoverBusy = true;
   try {
@@ -439,7 +442,7 @@ async function showHover(event) {
   if (!state.last || !state.info) return;
   const canvas = state.last.gpu ? ui.gpuOutput : ui.output;
   const name = state.last.gpu ? await gpuClassAt(event).catch(() => null)
-    : classAt(event, ui.output, state.last, state.info.classes.names);
+    : classAt(event, ui.output, state.last, state.info.classes.names, ui.viewSelect.value);
   if (name === undefined) return;
   if (!name) { ui.hover.hidden = true; return; }
   const rect = canvas.getBoundingClientRect();
@@ -453,8 +456,8 @@ async function showHover(event) {
 
 function wire() {
   const reportErrors = (promise) => promise.catch((e) => showError(errorText(e)));
-  ui.cameraToggle.addEventListener('click', () => (state.looping ? stopLoop() : startCamera()));
-  ui.cameraSelect.addEventListener('change', () => startCamera(ui.cameraSelect.value));
+  ui.cameraToggle.addEventListener('click', () => (state.looping ? stopLoop() : reportErrors(startCamera())));
+  ui.cameraSelect.addEventListener('change', () => reportErrors(startCamera(ui.cameraSelect.value)));
   ui.fileInput.addEventListener('change', () => {
     const file = ui.fileInput.files[0];
     if (file) reportErrors(openFile(file));
@@ -476,13 +479,23 @@ function wire() {
     const running = state.looping;
     stopLoop();
     clearError();
+    // A result the GPU drew lives in the worker, which forgets it with the backend.
+    if (state.last?.gpu) {
+      state.last = null;
+      ui.downloadColor.disabled = true;
+      ui.downloadLabels.disabled = true;
+    }
     try {
       await switchBackend(ui.backendSelect.value);
     } catch (e) {
       showError(`The ${ui.backendSelect.value} backend could not start: ${errorText(e)}`);
-      setState('ready');
+      setState(state.info ? 'ready' : 'error');
+      return;
     }
-    if (running && state.source === 'camera') startCamera();
+    // What was on screen comes back on the new backend.
+    if (state.source === 'image' && state.imageFile) reportErrors(segmentImageFile(state.imageFile));
+    else if (running && state.source === 'camera') reportErrors(startCamera());
+    else if (running && state.source === 'video') reportErrors(startVideo(state.video));
   });
   ui.stillsSelect.addEventListener('change', () => {
     const idle = document.body.dataset.state === 'ready';

@@ -2,7 +2,7 @@
 // of a few frames at a time, steps down a size when they are too slow, and steps up only when
 // the next size, whose cost grows with its pixel count, would still hold the target.
 
-export const HEIGHTS = [120, 180, 240, 360, 480, 720];
+const HEIGHTS = [120, 180, 240, 360, 480, 720];
 const FRAMES_PER_JUDGMENT = 5;
 /** Judgments without a change after which the size counts as settled. */
 const SETTLED_AFTER = 3;
@@ -23,10 +23,10 @@ export class AutoSize {
   /** Whether the last few judgments kept the size. */
   get settled() { return this.steady >= SETTLED_AFTER; }
 
-  /** Records the time of one whole frame (capture to drawn) in ms; true when the size changed. */
+  /** Records the time of one whole frame (capture to drawn) in ms. */
   record(ms) {
     this.frameMs.push(ms);
-    if (this.frameMs.length < FRAMES_PER_JUDGMENT) return false;
+    if (this.frameMs.length < FRAMES_PER_JUDGMENT) return;
     const sorted = [...this.frameMs].sort((a, b) => a - b);
     this.frameMs = [];
     const fps = 1000 / sorted[sorted.length >> 1];
@@ -37,6 +37,5 @@ export class AutoSize {
     else if (next && fps * (this.height / next) ** 2 >= this.target * 1.1) step = 1;
     this.index += step;
     this.steady = step === 0 ? this.steady + 1 : 0;
-    return step !== 0;
   }
 }

@@ -1,5 +1,7 @@
-// The benchmark page: the demo's pipeline (upload, network with read-back, draw) timed per
-// stage on fresh frames, for each backend and inference size. Results go to the table and to
+// The benchmark page: the stages of labelling a frame (upload, network with read-back, draw)
+// timed on fresh frames, for each backend and inference size. Upload and network are the
+// demo's; the draw blends the overlay in wasm and puts it on a canvas, where the demo's worker
+// colours a mask and the page layers it over the frame. Results go to the table and to
 // `window.benchResults`; `document.body.dataset.state` becomes `done` (or `error`).
 import init, { Model, checkWeights } from './pkg/bisenet.js';
 import { canvasProblem } from './gpu-canvas.js';

@@ -16,10 +16,13 @@ export class InferenceWorker {
       if ('error' in data) request.reject(new Error(data.error));
       else request.resolve(data.value);
     };
-    // The worker script itself failed (cannot load, or crashed): every request in flight fails.
+    // The worker script itself failed (cannot load, or crashed): every request in flight fails,
+    // and so does every later one, at once, rather than wait for a worker that is gone.
+    this.dead = null;
     this.worker.onerror = (event) => {
       event.preventDefault();
-      this.failAll(new Error(`the inference worker stopped (${event.message || 'it could not be loaded'}); reload the page`));
+      this.dead = new Error(`the inference worker stopped (${event.message || 'it could not be loaded'}); reload the page`);
+      this.failAll(this.dead);
     };
     this.worker.onmessageerror = () => this.failAll(new Error('a message from the inference worker could not be read'));
   }
@@ -30,6 +33,7 @@ export class InferenceWorker {
   }
 
   call(type, args = {}, transfer = []) {
+    if (this.dead) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.pending.set(id, { resolve, reject });

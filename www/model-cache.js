@@ -10,8 +10,11 @@ const VALIDATORS = [['ETag', 'If-None-Match'], ['Last-Modified', 'If-Modified-Si
 const errorText = (e) => (e instanceof Error ? e.message : String(e));
 
 // Reads a response body, reporting progress; refuses a body shorter than its Content-Length.
+// A compressed response's Content-Length counts the compressed bytes, not those read here, so
+// it gives neither a total nor a check.
 async function readWithProgress(response, progress) {
-  const total = Number(response.headers.get('Content-Length')) || 0;
+  const encoded = Boolean(response.headers.get('Content-Encoding'));
+  const total = encoded ? 0 : Number(response.headers.get('Content-Length')) || 0;
   const reader = response.body.getReader();
   const chunks = [];
   let received = 0;

@@ -51,18 +51,23 @@ export function renderLegend(list, classes, shares = null) {
 }
 
 /**
- * The class name under the pointer of `event` on `canvas`, or null off the picture. `result`
- * holds the labels (`width x height`, which may be smaller than the frame drawn).
+ * The position `[x, y]` in a `width x height` label map under the pointer of `event` on
+ * `canvas`, which shows the labelled frame in `view` (side by side: either half, the photo or
+ * its mask), or null off the picture. The label map may be smaller than the frame drawn.
  */
-export function classAt(event, canvas, result, names) {
+export function labelPosition(event, canvas, width, height, view) {
   const rect = canvas.getBoundingClientRect();
-  const frameWidth = result.frame.width;
-  let x = ((event.clientX - rect.left) / rect.width) * canvas.width;
-  const y = ((event.clientY - rect.top) / rect.height) * canvas.height;
-  if (x >= frameWidth) x -= frameWidth; // right half of the side-by-side view
-  const lx = Math.floor((x * result.width) / frameWidth);
-  const ly = Math.floor((y * result.height) / result.frame.height);
-  if (lx < 0 || ly < 0 || lx >= result.width || ly >= result.height) return null;
-  const id = result.labels[ly * result.width + lx];
+  let x = (event.clientX - rect.left) / rect.width;
+  const y = (event.clientY - rect.top) / rect.height;
+  if (!(x >= 0 && x < 1 && y >= 0 && y < 1)) return null;
+  if (view === 'side') x = x < 0.5 ? x * 2 : x * 2 - 1;
+  return [Math.floor(x * width), Math.floor(y * height)];
+}
+
+/** The class name under the pointer on `canvas` showing `result` (its labels), or null. */
+export function classAt(event, canvas, result, names, view) {
+  const at = labelPosition(event, canvas, result.width, result.height, view);
+  if (!at) return null;
+  const id = result.labels[at[1] * result.width + at[0]];
   return names[id] ?? `class ${id}`;
 }

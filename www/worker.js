@@ -164,6 +164,7 @@ const handlers = {
 
   /** Switches the loaded model to another backend. */
   async backend({ backend }) {
+    if (!weights) throw new Error('the model is not loaded yet');
     return { value: await start(backend, '') };
   },
 

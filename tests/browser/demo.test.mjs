@@ -261,6 +261,13 @@ test('refined stills on WebGPU come back, match the CLI, and the stills choice l
     await page.selectOption('#stills-select', 'fast');
     await page.waitForFunction(() => window.bisenet.state.last?.gpu === true && document.body.dataset.state === 'ready', null, { timeout: 600_000 });
     assert.equal(await page.textContent('#stat-size'), '160x80');
+    // Another backend forgets what the GPU drew; the image on screen is labelled again there.
+    await page.selectOption('#backend-select', 'cpu');
+    await page.waitForFunction(() => document.body.dataset.backend === 'cpu' && window.bisenet.state.last?.name === 'small'
+      && !window.bisenet.state.last.gpu && document.body.dataset.state === 'ready', null, { timeout: 600_000 });
+    assert.equal(await page.isVisible('#output'), true);
+    assert.equal(await page.isEnabled('#download-labels'), true);
+    assert.equal((await pageLabels(page)).length, 160 * 80);
   } finally {
     await context.close();
   }
@@ -361,6 +368,10 @@ test('a truncated weights file is an error message, not a hang', async () => {
     const { page } = await open(context, broken.url);
     assert.equal(await page.evaluate(() => document.body.dataset.state), 'error');
     assert.match(await page.textContent('#alert'), /truncated/);
+    // Without a model, the camera button says so instead of starting a camera it cannot label.
+    await page.click('#camera-toggle');
+    await page.waitForFunction(() => /not loaded yet/.test(document.getElementById('alert').textContent));
+    assert.equal(await page.textContent('#camera-toggle'), 'Start camera');
   } finally {
     await context.close();
     broken.server.close();
