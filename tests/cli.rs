@@ -237,7 +237,11 @@ fn init_refuses_bad_class_specs() {
     for spec in ["0", "300", "nonexistent.json"] {
         let out = bisenet(&["init", "--classes", spec, "-o", out_path.to_str().unwrap()]);
         assert!(!out.status.success(), "{spec}");
-        assert!(stderr(&out).contains(spec), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("--classes {spec}")),
+            "{}",
+            stderr(&out)
+        );
     }
     assert!(!out_path.exists());
 }

@@ -159,6 +159,7 @@ fn shifting_class_logits_moves_each_class_by_its_offset() {
     expected
         .into_data()
         .assert_approx_eq::<f32>(&after.logits.into_data(), Default::default());
+    assert_eq!((before.aux.len(), after.aux.len()), (2, 2));
     for (aux_before, aux_after) in before.aux.iter().zip(&after.aux) {
         aux_before
             .clone()

@@ -88,7 +88,10 @@ fn f16_round_trip_is_within_half_precision() {
         bytes32.len()
     );
     let loaded = weights::from_bytes(bytes16, &Device::flex()).unwrap();
-    for (a, b) in tensors(&model).iter().zip(tensors(&loaded.model)) {
+    let (original, read) = (tensors(&model), tensors(&loaded.model));
+    assert_eq!(original.len(), read.len());
+    for (a, b) in original.iter().zip(read) {
+        assert_eq!(a.len(), b.len());
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() <= x.abs() * 1e-3 + 1e-6, "{x} vs {y}");
         }

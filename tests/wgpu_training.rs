@@ -118,10 +118,14 @@ fn training_on_wgpu_matches_the_cpu() {
             (cpu_loss - gpu_loss).abs() <= 1e-4 * cpu_loss,
             "{backbone}: loss {cpu_loss} on flex, {gpu_loss} on wgpu"
         );
+        assert!(!cpu_grads.is_empty(), "{backbone}: no gradients");
+        let names = |grads: &[(String, Vec<f32>)]| -> Vec<String> {
+            grads.iter().map(|(name, _)| name.clone()).collect()
+        };
         assert_eq!(
-            cpu_grads.len(),
-            gpu_grads.len(),
-            "every parameter has a gradient"
+            names(&cpu_grads),
+            names(&gpu_grads),
+            "every parameter has a gradient on both"
         );
         for ((name, a), (_, b)) in cpu_grads.iter().zip(&gpu_grads) {
             // BatchNorm's backward subtracts large sums of a small batch, so summation order
