@@ -607,6 +607,86 @@ fn compare_weights(first: &str, second: &str) -> (usize, Vec<String>) {
     (same, reshaped)
 }
 
+/// `bisenet export` writes a checkpoint's weights, or their moving average, as `train` writes
+/// its own models: at a run's end they are its final files tensor for tensor, with the same
+/// prior correction and list of training images, and without a validation figure.
+#[test]
+fn a_checkpoint_exports_as_the_run_writes_its_models() {
+    let dir = tempfile::tempdir().unwrap();
+    common::folder_dataset(dir.path(), 4, 64, 48);
+    let root = dir.path().to_str().unwrap();
+    let run = dir.path().join("run");
+    let run_str = run.to_str().unwrap();
+    let out = bisenet(&train_args(root, run_str, "2"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let notes = |header: &serde_json::Value| -> serde_json::Value {
+        let info = header["__metadata__"]["bisenet"].as_str().unwrap();
+        serde_json::from_str::<serde_json::Value>(info).unwrap()["notes"].clone()
+    };
+    let checkpoint = run.join("checkpoints/iter-0000002");
+    for (source, average, written) in [
+        (&run, false, "final.safetensors"),
+        (&checkpoint, true, "final-ema.safetensors"),
+    ] {
+        let exported = dir.path().join(format!("exported-{written}"));
+        let mut args = vec![
+            "export",
+            source.to_str().unwrap(),
+            "-o",
+            exported.to_str().unwrap(),
+        ];
+        if average {
+            args.push("--average");
+        }
+        let out = bisenet(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("at iteration 2 of 2, with the prior correction 0.5"),
+            "{}",
+            stdout(&out)
+        );
+        let (header, tensors) = safetensors_content(&exported);
+        let (run_header, run_tensors) = safetensors_content(&run.join(written));
+        assert!(tensors == run_tensors, "{written}: other tensors");
+        let (exported, written_by_run) = (notes(&header), notes(&run_header));
+        for key in [
+            "iterations",
+            "training_images",
+            "prior_correction",
+            "ema_decay",
+        ] {
+            assert_eq!(exported[key], written_by_run[key], "{written}: {key}");
+        }
+        assert_eq!(exported["ema_decay"].is_null(), !average);
+        assert!(written_by_run["val_miou"].is_number());
+        assert!(exported["val_miou"].is_null(), "no validation figure");
+    }
+
+    // What cannot be exported is refused, naming the problem.
+    let plain = dir.path().join("plain");
+    let plain_str = plain.to_str().unwrap();
+    let out = bisenet(&set(train_args(root, plain_str, "2"), "--ema-decay", "0"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let target = dir.path().join("refused.safetensors");
+    let target = target.to_str().unwrap();
+    let out = bisenet(&["export", plain_str, "--average", "-o", target]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no moving average"),
+        "{}",
+        stderr(&out)
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let out = bisenet(&["export", empty.path().to_str().unwrap(), "-o", target]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("neither a training run"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!Path::new(target).exists());
+}
+
 /// Whether two little-endian f16 or f32 buffers hold the same values, to within what a step
 /// of a vanishing learning rate can move: f32 (BatchNorm's scale and shift) notices it, f16
 /// (the convolutions) does not.

@@ -5,6 +5,7 @@ mod correct_prior;
 #[cfg(any(feature = "cuda", test))]
 mod cuda_driver;
 mod eval;
+mod export;
 mod import;
 mod info;
 mod init;
@@ -51,6 +52,9 @@ enum Command {
     /// Take back part of the class weights' prior from a model trained with them (files
     /// written before `train --prior-correction`).
     CorrectPrior(correct_prior::CorrectPriorArgs),
+    /// Write a model file from a training run's checkpoint: its weights, or their moving
+    /// average (a run stopped before its schedule's end, a reading on the way).
+    Export(export::ExportArgs),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Init(args) => init::run(args).map(|()| ExitCode::SUCCESS),
         Command::Train(args) => train::run(args).map(|()| ExitCode::SUCCESS),
         Command::CorrectPrior(args) => correct_prior::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Export(args) => export::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -139,6 +139,13 @@ pub fn load(
     Ok((model, optimizer))
 }
 
+/// Loads a checkpoint's weights (without the optimizer) into `network`, a freshly built one of
+/// the run's architecture.
+pub fn load_weights(checkpoint: &Path, mut network: Network) -> std::io::Result<Network> {
+    load_network(&checkpoint.join(MODEL_FILE), &mut network)?;
+    Ok(network)
+}
+
 /// Loads a checkpoint's moving average of the weights into `network` (a freshly built one of
 /// the run's architecture); `None` when the checkpoint has none (the run kept none until now).
 pub fn load_ema(checkpoint: &Path, mut network: Network) -> std::io::Result<Option<Network>> {

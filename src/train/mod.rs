@@ -5,6 +5,7 @@
 pub mod checkpoint;
 mod class_weights;
 mod ema;
+mod export;
 mod init;
 mod loss;
 mod lovasz;
@@ -29,6 +30,7 @@ pub use checkpoint::TrainState;
 pub use class_weights::{
     ClassWeighting, class_pixel_counts, prior_correction_offsets, sqrt_median_frequency,
 };
+pub use export::export_checkpoint;
 pub use init::{InitReport, InitWeights};
 pub use loss::{OhemCrossEntropy, TrainingLoss};
 pub use lovasz::lovasz_softmax;
@@ -41,7 +43,7 @@ use crate::data::{
 use crate::eval::{EvalOptions, Metrics, evaluate};
 use crate::model::{Architecture, BackboneKind, Network, NetworkConfig};
 use crate::preprocess::Normalization;
-use crate::weights::{self, ModelInfo, Precision, TRAINING_IMAGES_NOTE};
+use crate::weights;
 use ema::WeightEma;
 
 /// Everything that defines a training run; saved with every checkpoint.
@@ -597,16 +599,8 @@ pub fn train(
         ..Augmentation::paper(config.crop)
     };
     let class_weights = config.class_weighting.weights(train_set)?;
-    // What every validated and exported network gets: the logit shift that takes back part of
-    // the class weights' prior.
-    let logit_offsets = class_weights
-        .as_deref()
-        .filter(|_| config.prior_correction > 0.0)
-        .map(|weights| prior_correction_offsets(weights, config.prior_correction));
-    let deployed = |network: &Network| match &logit_offsets {
-        Some(offsets) => network.clone().shift_class_logits(offsets),
-        None => network.clone(),
-    };
+    let logit_offsets = export::logit_offsets(config, class_weights.as_deref());
+    let deployed = |network: &Network| export::deployed(network, logit_offsets.as_deref());
     let loss_fn = TrainingLoss {
         ohem: OhemCrossEntropy {
             probability_threshold: config.ohem_threshold,
@@ -618,35 +612,24 @@ pub fn train(
     };
     let norm = Normalization::IMAGENET;
     let val_images_in_training = val_set.images_shared_with(train_set);
-    // A fine-tuned model has trained on its starting weights' images too.
-    let mut training_images = train_set.image_keys(&config.root);
-    training_images.extend(state.init_training_images.iter().cloned());
-    training_images.sort();
-    training_images.dedup();
-    // Inference weights (f16, no aux heads) with the provenance of the iteration they are from;
-    // `ema` says they are the weights' moving average.
+    let training_images =
+        export::training_image_keys(train_set, &config.root, &state.init_training_images);
+    let run_export = export::RunExport {
+        config,
+        network: &model_config,
+        train_set,
+        training_images: &training_images,
+        offsets: logit_offsets.as_deref(),
+    };
+    // Inference weights with the provenance of the iteration they are from and their
+    // validation figure; `average` says they are the weights' moving average.
     let export =
-        |inference: &Network, ema: bool, iteration: usize, metrics: &Metrics, path: &Path| {
-            let mut info = ModelInfo::new(&model_config, train_set.classes.clone());
-            info.train_size = Some(config.crop);
-            info.notes = provenance(
-                config,
-                ema,
-                iteration,
+        |inference: &Network, average: bool, iteration: usize, metrics: &Metrics, path: &Path| {
+            let validation = export::Validation {
                 metrics,
-                val_images_in_training,
-                &training_images,
-            );
-            if let Some(offsets) = &logit_offsets {
-                info.record_prior_correction(config.prior_correction, offsets);
-            }
-            // A clone shares the tensors: the heads are dropped from a handle, not from the model.
-            weights::save(
-                &inference.clone().without_aux_heads(),
-                &info,
-                Precision::F16,
-                path,
-            )
+                images_also_in_training: val_images_in_training,
+            };
+            run_export.write(inference, average, iteration, Some(validation), path)
         };
     let mut log = LogWriter::open(&files.log()).map_err(io_error(&files.log()))?;
     observer.started(state.iteration, config);
@@ -849,37 +832,6 @@ fn sample_rng(seed: u64, iteration: usize, index: usize) -> StdRng {
             .wrapping_add(index as u64)
             .wrapping_mul(0xD134_2543_DE82_EF95),
     )
-}
-
-fn provenance(
-    config: &TrainConfig,
-    ema: bool,
-    iteration: usize,
-    metrics: &Metrics,
-    val_images_in_training: usize,
-    training_images: &[String],
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut notes = serde_json::Map::new();
-    notes.insert("dataset".into(), config.dataset.clone().into());
-    notes.insert("iterations".into(), iteration.into());
-    notes.insert("batch_size".into(), config.batch_size.into());
-    if let Some(path) = &config.init_weights {
-        notes.insert("init_weights".into(), path.display().to_string().into());
-    }
-    if ema {
-        notes.insert("ema_decay".into(), config.ema_decay.into());
-    }
-    notes.insert(format!("{}_miou", config.val_split), metrics.miou.into());
-    if val_images_in_training > 0 {
-        // Whoever reads the file's figure must know it was measured on images it trained on.
-        notes.insert(
-            format!("{}_images_also_in_training", config.val_split),
-            val_images_in_training.into(),
-        );
-    }
-    // So that `eval` can say when it is scored on them.
-    notes.insert(TRAINING_IMAGES_NOTE.into(), training_images.into());
-    notes
 }
 
 /// Wall-clock time of a log line, in seconds since the Unix epoch: the log then gives the
