@@ -119,12 +119,10 @@ fn training_on_wgpu_matches_the_cpu() {
             "{backbone}: loss {cpu_loss} on flex, {gpu_loss} on wgpu"
         );
         assert!(!cpu_grads.is_empty(), "{backbone}: no gradients");
-        let names = |grads: &[(String, Vec<f32>)]| -> Vec<String> {
-            grads.iter().map(|(name, _)| name.clone()).collect()
-        };
+        let cpu_names: Vec<&String> = cpu_grads.iter().map(|(name, _)| name).collect();
+        let gpu_names: Vec<&String> = gpu_grads.iter().map(|(name, _)| name).collect();
         assert_eq!(
-            names(&cpu_grads),
-            names(&gpu_grads),
+            cpu_names, gpu_names,
             "every parameter has a gradient on both"
         );
         for ((name, a), (_, b)) in cpu_grads.iter().zip(&gpu_grads) {
