@@ -64,12 +64,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.iters == 0 {
         bail!("--iters must be at least 1");
     }
-    if !(1..=255).contains(&args.classes) {
-        bail!(
-            "--classes {}: a model needs between 1 and 255 classes",
-            args.classes
-        );
-    }
+    super::check_class_count(args.classes)?;
     let device = args.backend.device()?;
     let backend = format!("{:?}", args.backend).to_lowercase();
     let loaded = match &args.weights {

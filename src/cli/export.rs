@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use bisenet::train::{self, ClassWeighting, checkpoint};
+use bisenet::train::{self, checkpoint};
 use clap::{Args, ValueEnum};
 
 #[derive(Debug, Args)]
@@ -26,7 +26,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs) -> Result<()> {
-    let checkpoint = if args.checkpoint.join("state.json").is_file() {
+    let checkpoint = if checkpoint::is_checkpoint(&args.checkpoint) {
         args.checkpoint.clone()
     } else {
         checkpoint::latest(&args.checkpoint)
@@ -59,7 +59,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
                 config.train_split
             )
         })?;
-    train::export_checkpoint(
+    let offsets = train::export_checkpoint(
         &checkpoint,
         &state,
         args.average,
@@ -72,9 +72,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         true => "the weights' moving average",
         false => "the weights",
     };
-    let corrected =
-        config.prior_correction > 0.0 && config.class_weighting != ClassWeighting::Uniform;
-    let correction = match corrected {
+    let correction = match offsets.is_some() {
         true => format!(", with the prior correction {}", config.prior_correction),
         false => String::new(),
     };

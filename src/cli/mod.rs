@@ -202,6 +202,14 @@ pub fn load_weights(explicit: Option<&Path>, device: &Device) -> Result<(PathBuf
     Ok((path, loaded))
 }
 
+/// Refuses a `--classes N` that 8-bit label maps cannot hold.
+pub fn check_class_count(n: usize) -> Result<()> {
+    if !(1..=255).contains(&n) {
+        bail!("--classes {n}: a model needs between 1 and 255 classes");
+    }
+    Ok(())
+}
+
 /// Parses a class-set argument: `camvid`, `cityscapes`, a class count, or a `classes.json`.
 pub fn parse_classes(spec: &str) -> Result<ClassSet> {
     match spec.to_ascii_lowercase().as_str() {
@@ -210,9 +218,7 @@ pub fn parse_classes(spec: &str) -> Result<ClassSet> {
         _ => {}
     }
     if let Ok(n) = spec.parse::<usize>() {
-        if !(1..=255).contains(&n) {
-            bail!("--classes {n}: a model needs between 1 and 255 classes");
-        }
+        check_class_count(n)?;
         return Ok(ClassSet::generic(n));
     }
     let json = std::fs::read_to_string(spec).with_context(|| {

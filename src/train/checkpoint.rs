@@ -117,6 +117,11 @@ pub fn latest(run_dir: &Path) -> std::io::Result<Option<PathBuf>> {
     Ok(Some(run_dir.join("checkpoints").join(pointer.checkpoint)))
 }
 
+/// Whether `dir` is one checkpoint (rather than a run folder, say).
+pub fn is_checkpoint(dir: &Path) -> bool {
+    dir.join(STATE_FILE).is_file()
+}
+
 /// Reads a checkpoint's state.
 pub fn load_state(checkpoint: &Path) -> std::io::Result<TrainState> {
     let path = checkpoint.join(STATE_FILE);

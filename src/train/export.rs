@@ -119,7 +119,7 @@ impl RunExport<'_> {
 /// the run writes its own: its weights, or with `average` their moving average (runs trained
 /// with `--ema-decay`). For a run stopped before its schedule's end, or a reading on the way.
 /// `train_set` is the run's training split, read from `root`: its class weights give the prior
-/// correction, its images the list the file keeps.
+/// correction, its images the list the file keeps. Returns the logit offsets folded in, if any.
 pub fn export_checkpoint(
     checkpoint: &Path,
     state: &TrainState,
@@ -127,7 +127,7 @@ pub fn export_checkpoint(
     train_set: &Dataset,
     root: &Path,
     path: &Path,
-) -> Result<(), TrainError> {
+) -> Result<Option<Vec<f32>>, TrainError> {
     let io_error = |source| TrainError::Io {
         path: checkpoint.to_owned(),
         source,
@@ -169,5 +169,5 @@ pub fn export_checkpoint(
         None,
         path,
     )?;
-    Ok(())
+    Ok(offsets)
 }
