@@ -519,79 +519,19 @@ pub fn train(
     let files = RunFiles {
         dir: run_dir.to_owned(),
     };
-    let io_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| TrainError::Io { path, source }
-    };
     std::fs::create_dir_all(run_dir).map_err(io_error(run_dir))?;
 
-    // Seeds burn's generator, so initial weights depend only on the seed.
-    device.seed(config.seed);
-    let num_classes = train_set.classes.len();
-    let model_config = NetworkConfig::new(config.architecture, config.backbone, num_classes);
-    let mut model = model_config.init(&device);
-    let mut optim = optimizer(config.momentum, config.weight_decay);
-    let mut state = TrainState {
-        iteration: 0,
-        best_miou: None,
-        best_iteration: None,
-        init_training_images: Vec::new(),
-        config: config.clone(),
-    };
-    let latest = checkpoint::latest(run_dir).map_err(io_error(run_dir))?;
-    // The weights' moving average resumes from the checkpoint's; otherwise it starts at the
-    // first step.
-    let mut ema = None;
-    match (latest, resume) {
-        (Some(path), true) => {
-            let saved = checkpoint::load_state(&path).map_err(io_error(&path))?;
-            config.compatible_with(&saved.config, &path)?;
-            if config.iterations < saved.iteration {
-                return Err(TrainError::Config(format!(
-                    "cannot resume {} with --iters {}: the run is at iteration {} already (give \
-                     --iters {} or more)",
-                    run_dir.display(),
-                    config.iterations,
-                    saved.iteration,
-                    saved.iteration
-                )));
-            }
-            let changes = config.recipe_changes(&saved.config);
-            if !changes.is_empty() {
-                observer.resumed_with_changes(&changes);
-            }
-            (model, optim) = checkpoint::load(&path, model, optim).map_err(io_error(&path))?;
-            state.iteration = saved.iteration;
-            state.best_miou = saved.best_miou;
-            state.best_iteration = saved.best_iteration;
-            state.init_training_images = saved.init_training_images;
-            if config.ema_decay > 0.0 {
-                let inference = model_config.init(&device.clone().without_autodiff());
-                ema = checkpoint::load_ema(&path, inference)
-                    .map_err(io_error(&path))?
-                    .map(|saved| WeightEma::new(saved, config.ema_decay));
-            }
-        }
-        (Some(path), false) => {
-            return Err(TrainError::Config(format!(
-                "{} already holds a run (checkpoint {}): pass --resume to continue it, or choose another --out",
-                run_dir.display(),
-                path.display()
-            )));
-        }
-        (None, _) => {
-            if let Some(path) = &config.init_weights {
-                let file = InitWeights::read(path)?;
-                state.init_training_images = file
-                    .info
-                    .training_images()
-                    .map(|images| images.into_iter().collect())
-                    .unwrap_or_default();
-                let report = file.load_into(&mut model)?;
-                observer.initialized(path, &report);
-            }
-        }
-    }
+    let model_config = NetworkConfig::new(
+        config.architecture,
+        config.backbone,
+        train_set.classes.len(),
+    );
+    let Start {
+        mut model,
+        mut optim,
+        mut state,
+        mut ema,
+    } = start(config, &model_config, run_dir, resume, &device, observer)?;
 
     let augmentation = Augmentation {
         scale: config.scale_range,
@@ -743,6 +683,104 @@ pub fn train(
         observer.validated(state.iteration, &metrics, false);
     }
     Ok(state)
+}
+
+/// Where a run begins: fresh weights (or `--init`'s) at iteration 0, or, when resuming, a
+/// checkpoint's weights, optimizer state and moving average.
+struct Start {
+    model: Network,
+    optim: ModuleOptimizer,
+    state: TrainState,
+    /// The weights' moving average; `None` until the first step when the run starts fresh.
+    ema: Option<WeightEma>,
+}
+
+/// Initialises a run in `run_dir`, or resumes it from its latest checkpoint when `resume` is
+/// set; a folder that holds a run without `resume` is refused, so that nothing is overwritten.
+fn start(
+    config: &TrainConfig,
+    model_config: &NetworkConfig,
+    run_dir: &Path,
+    resume: bool,
+    device: &Device,
+    observer: &mut impl TrainObserver,
+) -> Result<Start, TrainError> {
+    // Seeds burn's generator, so initial weights depend only on the seed.
+    device.seed(config.seed);
+    let mut model = model_config.init(device);
+    let mut optim = optimizer(config.momentum, config.weight_decay);
+    let mut state = TrainState {
+        iteration: 0,
+        best_miou: None,
+        best_iteration: None,
+        init_training_images: Vec::new(),
+        config: config.clone(),
+    };
+    let latest = checkpoint::latest(run_dir).map_err(io_error(run_dir))?;
+    let mut ema = None;
+    match (latest, resume) {
+        (Some(path), true) => {
+            let saved = checkpoint::load_state(&path).map_err(io_error(&path))?;
+            config.compatible_with(&saved.config, &path)?;
+            if config.iterations < saved.iteration {
+                return Err(TrainError::Config(format!(
+                    "cannot resume {} with --iters {}: the run is at iteration {} already (give \
+                     --iters {} or more)",
+                    run_dir.display(),
+                    config.iterations,
+                    saved.iteration,
+                    saved.iteration
+                )));
+            }
+            let changes = config.recipe_changes(&saved.config);
+            if !changes.is_empty() {
+                observer.resumed_with_changes(&changes);
+            }
+            (model, optim) = checkpoint::load(&path, model, optim).map_err(io_error(&path))?;
+            // The run goes on with this invocation's recipe (`changes` above says what moved).
+            state = TrainState {
+                config: config.clone(),
+                ..saved
+            };
+            if config.ema_decay > 0.0 {
+                let inference = model_config.init(&device.clone().without_autodiff());
+                ema = checkpoint::load_ema(&path, inference)
+                    .map_err(io_error(&path))?
+                    .map(|saved| WeightEma::new(saved, config.ema_decay));
+            }
+        }
+        (Some(path), false) => {
+            return Err(TrainError::Config(format!(
+                "{} already holds a run (checkpoint {}): pass --resume to continue it, or choose another --out",
+                run_dir.display(),
+                path.display()
+            )));
+        }
+        (None, _) => {
+            if let Some(path) = &config.init_weights {
+                let file = InitWeights::read(path)?;
+                state.init_training_images = file
+                    .info
+                    .training_images()
+                    .map(|images| images.into_iter().collect())
+                    .unwrap_or_default();
+                let report = file.load_into(&mut model)?;
+                observer.initialized(path, &report);
+            }
+        }
+    }
+    Ok(Start {
+        model,
+        optim,
+        state,
+        ema,
+    })
+}
+
+/// Maps an I/O error on `path` to [`TrainError::Io`], naming the path.
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError {
+    let path = path.to_owned();
+    move |source| TrainError::Io { path, source }
 }
 
 /// Scores `inference` on the validation split, reporting each image to `observer`.
