@@ -685,8 +685,8 @@ pub fn train(
     Ok(state)
 }
 
-/// Where a run begins: fresh weights (or `--init`'s) at iteration 0, or, when resuming, a
-/// checkpoint's weights, optimizer state and moving average.
+/// Where a run begins: fresh weights, or those of `--init-weights`, at iteration 0; or, when
+/// resuming, a checkpoint's weights, optimizer state and moving average.
 struct Start {
     model: Network,
     optim: ModuleOptimizer,
