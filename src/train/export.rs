@@ -128,10 +128,6 @@ pub fn export_checkpoint(
     root: &Path,
     path: &Path,
 ) -> Result<Option<Vec<f32>>, TrainError> {
-    let io_error = |source| TrainError::Io {
-        path: checkpoint.to_owned(),
-        source,
-    };
     let config = &state.config;
     let network = NetworkConfig::new(
         config.architecture,
@@ -141,7 +137,7 @@ pub fn export_checkpoint(
     let fresh = network.init(&Device::flex());
     let loaded = if average {
         checkpoint::load_ema(checkpoint, fresh)
-            .map_err(io_error)?
+            .map_err(super::io_error(checkpoint))?
             .ok_or_else(|| {
                 TrainError::Config(format!(
                     "{} keeps no moving average of the weights (the run trained without \
@@ -150,7 +146,7 @@ pub fn export_checkpoint(
                 ))
             })?
     } else {
-        checkpoint::load_weights(checkpoint, fresh).map_err(io_error)?
+        checkpoint::load_weights(checkpoint, fresh).map_err(super::io_error(checkpoint))?
     };
     let class_weights = config.class_weighting.weights(train_set)?;
     let offsets = logit_offsets(config, class_weights.as_deref());
