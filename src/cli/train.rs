@@ -243,7 +243,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             files.final_ema().display()
         );
     }
-    if config.prior_correction > 0.0 && config.class_weighting != ClassWeighting::Uniform {
+    if config.corrects_prior() {
         println!(
             "every model written takes back {} of the class weights' prior (--prior-correction)",
             config.prior_correction

@@ -21,7 +21,7 @@ pub(super) fn logit_offsets(
     class_weights: Option<&[f32]>,
 ) -> Option<Vec<f32>> {
     class_weights
-        .filter(|_| config.prior_correction > 0.0)
+        .filter(|_| config.corrects_prior())
         .map(|weights| prior_correction_offsets(weights, config.prior_correction))
 }
 

@@ -202,6 +202,12 @@ impl RunFiles {
 }
 
 impl TrainConfig {
+    /// Whether the models this run validates and writes take back part of the class weights'
+    /// prior: only a weighted loss has a prior to take back.
+    pub fn corrects_prior(&self) -> bool {
+        self.prior_correction > 0.0 && self.class_weighting != ClassWeighting::Uniform
+    }
+
     /// Checks the options before any work starts. The memory estimate is checked against the
     /// host's free memory only `on_cpu`: on a GPU the activations live in the device's memory.
     pub fn check(&self, train: &Dataset, on_cpu: bool) -> Result<(), TrainError> {
