@@ -47,7 +47,8 @@ impl TestTimeAugmentation {
     }
 
     /// Six scales from 0.75 to 2, each also mirrored: twelve passes, the set chosen on
-    /// CamVid's held-out drive (`models/README.md`: 43.3 against 40.8 mIoU for one pass).
+    /// CamVid's held-out drive (`docs/experiments/camvid.md`: 43.3 against 40.8 mIoU for one
+    /// pass).
     pub fn multi_scale_flip() -> Self {
         Self {
             scales: vec![0.75, 1.0, 1.25, 1.5, 1.75, 2.0],
