@@ -26,6 +26,8 @@ mod metadata;
 pub mod pytorch_names;
 
 pub use codec::{LoadedModel, Precision, from_bytes, read_info, to_bytes};
+// For `train` (native) and `import` (not on wasm32).
+#[cfg(any(feature = "native", not(target_arch = "wasm32")))]
 pub(crate) use codec::{apply, refuse_mismatches};
 pub use error::WeightsError;
 #[cfg(not(target_arch = "wasm32"))]
