@@ -1,12 +1,12 @@
 //! Importing PyTorch BiSeNet V1 and V2 checkpoints (`.pth`, `.pt`) into this crate's weights
 //! file.
 //!
-//! The widely used PyTorch BiSeNetV1 names its tensors exactly as our modules do
-//! (`cp.resnet.layer1.0.conv1.weight`, `ffm.convblk.bn.running_var`, ...), and its BiSeNetV2
-//! up to the renames of [`crate::model::v2::PYTORCH_RENAMES`], so importing is a load with
-//! burn's own PyTorch reader; what this module adds is finding the state dict inside the usual
-//! wrappers, reading the architecture off the tensor names and shapes, and refusing a
-//! checkpoint that does not fit with every mismatch named.
+//! The widely used PyTorch BiSeNet V1 and V2 name their tensors as our modules do, up to the
+//! renames of [`crate::weights::pytorch_names`], so importing is a load with burn's own PyTorch
+//! reader; what this module adds is finding the state dict inside the usual wrappers (a
+//! `state_dict` or `model` key, DataParallel's `module.` prefix), reading the architecture off
+//! the tensor names and shapes, and refusing a checkpoint that does not fit with every
+//! mismatch named.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -17,12 +17,11 @@ use burn::store::{ModuleSnapshot, PytorchStore};
 use thiserror::Error;
 
 use crate::classes::ClassSet;
-use crate::model::v2::{BiSeNetV2Config, PYTORCH_RENAMES};
+use crate::model::v2::BiSeNetV2Config;
 use crate::model::{BackboneKind, BiSeNetConfig, NetworkConfig};
 use crate::preprocess::Normalization;
-use crate::weights::{
-    LoadedModel, ModelInfo, WeightsError, backbone_key, escape_regex, refuse_mismatches, renames,
-};
+use crate::weights::pytorch_names::{backbone_key, checkpoint_renames, escape_regex};
+use crate::weights::{LoadedModel, ModelInfo, WeightsError, refuse_mismatches};
 
 /// The main classifier: every BiSeNetV1 state dict has it, so where it sits reveals wrapper
 /// prefixes (`state_dict.`, `model.`, DataParallel's `module.`), and its shape the class count.
@@ -187,14 +186,7 @@ pub fn import_pytorch(
     if !prefix.is_empty() {
         store = store.with_key_remapping(format!("^{}", escape_regex(&prefix)), "");
     }
-    let renames: Vec<(String, String)> = match &config {
-        NetworkConfig::V1(v1) => renames(Some(v1.backbone), false),
-        NetworkConfig::V2(_) => PYTORCH_RENAMES
-            .iter()
-            .map(|(from, to)| (from.to_string(), to.to_string()))
-            .collect(),
-    };
-    for (from, to) in renames {
+    for (from, to) in checkpoint_renames(&config) {
         store = store.with_key_remapping(from, to);
     }
     let mut model = config.init(device);

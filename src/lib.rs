@@ -1,12 +1,19 @@
-//! BiSeNet: real-time semantic segmentation in Rust, natively and in the browser.
+//! BiSeNet V1 and V2: real-time semantic segmentation in Rust, natively (the `bisenet` tool)
+//! and in the browser (wasm32, WebGPU or CPU).
 //!
-//! - [`model`]: the network, one module per block of the paper.
-//! - [`weights`]: the self-describing safetensors weights file.
-//! - [`preprocess`], [`render`], [`classes`]: pixels in and out, shared by every front end.
+//! - [`model`]: both networks, one file per block of their papers;
+//! - [`weights`]: the self-describing safetensors weights file; [`import`]: PyTorch BiSeNet V1
+//!   and V2 checkpoints into it (native);
+//! - [`preprocess`], [`postprocess`], [`render`], [`classes`]: pixels in and out, shared by
+//!   every front end;
 //! - [`segmenter`]: a loaded model ready to label frames; [`tta`]: multi-scale + flip
-//!   inference for stills and evaluation.
-//! - [`import`]: PyTorch BiSeNet V1 and V2 checkpoints into the weights file (native only).
-//! - `kernels`: the CPU convolution (forward and backward) the model runs on flex.
+//!   inference; [`eval`]: confusion matrix, mIoU and dataset evaluation;
+//! - native only (feature `native`): [`train`], [`data`] (CamVid, Cityscapes, folders),
+//!   [`image_io`], [`plot`] (training curves), [`bench`] (per-stage timings);
+//! - wasm32 only: `web`, the browser API;
+//! - `kernels`: the CPU kernels the model runs on burn's flex backend (convolutions forward
+//!   and backward, BatchNorm, pooling, resizes, cross-entropy), and differentiable forms for
+//!   the GPU backends where theirs are missing or slow.
 
 #[cfg(feature = "native")]
 pub mod bench;

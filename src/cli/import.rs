@@ -8,8 +8,7 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// PyTorch checkpoint (.pth / .pt) of a BiSeNet V1 or V2: a state dict, possibly under a
-    /// `state_dict` or `model` key and with DataParallel's `module.` prefix.
+    /// PyTorch checkpoint (.pth / .pt) of a BiSeNet V1 or V2.
     checkpoint: PathBuf,
     /// The classes the checkpoint predicts: camvid, cityscapes, a number, or a classes.json.
     #[arg(long)]
@@ -23,8 +22,7 @@ pub struct ImportArgs {
     /// Per-channel standard deviation, on RGB in [0, 1] (default: ImageNet's).
     #[arg(long, value_parser = parse_rgb, requires = "mean")]
     std: Option<[f32; 3]>,
-    /// Resize inputs up to a multiple of this before the network, as the PyTorch reference's
-    /// demo does (1 turns it off).
+    /// Resize inputs up to a multiple of this, as the PyTorch reference does (1: off).
     #[arg(long, default_value_t = 32)]
     size_multiple: usize,
     /// Keep convolution weights in f32 (exact, twice the size) instead of f16.

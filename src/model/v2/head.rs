@@ -2,10 +2,10 @@
 //! the Semantic Branch's stages during training.
 //!
 //! The widely used implementation has had two head layouts, and checkpoints of both exist:
-//! the one of the parameter counts ends in a 1x1 classifier and a bilinear upsampling
-//! (booster heads first upsample x2 and expand to `up_factor^2` channels); the current one ends
-//! in a 1x1 conv to `classes * up_factor^2` channels and a `PixelShuffle(up_factor)` (booster
-//! heads expand without the x2 upsampling). `pixel_shuffle` picks the second.
+//! the earlier one ends in a 1x1 classifier and a bilinear upsampling (booster heads first
+//! upsample x2 and expand to `up_factor^2` channels); the current one ends in a 1x1 conv to
+//! `classes * up_factor^2` channels and a `PixelShuffle(up_factor)` (booster heads expand
+//! without the x2 upsampling). `pixel_shuffle` picks the second.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Dropout, DropoutConfig};
