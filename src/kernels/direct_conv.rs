@@ -2,10 +2,10 @@
 //! AVX2 + FMA, and in the browser with WebAssembly SIMD: no patch matrix (im2col) written out,
 //! and the weights packed once per call (at inference once per layer: `weight_cache`).
 //!
-//! Under im2col + `gemm` a 3x3 layer first writes its patch matrix (9x the input, 27 MB for the
-//! 7x7 stride-2 stem of a 360x480 frame), and `gemm` then packs both operands again for every
-//! tile: BiSeNet's dense layers ran at 74-92 G multiply-adds/s on two cores, where ONNX
-//! Runtime's direct kernels reach 89-113 on the same layers.
+//! Why: under im2col + `gemm` a 3x3 layer first writes its patch matrix (9x the input, 27 MB
+//! for the 7x7 stride-2 stem of a 360x480 frame), and `gemm` then packs both operands again for
+//! every tile, where ONNX Runtime's direct kernels run the same layers faster
+//! (`docs/kernels.md`).
 //!
 //! How: a band of output rows reads a band of input rows. That band is copied once per tile,
 //! zero padding written out and each row split into its stride phases (phase `(py, px)` holds
@@ -22,18 +22,19 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::conv::{Geometry, Operands, OutputPtr, Tile};
+use super::geometry::{Geometry, Operands};
 use super::phase_row::{load_phase_pair, load_phase_row};
+use super::tiles::{OutputPtr, Scratch, Tile, TileKernel};
 
 /// The vector instructions the direct kernel is compiled for: x86-64's, or WebAssembly's
 /// 128-bit SIMD in the browser (elsewhere `conv` keeps to im2col + `gemm`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Isa {
-    /// 16 lanes; 8 output channels x 3 vectors = 24 of the 32 registers accumulate (of the
-    /// shapes tried, 6 x 4 ran 3-20 % slower, 12 x 2 up to 11 %).
+    /// 16 lanes; 8 output channels x 3 vectors = 24 of the 32 registers accumulate (the
+    /// fastest of the shapes tried).
     Avx512,
     /// 8 lanes; 6 output channels x 2 vectors = 12 of the 16 registers accumulate (with 4 x 3,
-    /// LLVM spilled and shuffled the accumulators: half the speed).
+    /// LLVM spilled the accumulators).
     Avx2,
     /// 4 lanes, no fused multiply-add; 4 output channels x 3 vectors = 12 accumulators, within
     /// the 16 vector registers the browsers' compilers have on x86-64 and ARM alike.
@@ -95,11 +96,8 @@ impl Isa {
 }
 
 /// Whether the direct kernel beats im2col + `gemm` on this layer: on maps of 2048 outputs and
-/// more. Below, the `(kw - 1) / s` dropped columns per row and the partial last vectors cost
-/// more than the patch matrix does (3x3 at 12x15, 512 -> 512 channels: 55-70 against gemm's
-/// 74-77 G multiply-adds/s; at 23x30, 256 -> 256: 87-91 against 93); above, it leads (3x3 at
-/// 90x120, 64 -> 64: 98 against 88), pointwise layers included (at 45x60, 128 -> 128: 87
-/// against 78).
+/// more, pointwise layers included. Below, the `(kw - 1) / s` dropped columns per row and the
+/// partial last vectors cost more than the patch matrix does (`docs/kernels.md`).
 pub(super) fn suits(geometry: &Geometry) -> bool {
     geometry.out_pixels() >= 2048
 }
@@ -125,8 +123,7 @@ impl PackedWeights {
                 }
             }
         };
-        // In parallel: a 512 -> 512 3x3 layer has 2.4 M weights, and packing them on one thread
-        // took about a fifth of the layer.
+        // In parallel: a 512 -> 512 3x3 layer has 2.4 M weights.
         #[cfg(feature = "native")]
         {
             use rayon::prelude::*;
@@ -149,27 +146,10 @@ impl PackedWeights {
         self.values.len()
     }
 
-    /// Output channels per block: tiles start on a multiple of it.
-    pub fn channels(&self) -> usize {
-        self.isa.channels()
-    }
-
     fn block(&self, index: usize, patch_len: usize) -> &[f32] {
         let len = patch_len * self.isa.channels();
         &self.values[index * len..][..len]
     }
-}
-
-/// Output rows per tile: bands of at most about 96 Ki input floats (384 KiB, within L2) once
-/// padded and split, at least 4 rows so that the rows read twice (the halo) stay few, and of
-/// equal height, so that no band is a sliver.
-pub(super) fn rows_per_tile(geometry: &Geometry) -> usize {
-    let layout = BandLayout::new(geometry, 1, Isa::Avx2);
-    let per_row = geometry.channels_in * geometry.stride[0] * geometry.stride[1] * layout.width;
-    let most = (96 * 1024 / per_row.max(1)).max(4);
-    geometry
-        .out_h
-        .div_ceil(geometry.out_h.div_ceil(most).max(1))
 }
 
 /// Where the band of one tile lies in its buffer.
@@ -225,95 +205,126 @@ impl BandLayout {
     }
 }
 
-/// A worker's buffers, kept from call to call: each layer reuses the last one's instead of
-/// allocating (and zeroing) its own.
-#[derive(Default)]
-struct Scratch {
-    band: Vec<f32>,
-    /// The tile's outputs as computed: `[channels rounded up to R][outputs]`.
-    wide: Vec<f32>,
+impl TileKernel for PackedWeights {
+    /// Output rows per tile: bands of at most about 96 Ki input floats (384 KiB, within L2) once
+    /// padded and split, at least 4 rows so that the rows read twice (the halo) stay few, and of
+    /// equal height, so that no band is a sliver.
+    fn rows_per_tile(&self, geometry: &Geometry) -> usize {
+        let layout = BandLayout::new(geometry, 1, Isa::Avx2);
+        let per_row = geometry.channels_in * geometry.stride[0] * geometry.stride[1] * layout.width;
+        let most = (96 * 1024 / per_row.max(1)).max(4);
+        geometry
+            .out_h
+            .div_ceil(geometry.out_h.div_ceil(most).max(1))
+    }
+
+    fn channel_align(&self) -> usize {
+        self.isa.channels()
+    }
+
+    fn run_tile(
+        &self,
+        geometry: &Geometry,
+        operands: &Operands,
+        tile: &Tile,
+        scratch: &mut Scratch,
+        output: OutputPtr,
+    ) {
+        let isa = self.isa;
+        let block = isa.channels();
+        let layout = BandLayout::new(geometry, tile.rows.len(), isa);
+        let input = operands.image(geometry, tile.image);
+        // SAFETY: on x86-64 this is compiled for AVX2 + FMA, which every x86 ISA `Isa::detect`
+        // finds includes; elsewhere it is a plain function.
+        unsafe {
+            load_band(
+                geometry,
+                &layout,
+                input,
+                tile.rows.clone(),
+                &mut scratch.input,
+            )
+        };
+
+        let blocks = tile.channels.len().div_ceil(block);
+        scratch
+            .products
+            .resize(blocks * block * layout.outputs, 0.0);
+        let patch_len = geometry.patch_len();
+        // SAFETY: the band holds `C_in` channel strides of phase planes whose slack covers every
+        // read of a register block starting before `layout.outputs` (see `BandLayout::new`);
+        // each block of weights holds `C_in * kh * kw * R` values. The ISA was detected.
+        unsafe {
+            multiply(
+                isa,
+                Band {
+                    values: &scratch.input,
+                    channel_stride: layout.channel_stride(geometry),
+                    taps: &layout.tap_offsets(geometry),
+                    channels: geometry.channels_in,
+                    len: layout.outputs,
+                },
+                |b| self.block(tile.channels.start / block + b, patch_len),
+                &mut scratch.products[..blocks * block * layout.outputs],
+            )
+        };
+        // SAFETY: as for `load_band` above.
+        unsafe { write_out(geometry, operands, tile, &layout, &scratch.products, output) };
+    }
 }
 
-std::thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+/// What [`multiply`] reads: `channels` runs of `len` floats, `channel_stride` apart, each read
+/// under every tap at its offset.
+pub(super) struct Band<'a> {
+    pub values: &'a [f32],
+    pub channel_stride: usize,
+    pub taps: &'a [usize],
+    pub channels: usize,
+    /// Outputs per row of products: whole vectors.
+    pub len: usize,
 }
 
-/// Computes one tile of the convolution into `output`, writing every element of the tile.
-pub(super) fn run_tile(
-    geometry: &Geometry,
-    operands: &Operands,
-    weights: &PackedWeights,
-    tile: &Tile,
-    output: OutputPtr,
+/// `products[b][r][..len] = sum over channels c and taps t of weights(b)[c][t][r] *
+/// band[c * channel_stride + taps[t]..][..len]`, block of `R` output channels `b` after block:
+/// the register-blocked core that the direct and the Winograd kernels share. One block's
+/// weights stay in L1/L2 while the band, sized for L2, streams past them.
+///
+/// # Safety
+/// `isa` must be supported by this CPU; `band.values` must be readable `channel_stride *
+/// (channels - 1) + max(taps) + len` floats on (slack included), each `weights(b)` hold
+/// `channels * taps.len() * R` values, and `products` be whole blocks of `R` rows of `len`.
+pub(super) unsafe fn multiply<'w>(
+    isa: Isa,
+    band: Band,
+    weights: impl Fn(usize) -> &'w [f32],
+    products: &mut [f32],
 ) {
-    SCRATCH.with_borrow_mut(|scratch| {
-        run_tile_with(geometry, operands, weights, tile, scratch, output)
-    })
-}
-
-fn run_tile_with(
-    geometry: &Geometry,
-    operands: &Operands,
-    weights: &PackedWeights,
-    tile: &Tile,
-    scratch: &mut Scratch,
-    output: OutputPtr,
-) {
-    let isa = weights.isa;
-    let block = isa.channels();
-    assert_eq!(tile.channels.start % block, 0, "tiles start on a block");
-    let layout = BandLayout::new(geometry, tile.rows.len(), isa);
-    let input = &operands.input[tile.image * geometry.input_len()..][..geometry.input_len()];
-    // SAFETY: on x86-64 this is compiled for AVX2 + FMA, which every x86 ISA `Isa::detect`
-    // finds includes; elsewhere it is a plain function.
-    unsafe {
-        load_band(
-            geometry,
-            &layout,
-            input,
-            tile.rows.clone(),
-            &mut scratch.band,
-        )
-    };
-
-    let taps = layout.tap_offsets(geometry);
-    let channel_stride = layout.channel_stride(geometry);
-    let blocks = tile.channels.len().div_ceil(block);
-    scratch.wide.resize(blocks * block * layout.outputs, 0.0);
-    let patch_len = geometry.patch_len();
-    // Block by block over the whole band: one block's weights (`C_in * kh * kw * R` floats)
-    // stay in L1/L2 while the band, sized for L2, streams past them.
-    for b in 0..blocks {
-        let weights = weights.block(tile.channels.start / block + b, patch_len);
-        let wide = &mut scratch.wide[b * block * layout.outputs..];
-        for (first, vectors) in register_blocks(layout.outputs / isa.lanes(), isa) {
-            // SAFETY: the band holds `C_in` channel strides of phase planes whose slack covers
-            // every read of a block starting before `layout.outputs` (see `BandLayout::new`);
-            // `weights` holds `C_in * taps * R` values; `wide` has `R` rows of `outputs` floats,
-            // and `first + vectors * lanes <= outputs`. The ISA was detected.
+    let block_len = isa.channels() * band.len;
+    for (b, products) in products.chunks_exact_mut(block_len).enumerate() {
+        let weights = weights(b);
+        for (first, vectors) in register_blocks(band.len / isa.lanes(), isa) {
+            // SAFETY: the caller's contract, and `first + vectors * lanes <= len`.
             unsafe {
                 accumulate(
                     isa,
                     vectors,
-                    scratch.band.as_ptr().add(first),
-                    channel_stride,
-                    &taps,
+                    band.values.as_ptr().add(first),
+                    band.channel_stride,
+                    band.taps,
                     weights,
-                    geometry.channels_in,
-                    wide.as_mut_ptr().add(first),
-                    layout.outputs,
+                    band.channels,
+                    products.as_mut_ptr().add(first),
+                    band.len,
                 );
             }
         }
     }
-    // SAFETY: as for `load_band` above.
-    unsafe { write_out(geometry, operands, tile, &layout, &scratch.wide, output) };
 }
 
 /// `(first output, vectors)` of each register block over `total` vectors: full blocks, except
 /// that a remainder of one vector after full blocks is evened out (`3 + 1` as `2 + 2`), since a
 /// one-vector block reloads every weight for a single vector of outputs.
-pub(super) fn register_blocks(total: usize, isa: Isa) -> impl Iterator<Item = (usize, usize)> {
+fn register_blocks(total: usize, isa: Isa) -> impl Iterator<Item = (usize, usize)> {
     let full = isa.vectors();
     let mut done = 0;
     std::iter::from_fn(move || {
@@ -384,61 +395,25 @@ unsafe fn load_band(
     }
 }
 
-/// The tile's outputs from `wide` to their NCHW places, dropping the extra columns, with bias,
-/// residual and ReLU applied on the way. Compiled for AVX2; the caller checks the CPU has it.
+/// The tile's outputs from `products` to their NCHW places, dropping the extra columns, with
+/// bias, residual and ReLU applied on the way. Compiled for AVX2; the caller checks the CPU has
+/// it.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn write_out(
     geometry: &Geometry,
     operands: &Operands,
     tile: &Tile,
     layout: &BandLayout,
-    wide: &[f32],
+    products: &[f32],
     output: OutputPtr,
 ) {
-    let pixels = geometry.out_pixels();
-    let out_w = geometry.out_w;
     for (local, channel) in tile.channels.clone().enumerate() {
-        let bias = operands.bias.map_or(0.0, |b| b[channel]);
-        let plane_offset = (tile.image * geometry.channels_out + channel) * pixels;
         for (j, oy) in tile.rows.clone().enumerate() {
-            let computed = &wide[local * layout.outputs + j * layout.width..][..out_w];
-            let offset = plane_offset + oy * out_w;
-            // SAFETY: row `oy` of this channel's plane belongs to this tile alone (the tiles of a
-            // call partition the output), and lies in the output buffer.
-            let row = unsafe { std::slice::from_raw_parts_mut(output.0.add(offset), out_w) };
-            let residual = operands.residual.map(|r| &r[offset..][..out_w]);
-            finish_row(row, computed, bias, residual, operands.apply_relu);
+            let computed = &products[local * layout.outputs + j * layout.width..];
+            // SAFETY: row `oy` of this channel belongs to this tile.
+            unsafe { output.finish_row(geometry, operands, tile.image, channel, oy, computed) };
         }
     }
-}
-
-/// `row = computed + bias (+ residual)`, then ReLU if `apply_relu`: the epilogue of one output
-/// row, applied while the tile is still in cache.
-#[inline(always)]
-pub(super) fn finish_row(
-    row: &mut [f32],
-    computed: &[f32],
-    bias: f32,
-    residual: Option<&[f32]>,
-    apply_relu: bool,
-) {
-    match residual {
-        Some(residual) => {
-            for ((y, &v), &r) in row.iter_mut().zip(computed).zip(residual) {
-                *y = activate(v + bias + r, apply_relu);
-            }
-        }
-        None => {
-            for (y, &v) in row.iter_mut().zip(computed) {
-                *y = activate(v + bias, apply_relu);
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn activate(value: f32, apply_relu: bool) -> f32 {
-    if apply_relu { value.max(0.0) } else { value }
 }
 
 /// `wide[r][0..n] = sum over channels c and taps t of weights[c][t][r] *
@@ -450,7 +425,7 @@ fn activate(value: f32, apply_relu: bool) -> f32 {
 /// + max(taps) + n` floats on, `weights` hold `channels * taps.len() * R` values, and `wide` be
 /// writable for `R` rows `wide_stride` apart of `n` floats.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn accumulate(
+unsafe fn accumulate(
     isa: Isa,
     vectors: usize,
     band: *const f32,
