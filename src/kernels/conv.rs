@@ -3,10 +3,11 @@
 //! weights prepared for that path.
 //!
 //! The paths, fastest first where they apply: Winograd's F(2x2, 3x3) for 3x3 stride-1 layers
-//! (`super::winograd`), the direct kernel for maps of 2048 outputs or more (`super::direct_conv`),
-//! both on x86-64 with AVX2 or AVX-512 and on WebAssembly SIMD, and otherwise im2col + `gemm`
-//! (`super::im2col`). All three run on the same tiles (`super::tiles`). At inference each
-//! layer's weights are prepared for its path once (`super::weight_cache`).
+//! (`super::winograd`), the direct kernel for maps of 2048 outputs or more
+//! (`super::direct_conv`), both on x86-64 with AVX2 or AVX-512 and on WebAssembly SIMD, and
+//! otherwise im2col + `gemm` (`super::im2col`). All three run on the same tiles
+//! (`super::tiles`). At inference each layer's weights are prepared for its path once
+//! (`super::weight_cache`).
 //!
 //! `try_conv2d` runs only where it applies: a flex tensor outside autodiff, f32, `groups = 1`,
 //! no dilation, explicit padding; `super::autodiff` runs the same forward under autodiff.
@@ -19,10 +20,11 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::direct_conv::{self, Isa, PackedWeights};
+use super::direct_conv::{self, PackedWeights};
 use super::flex::{contiguous, f32_flex};
 use super::geometry::{Geometry, Operands};
 use super::im2col::Im2col;
+use super::microkernel::Isa;
 use super::tiles;
 use super::weight_cache;
 use super::winograd::{self, TransformedWeights};

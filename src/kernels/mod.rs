@@ -10,8 +10,9 @@
 //!
 //! - dense convolutions: `conv` picks the path and prepares the weights for it; `tiles` runs
 //!   any path tile by tile on all cores; the paths are `im2col` (+ `gemm`), `direct_conv` and
-//!   `winograd`; `weight_cache` keeps prepared weights between frames; `conv_backward` and
-//!   `autodiff` are training's gradients and their place in burn's autodiff graph;
+//!   `winograd`, the last two on `microkernel`'s register blocks; `weight_cache` keeps
+//!   prepared weights between frames; `conv_backward` and `autodiff` are training's gradients
+//!   and their place in burn's autodiff graph;
 //! - depthwise convolutions, forward and backward (`depthwise`);
 //! - BatchNorm in training mode fused with the residual and ReLU after it (`batch_norm`);
 //! - max and average pooling at inference (`pool`);
@@ -38,6 +39,7 @@ mod geometry;
 #[cfg(not(target_arch = "wasm32"))]
 mod gpu_training;
 mod im2col;
+mod microkernel;
 mod phase_row;
 mod pool;
 #[cfg(not(target_arch = "wasm32"))]

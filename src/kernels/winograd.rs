@@ -21,8 +21,8 @@
 
 use std::ops::Range;
 
-use super::direct_conv::{self, Band, Isa};
 use super::geometry::{Geometry, Operands};
+use super::microkernel::{self, Band, Isa};
 use super::phase_row::load_phase_pair;
 use super::tiles::{OutputPtr, Scratch, Tile, TileKernel};
 
@@ -248,7 +248,7 @@ impl TileKernel for TransformedWeights {
             // vectors; each element of a block of weights holds `C_in * R` values; `M_e` is
             // `channel_blocks` blocks of `R` rows of `stride`. The ISA was detected.
             unsafe {
-                direct_conv::multiply(
+                microkernel::multiply(
                     isa,
                     Band {
                         values: &scratch.input[e * plane..][..channels_in * blocks.stride],
