@@ -12,9 +12,11 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 
-use super::conv::{Geometry, Operands, contiguous, forward, made_contiguous};
+use super::conv::forward;
 use super::conv_backward::{conv2d_backward, input_gradient_by_winograd};
 use super::depthwise::{depthwise_backward, depthwise_forward};
+use super::flex::{contiguous, made_contiguous};
+use super::geometry::{Geometry, Operands};
 
 /// Which kernels a convolution runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,11 +4,11 @@
 //!
 //! burn 0.22's `batch_norm_train` is composed of tensor operations: the input is copied to
 //! `[C, N * H * W]` twice (for the mean and the variance), normalised in four elementwise
-//! passes, and the residual and ReLU are more passes and graph nodes; the backward does the same
-//! in reverse. flex runs those elementwise passes on one thread: a profile of a ResNet18
-//! training step showed the second core idle through most of them. Here the forward is one
-//! pass for the statistics (per channel, in parallel) and one that writes the output; the
-//! backward one pass for the two per-channel sums and one that writes the gradients.
+//! passes, and the residual and ReLU are more passes and graph nodes; the backward does the
+//! same in reverse. flex runs those elementwise passes on one thread (the other cores idle
+//! through them; `docs/kernels.md`). Here the forward is one pass for the statistics (per
+//! channel, in parallel) and one that writes the output; the backward one pass for the two
+//! per-channel sums and one that writes the gradients.
 //!
 //! With `M = N * H * W` values per channel, `x^ = (z - mean) / sqrt(var + eps)` (biased
 //! variance, as burn and PyTorch normalise) and `y = relu(gamma * x^ + beta + r)`:
@@ -25,7 +25,7 @@ use burn::nn::BatchNorm;
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 
-use super::conv::{contiguous, made_contiguous};
+use super::flex::{contiguous, made_contiguous};
 
 /// `relu(bn(z) + residual)` (ReLU if `apply_relu`, the residual if given) with batch
 /// statistics, updating `bn`'s running mean and variance as burn's `BatchNorm::forward` does in

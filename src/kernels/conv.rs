@@ -1,17 +1,12 @@
-//! The dense convolution's forward pass on the CPU (burn's flex backend), written for BiSeNet's
-//! layers: inference (with bias, residual and ReLU fused) and the forward half of training.
+//! The dense convolution's forward pass on the CPU (burn's flex backend), for inference (bias,
+//! residual and ReLU fused) and the forward half of training: which path runs a layer, and its
+//! weights prepared for that path.
 //!
-//! burn-flex 0.22 runs a convolution as tiles of 512 pixels: the whole input is first copied to
-//! NHWC on one thread, each tile is unfolded (im2col) into a freshly zeroed buffer, multiplied
-//! with gemm, and scattered back to NCHW one value at a time. A profile of ResNet18 BiSeNet at
-//! 360x480 spent more time in that bookkeeping than in gemm's multiply kernels. Here the patch
-//! matrix is unfolded straight from the NCHW rows, gemm writes straight into the NCHW output,
-//! bias, residual and ReLU are applied to each tile while it is still in cache, and the tiles
-//! (bands of output rows, split by output channel when there are few) run on all cores. On
-//! x86-64 CPUs with AVX2 or AVX-512, and in the browser with WebAssembly SIMD, 3x3 stride-1
-//! layers run as Winograd's F(2x2, 3x3) (`super::winograd`), and other layers on maps of 2048
-//! outputs or more skip the patch matrix altogether (`super::direct_conv`); the tiles and the
-//! epilogue are the same. At inference each layer's weights are prepared for its kernel once
+//! The paths, fastest first where they apply: Winograd's F(2x2, 3x3) for 3x3 stride-1 layers
+//! (`super::winograd`), the direct kernel for maps of 2048 outputs or more
+//! (`super::direct_conv`), both on x86-64 with AVX2 or AVX-512 and on WebAssembly SIMD, and
+//! otherwise im2col + `gemm` (`super::im2col`). All three run on the same tiles
+//! (`super::tiles`). At inference each layer's weights are prepared for its path once
 //! (`super::weight_cache`).
 //!
 //! `try_conv2d` runs only where it applies: a flex tensor outside autodiff, f32, `groups = 1`,
@@ -19,18 +14,18 @@
 //! Depthwise convolutions have their own kernel (`super::depthwise`); everything else (WebGPU,
 //! other dtypes) goes through burn's own `Conv2d::forward`, which the tests compare this against.
 
-use std::mem::MaybeUninit;
-use std::ops::Range;
-
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::{DType, TensorData};
+use burn::tensor::TensorData;
 
-use super::direct_conv::{self, Isa, PackedWeights};
-use super::phase_row::{inside_columns, load_phase_row};
+use super::direct_conv::{self, PackedWeights};
+use super::flex::{contiguous, f32_flex};
+use super::geometry::{Geometry, Operands};
+use super::im2col::Im2col;
+use super::microkernel::Isa;
+use super::tiles;
 use super::weight_cache;
 use super::winograd::{self, TransformedWeights};
 
@@ -135,12 +130,12 @@ fn forward_prepared(geometry: &Geometry, operands: Operands, prepared: &Prepared
     let output_shape = geometry.output_shape();
     let len = output_shape.iter().product();
     let mut output = Vec::with_capacity(len);
-    run(
-        geometry,
-        operands,
-        prepared,
-        &mut output.spare_capacity_mut()[..len],
-    );
+    let spare = &mut output.spare_capacity_mut()[..len];
+    match prepared {
+        Prepared::Gemm => tiles::run(geometry, &operands, &Im2col, spare),
+        Prepared::Direct(weights) => tiles::run(geometry, &operands, weights, spare),
+        Prepared::Winograd(weights) => tiles::run(geometry, &operands, weights, spare),
+    }
     // SAFETY: the tiles partition the output, and each tile wrote every element of its own
     // (gemm with `k = patch_len > 0` and `read_dst = false` before its epilogue read it; the
     // direct and Winograd kernels' write-out row by row).
@@ -161,364 +156,9 @@ pub(super) fn flex_operands(
     Some((f32_flex(x)?, f32_flex(&conv.weight.val())?, bias))
 }
 
-/// The tensor's flex primitive, if it is a plain (non-autodiff) f32 flex tensor.
-fn f32_flex<const D: usize>(tensor: &Tensor<D>) -> Option<FlexTensor> {
-    if tensor.dtype() != DType::F32 {
-        return None;
-    }
-    let primitive = tensor.clone().try_into_primitive::<Flex>().ok()?;
-    Some(made_contiguous(primitive))
-}
-
-/// The same tensor with a contiguous row-major layout.
-pub(super) fn made_contiguous(tensor: FlexTensor) -> FlexTensor {
-    if tensor.is_contiguous() {
-        tensor
-    } else {
-        tensor.to_contiguous()
-    }
-}
-
-/// The elements of a contiguous f32 flex tensor, in row-major order.
-pub(super) fn contiguous(tensor: &FlexTensor) -> &[f32] {
-    let (start, end) = tensor
-        .layout()
-        .contiguous_offsets()
-        .expect("a contiguous tensor (see made_contiguous)");
-    &tensor.storage::<f32>()[start..end]
-}
-
-/// Sizes of one convolution; padding is `[top, left]` (bottom and right follow from the output).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) struct Geometry {
-    pub batch: usize,
-    pub channels_in: usize,
-    pub height: usize,
-    pub width: usize,
-    pub channels_out: usize,
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
-    pub padding: [usize; 2],
-    pub out_h: usize,
-    pub out_w: usize,
-}
-
-impl Geometry {
-    /// The geometry of `conv` applied to an input of `input_dims`; `None` where these kernels
-    /// do not apply (dilation, `Same` padding, a zero stride) or the shapes do not fit, which
-    /// burn then reports.
-    pub fn of(conv: &Conv2d, input_dims: [usize; 4]) -> Option<Self> {
-        let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
-            return None;
-        };
-        if conv.dilation != [1, 1] || conv.stride.contains(&0) {
-            return None;
-        }
-        let [batch, channels_in, height, width] = input_dims;
-        let [channels_out, weight_channels, kernel_h, kernel_w] = conv.weight.dims();
-        if channels_in == 0
-            || weight_channels * conv.groups != channels_in
-            || height + top + bottom < kernel_h
-            || width + left + right < kernel_w
-        {
-            return None;
-        }
-        Some(Self {
-            batch,
-            channels_in,
-            height,
-            width,
-            channels_out,
-            kernel: [kernel_h, kernel_w],
-            stride: conv.stride,
-            padding: [top, left],
-            out_h: (height + top + bottom - kernel_h) / conv.stride[0] + 1,
-            out_w: (width + left + right - kernel_w) / conv.stride[1] + 1,
-        })
-    }
-
-    pub fn output_shape(&self) -> [usize; 4] {
-        [self.batch, self.channels_out, self.out_h, self.out_w]
-    }
-
-    pub fn input_len(&self) -> usize {
-        self.channels_in * self.height * self.width
-    }
-
-    /// Rows of the patch matrix: one per (input channel, kernel row, kernel column).
-    pub fn patch_len(&self) -> usize {
-        self.channels_in * self.kernel[0] * self.kernel[1]
-    }
-
-    pub fn out_pixels(&self) -> usize {
-        self.out_h * self.out_w
-    }
-
-    /// A 1x1, stride-1, unpadded convolution reads its input as the patch matrix as it is.
-    pub fn is_pointwise(&self) -> bool {
-        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
-    }
-
-    /// Output rows per tile: a patch matrix of about 128 Ki floats (512 KiB, within L2),
-    /// and at least 64 pixels so that gemm's micro-kernel (64 pixels wide) has full tiles.
-    fn rows_per_tile(&self) -> usize {
-        let pixels = (128 * 1024 / self.patch_len()).max(64);
-        pixels.div_ceil(self.out_w).clamp(1, self.out_h)
-    }
-}
-
-/// Borrowed inputs of one call, in NCHW (weights `[C_out, C_in, kh, kw]`).
-pub(super) struct Operands<'a> {
-    pub input: &'a [f32],
-    pub weight: &'a [f32],
-    pub bias: Option<&'a [f32]>,
-    pub residual: Option<&'a [f32]>,
-    pub apply_relu: bool,
-}
-
-/// One unit of work: a band of output rows of one image, for a range of output channels.
-#[derive(Clone, Debug)]
-pub(super) struct Tile {
-    pub image: usize,
-    pub rows: Range<usize>,
-    pub channels: Range<usize>,
-}
-
-/// Splits the output into tiles: bands of `rows_per_tile` rows, and when there are fewer bands
-/// than cores (the small, deep maps at 1/16 and 1/32), output channels in blocks of at least 64
-/// too, starting at multiples of `channel_align`.
-fn tiles(
-    geometry: &Geometry,
-    rows_per_tile: usize,
-    channel_align: usize,
-    threads: usize,
-) -> Vec<Tile> {
-    let batch = geometry.batch;
-    let bands = batch * geometry.out_h.div_ceil(rows_per_tile);
-    let wanted_blocks = (2 * threads).div_ceil(bands);
-    let blocks = wanted_blocks.min(geometry.channels_out / 64).max(1);
-    let block_len = geometry
-        .channels_out
-        .div_ceil(blocks)
-        .next_multiple_of(channel_align);
-    let mut tiles = Vec::new();
-    for image in 0..batch {
-        for start in (0..geometry.out_h).step_by(rows_per_tile) {
-            let rows = start..(start + rows_per_tile).min(geometry.out_h);
-            for first in (0..geometry.channels_out).step_by(block_len) {
-                let channels = first..(first + block_len).min(geometry.channels_out);
-                tiles.push(Tile {
-                    image,
-                    rows: rows.clone(),
-                    channels,
-                });
-            }
-        }
-    }
-    tiles
-}
-
-/// The output buffer, shared by tiles that write disjoint parts of it.
-#[derive(Clone, Copy)]
-pub(super) struct OutputPtr(pub *mut f32);
-// SAFETY: every tile writes only its own (channel range x row band) of one image, and the
-// tiles of one call partition the output, so no two threads touch the same element.
-unsafe impl Send for OutputPtr {}
-unsafe impl Sync for OutputPtr {}
-
-/// Computes the convolution into `output` (`[N, C_out, H' * W']`) through the path `prepared`
-/// is for, writing every element.
-fn run(
-    geometry: &Geometry,
-    operands: Operands,
-    prepared: &Prepared,
-    output: &mut [MaybeUninit<f32>],
-) {
-    assert_eq!(
-        output.len(),
-        geometry.batch * geometry.channels_out * geometry.out_pixels()
-    );
-    let output = OutputPtr(output.as_mut_ptr().cast());
-    let (rows_per_tile, channel_align) = match prepared {
-        Prepared::Gemm => (geometry.rows_per_tile(), 1),
-        Prepared::Direct(weights) => (direct_conv::rows_per_tile(geometry), weights.channels()),
-        Prepared::Winograd(weights) => (winograd::rows_per_tile(geometry), weights.channels()),
-    };
-    let work = |patches: &mut Vec<f32>, tile: Tile| match prepared {
-        Prepared::Gemm => run_tile(geometry, &operands, &tile, patches, output),
-        Prepared::Direct(weights) => {
-            direct_conv::run_tile(geometry, &operands, weights, &tile, output)
-        }
-        Prepared::Winograd(weights) => {
-            winograd::run_tile(geometry, &operands, weights, &tile, output)
-        }
-    };
-    #[cfg(feature = "native")]
-    {
-        use rayon::prelude::*;
-        let threads = rayon::current_num_threads();
-        tiles(geometry, rows_per_tile, channel_align, threads)
-            .into_par_iter()
-            .for_each_init(Vec::new, work);
-    }
-    #[cfg(not(feature = "native"))]
-    {
-        let mut patches = Vec::new();
-        for tile in tiles(geometry, rows_per_tile, channel_align, 1) {
-            work(&mut patches, tile);
-        }
-    }
-}
-
-/// Computes one tile: unfold its patches, multiply by the weights, then bias, residual, ReLU.
-fn run_tile(
-    geometry: &Geometry,
-    operands: &Operands,
-    tile: &Tile,
-    patches: &mut Vec<f32>,
-    output: OutputPtr,
-) {
-    let pixels = geometry.out_pixels();
-    let patch_len = geometry.patch_len();
-    let input_len = geometry.input_len();
-    let input = &operands.input[tile.image * input_len..][..input_len];
-    let first_pixel = tile.rows.start * geometry.out_w;
-    let tile_pixels = tile.rows.len() * geometry.out_w;
-
-    // The patch matrix `[patch_len, tile_pixels]` and the distance between its rows.
-    let (patch_matrix, patch_row_stride) = if geometry.is_pointwise() {
-        (&input[first_pixel..], pixels)
-    } else {
-        patches.resize(patch_len * tile_pixels, 0.0);
-        unfold(geometry, input, tile.rows.clone(), patches);
-        (&patches[..], tile_pixels)
-    };
-
-    let image_offset = tile.image * geometry.channels_out * pixels;
-    let weight =
-        &operands.weight[tile.channels.start * patch_len..][..tile.channels.len() * patch_len];
-    // SAFETY: the destination is the (tile.channels x tile pixels) block of this image in the
-    // `[N, C_out, H' * W']` output, rows `pixels` apart: in bounds (asserted in `run`), and
-    // written by this tile alone. The weight and patch slices hold `m x k` and `k x n` values
-    // with the strides given.
-    unsafe {
-        let destination = output
-            .0
-            .add(image_offset + tile.channels.start * pixels + first_pixel);
-        gemm::gemm(
-            tile.channels.len(),
-            tile_pixels,
-            patch_len,
-            destination,
-            1,
-            pixels as isize,
-            false,
-            weight.as_ptr(),
-            1,
-            patch_len as isize,
-            patch_matrix.as_ptr(),
-            1,
-            patch_row_stride as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-
-    for channel in tile.channels.clone() {
-        let offset = image_offset + channel * pixels + first_pixel;
-        // SAFETY: this row segment lies in the tile's own block (see above), which gemm has
-        // just written in full.
-        let row = unsafe { std::slice::from_raw_parts_mut(output.0.add(offset), tile_pixels) };
-        if let Some(bias) = operands.bias {
-            let bias = bias[channel];
-            row.iter_mut().for_each(|value| *value += bias);
-        }
-        if let Some(residual) = operands.residual {
-            let residual = &residual[offset..][..tile_pixels];
-            row.iter_mut()
-                .zip(residual)
-                .for_each(|(value, r)| *value += r);
-        }
-        if operands.apply_relu {
-            row.iter_mut().for_each(|value| *value = value.max(0.0));
-        }
-    }
-}
-
-/// Writes the patch matrix of output rows `rows` into `patches` (`[C_in * kh * kw, pixels]`,
-/// row-major): row `(c, ky, kx)` holds input channel `c` at offset `(ky, kx)` under every output
-/// pixel of the band, zero where that falls in the padding.
-///
-/// Every piece is a run copy: with stride `s`, the input row is first split into its `s` phases
-/// (columns `p, p + s, p + 2s, ...`), and kernel column `kx` then reads one phase contiguously.
-/// (Gathering every kernel column with a stride instead was the hottest loop of the 7x7
-/// stride-2 stem.)
-pub(super) fn unfold(geometry: &Geometry, input: &[f32], rows: Range<usize>, patches: &mut [f32]) {
-    let Geometry {
-        height,
-        width,
-        kernel: [kernel_h, kernel_w],
-        stride: [stride_h, stride_w],
-        padding: [pad_top, pad_left],
-        out_w,
-        ..
-    } = *geometry;
-    let tile_pixels = rows.len() * out_w;
-    let phase_len = width.div_ceil(stride_w);
-    let mut phases = vec![0.0f32; stride_w * phase_len];
-    // Where kernel column `kx` reads: the output columns whose input column lies inside the
-    // row, and the run of the phase plane under them (output column `ox` reads input column
-    // `ox * s + kx - pad`, which is phase `(kx - pad) mod s`).
-    let columns: Vec<(Range<usize>, Range<usize>)> = (0..kernel_w)
-        .map(|kx| {
-            let inside = inside_columns(kx, pad_left, stride_w, width, out_w);
-            if inside.is_empty() {
-                return (0..0, 0..0);
-            }
-            let first_input = inside.start * stride_w + kx - pad_left;
-            let start = first_input % stride_w * phase_len + first_input / stride_w;
-            (inside.clone(), start..start + inside.len())
-        })
-        .collect();
-
-    for (channel, plane) in input.chunks_exact(height * width).enumerate() {
-        for ky in 0..kernel_h {
-            let first_row = (channel * kernel_h + ky) * kernel_w;
-            for (band_row, oy) in rows.clone().enumerate() {
-                let out_at = |kx: usize| (first_row + kx) * tile_pixels + band_row * out_w;
-                let iy = (oy * stride_h + ky).wrapping_sub(pad_top);
-                if iy >= height {
-                    for kx in 0..kernel_w {
-                        patches[out_at(kx)..][..out_w].fill(0.0);
-                    }
-                    continue;
-                }
-                let in_row = &plane[iy * width..][..width];
-                let source_row = if stride_w == 1 {
-                    in_row
-                } else {
-                    for (phase, phase_row) in phases.chunks_exact_mut(phase_len).enumerate() {
-                        load_phase_row(in_row, phase, stride_w, 0, phase_row);
-                    }
-                    &phases[..]
-                };
-                for (kx, (inside, source)) in columns.iter().enumerate() {
-                    let out_row = &mut patches[out_at(kx)..][..out_w];
-                    out_row[..inside.start].fill(0.0);
-                    out_row[inside.end..].fill(0.0);
-                    out_row[inside.clone()].copy_from_slice(&source_row[source.clone()]);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::Distribution;
     use burn::tensor::activation::relu;

@@ -1,6 +1,6 @@
 //! Gradients of the dense (`groups = 1`) convolution on the CPU.
 //!
-//! With `X_n = im2col(x_n)` (`[C_in * kh * kw, H' * W']`, as `conv::unfold` writes it) the
+//! With `X_n = im2col(x_n)` (`[C_in * kh * kw, H' * W']`, as `im2col::unfold` writes it) the
 //! forward pass is `Y_n = W . X_n`. So
 //! - the weight gradient is `dW = sum_n dY_n . X_n^T`: one gemm per tile of output rows,
 //!   accumulated in place (burn 0.22's generic backward runs it as a convolution whose "kernel"
@@ -17,7 +17,9 @@ use std::ops::Range;
 
 use burn::backend::flex::FlexTensor;
 
-use super::conv::{Geometry, Operands, Path, forward, unfold};
+use super::conv::{Path, forward};
+use super::geometry::{Geometry, Operands};
+use super::im2col::unfold;
 use super::phase_row::inside_columns;
 
 /// Output rows per tile of the backward pass: the patch matrix of about 256 Ki floats (1 MiB),

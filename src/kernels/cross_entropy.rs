@@ -18,7 +18,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use super::conv::{contiguous, made_contiguous};
+use super::flex::{contiguous, made_contiguous};
 
 /// Pixels per block: the block's logits (`C x BLOCK` floats) stay in L1 between the passes.
 const BLOCK: usize = 256;
@@ -214,11 +214,11 @@ fn with_vectors(work: impl FnOnce()) {
 }
 
 /// `e^x` for `x <= 88` (here always `<= 0`), within a few ulp of libm's, as plain arithmetic
-/// that vectorises: libm's `expf` is a call per value, and was 9 % of an Xception39 training
-/// step (11 classes x 3 heads x every label pixel, forward and backward). Cephes' `expf`:
-/// `x = n ln 2 + r` with `|r| <= ln 2 / 2`, a degree-7 polynomial for `e^r`, and `2^n` built
-/// in the exponent bits. Below -87 it returns `e^-87` (1.6e-38) instead of a denormal or 0,
-/// nothing next to the softmax's largest term, which is 1.
+/// that vectorises: libm's `expf` is a call per value, and the loss takes one per class, head
+/// and label pixel, forward and backward (`docs/kernels.md`). Cephes' `expf`: `x = n ln 2 + r`
+/// with `|r| <= ln 2 / 2`, a degree-7 polynomial for `e^r`, and `2^n` built in the exponent
+/// bits. Below -87 it returns `e^-87` (1.6e-38) instead of a denormal or 0, nothing next to the
+/// softmax's largest term, which is 1.
 #[inline(always)]
 fn exp(x: f32) -> f32 {
     // Adding and taking away 1.5 * 2^23 rounds to the nearest integer in plain float arithmetic

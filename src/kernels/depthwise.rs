@@ -5,9 +5,9 @@
 //! multiply-adds per output row: the forward adds each input row under a tap, scaled, into the
 //! output row; the input gradient scatters each output-gradient row back along the rows it was
 //! read from; each weight's gradient is a dot product of an output-gradient row with the input
-//! row under it. burn-flex 0.22 has a direct forward only for `m = 1` and no depthwise backward:
-//! its generic paths slice the tensors per group and run a full convolution for each (BiSeNet
-//! V2's 6x expansions took a tenth of its inference that way), and even its direct forward
+//! row under it. burn-flex 0.22 has a direct forward only for `m = 1` and no depthwise
+//! backward: its generic paths slice the tensors per group and run a full convolution for each
+//! (slow for BiSeNet V2's 6x expansions: `docs/kernels.md`), and even its direct forward
 //! allocates and dispatches more than Xception39's small 1/16 and 1/32 maps are worth.
 
 use burn::backend::Flex;
@@ -16,9 +16,11 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::conv::{Geometry, contiguous, flex_operands};
+use super::conv::flex_operands;
 #[cfg(not(target_arch = "wasm32"))]
 use super::conv_backward::for_each_tap_row;
+use super::flex::contiguous;
+use super::geometry::Geometry;
 use super::phase_row::{load_phase_pair, load_phase_row};
 
 /// `[N, C, H, W]` -> `[N, C * m, H', W']`: a depthwise convolution plus bias, then ReLU if

@@ -2,10 +2,10 @@
 //! AVX2 + FMA, and in the browser with WebAssembly SIMD: no patch matrix (im2col) written out,
 //! and the weights packed once per call (at inference once per layer: `weight_cache`).
 //!
-//! Under im2col + `gemm` a 3x3 layer first writes its patch matrix (9x the input, 27 MB for the
-//! 7x7 stride-2 stem of a 360x480 frame), and `gemm` then packs both operands again for every
-//! tile: BiSeNet's dense layers ran at 74-92 G multiply-adds/s on two cores, where ONNX
-//! Runtime's direct kernels reach 89-113 on the same layers.
+//! Why: under im2col + `gemm` a 3x3 layer first writes its patch matrix (9x the input, 27 MB
+//! for the 7x7 stride-2 stem of a 360x480 frame), and `gemm` then packs both operands again for
+//! every tile, where ONNX Runtime's direct kernels run the same layers faster
+//! (`docs/kernels.md`).
 //!
 //! How: a band of output rows reads a band of input rows. That band is copied once per tile,
 //! zero padding written out and each row split into its stride phases (phase `(py, px)` holds
@@ -14,92 +14,20 @@
 //! under tap `(ky, kx)` from one flat run of one phase plane, at a fixed offset. `R` output
 //! channels times `V` vectors of that run are `R x V` accumulators held in registers and summed
 //! over input channels and taps, one vector load per `V` and one broadcast weight per `R` at each
-//! step: the register-blocked core of a matrix multiply, fed without a patch matrix. The
+//! step (`super::microkernel`, which Winograd shares), fed without a patch matrix. The
 //! `(kw - 1) / s` extra columns per row are computed and dropped when the tile is written out
 //! (with bias, residual and ReLU).
 
-#[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::conv::{Geometry, Operands, OutputPtr, Tile};
+use super::geometry::{Geometry, Operands};
+use super::microkernel::{Band, Isa, multiply};
 use super::phase_row::{load_phase_pair, load_phase_row};
-
-/// The vector instructions the direct kernel is compiled for: x86-64's, or WebAssembly's
-/// 128-bit SIMD in the browser (elsewhere `conv` keeps to im2col + `gemm`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) enum Isa {
-    /// 16 lanes; 8 output channels x 3 vectors = 24 of the 32 registers accumulate (of the
-    /// shapes tried, 6 x 4 ran 3-20 % slower, 12 x 2 up to 11 %).
-    Avx512,
-    /// 8 lanes; 6 output channels x 2 vectors = 12 of the 16 registers accumulate (with 4 x 3,
-    /// LLVM spilled and shuffled the accumulators: half the speed).
-    Avx2,
-    /// 4 lanes, no fused multiply-add; 4 output channels x 3 vectors = 12 accumulators, within
-    /// the 16 vector registers the browsers' compilers have on x86-64 and ARM alike.
-    Simd128,
-}
-
-impl Isa {
-    /// The best this CPU has, or `None` (then `conv` keeps to im2col + `gemm`).
-    pub fn detect() -> Option<Self> {
-        Self::supported().into_iter().next()
-    }
-
-    /// Every ISA this CPU runs, best first.
-    pub fn supported() -> Vec<Self> {
-        [Self::Avx512, Self::Avx2, Self::Simd128]
-            .into_iter()
-            .filter(|isa| isa.runs_here())
-            .collect()
-    }
-
-    fn runs_here(self) -> bool {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Self::Avx512 => is_x86_feature_detected!("avx512f"),
-            #[cfg(target_arch = "x86_64")]
-            Self::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            Self::Simd128 => true,
-            _ => false,
-        }
-    }
-
-    /// Output channels per register block.
-    pub const fn channels(self) -> usize {
-        match self {
-            Self::Avx512 => 8,
-            Self::Avx2 => 6,
-            Self::Simd128 => 4,
-        }
-    }
-
-    /// Floats per vector register.
-    pub const fn lanes(self) -> usize {
-        match self {
-            Self::Avx512 => 16,
-            Self::Avx2 => 8,
-            Self::Simd128 => 4,
-        }
-    }
-
-    /// Vectors of outputs per register block (fewer at the end of a band).
-    const fn vectors(self) -> usize {
-        match self {
-            Self::Avx512 => 3,
-            Self::Avx2 => 2,
-            Self::Simd128 => 3,
-        }
-    }
-}
+use super::tiles::{OutputPtr, Scratch, Tile, TileKernel};
 
 /// Whether the direct kernel beats im2col + `gemm` on this layer: on maps of 2048 outputs and
-/// more. Below, the `(kw - 1) / s` dropped columns per row and the partial last vectors cost
-/// more than the patch matrix does (3x3 at 12x15, 512 -> 512 channels: 55-70 against gemm's
-/// 74-77 G multiply-adds/s; at 23x30, 256 -> 256: 87-91 against 93); above, it leads (3x3 at
-/// 90x120, 64 -> 64: 98 against 88), pointwise layers included (at 45x60, 128 -> 128: 87
-/// against 78).
+/// more, pointwise layers included. Below, the `(kw - 1) / s` dropped columns per row and the
+/// partial last vectors cost more than the patch matrix does (`docs/kernels.md`).
 pub(super) fn suits(geometry: &Geometry) -> bool {
     geometry.out_pixels() >= 2048
 }
@@ -125,8 +53,7 @@ impl PackedWeights {
                 }
             }
         };
-        // In parallel: a 512 -> 512 3x3 layer has 2.4 M weights, and packing them on one thread
-        // took about a fifth of the layer.
+        // In parallel: a 512 -> 512 3x3 layer has 2.4 M weights.
         #[cfg(feature = "native")]
         {
             use rayon::prelude::*;
@@ -149,27 +76,10 @@ impl PackedWeights {
         self.values.len()
     }
 
-    /// Output channels per block: tiles start on a multiple of it.
-    pub fn channels(&self) -> usize {
-        self.isa.channels()
-    }
-
     fn block(&self, index: usize, patch_len: usize) -> &[f32] {
         let len = patch_len * self.isa.channels();
         &self.values[index * len..][..len]
     }
-}
-
-/// Output rows per tile: bands of at most about 96 Ki input floats (384 KiB, within L2) once
-/// padded and split, at least 4 rows so that the rows read twice (the halo) stay few, and of
-/// equal height, so that no band is a sliver.
-pub(super) fn rows_per_tile(geometry: &Geometry) -> usize {
-    let layout = BandLayout::new(geometry, 1, Isa::Avx2);
-    let per_row = geometry.channels_in * geometry.stride[0] * geometry.stride[1] * layout.width;
-    let most = (96 * 1024 / per_row.max(1)).max(4);
-    geometry
-        .out_h
-        .div_ceil(geometry.out_h.div_ceil(most).max(1))
 }
 
 /// Where the band of one tile lies in its buffer.
@@ -225,108 +135,72 @@ impl BandLayout {
     }
 }
 
-/// A worker's buffers, kept from call to call: each layer reuses the last one's instead of
-/// allocating (and zeroing) its own.
-#[derive(Default)]
-struct Scratch {
-    band: Vec<f32>,
-    /// The tile's outputs as computed: `[channels rounded up to R][outputs]`.
-    wide: Vec<f32>,
-}
-
-std::thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
-}
-
-/// Computes one tile of the convolution into `output`, writing every element of the tile.
-pub(super) fn run_tile(
-    geometry: &Geometry,
-    operands: &Operands,
-    weights: &PackedWeights,
-    tile: &Tile,
-    output: OutputPtr,
-) {
-    SCRATCH.with_borrow_mut(|scratch| {
-        run_tile_with(geometry, operands, weights, tile, scratch, output)
-    })
-}
-
-fn run_tile_with(
-    geometry: &Geometry,
-    operands: &Operands,
-    weights: &PackedWeights,
-    tile: &Tile,
-    scratch: &mut Scratch,
-    output: OutputPtr,
-) {
-    let isa = weights.isa;
-    let block = isa.channels();
-    assert_eq!(tile.channels.start % block, 0, "tiles start on a block");
-    let layout = BandLayout::new(geometry, tile.rows.len(), isa);
-    let input = &operands.input[tile.image * geometry.input_len()..][..geometry.input_len()];
-    // SAFETY: on x86-64 this is compiled for AVX2 + FMA, which every x86 ISA `Isa::detect`
-    // finds includes; elsewhere it is a plain function.
-    unsafe {
-        load_band(
-            geometry,
-            &layout,
-            input,
-            tile.rows.clone(),
-            &mut scratch.band,
-        )
-    };
-
-    let taps = layout.tap_offsets(geometry);
-    let channel_stride = layout.channel_stride(geometry);
-    let blocks = tile.channels.len().div_ceil(block);
-    scratch.wide.resize(blocks * block * layout.outputs, 0.0);
-    let patch_len = geometry.patch_len();
-    // Block by block over the whole band: one block's weights (`C_in * kh * kw * R` floats)
-    // stay in L1/L2 while the band, sized for L2, streams past them.
-    for b in 0..blocks {
-        let weights = weights.block(tile.channels.start / block + b, patch_len);
-        let wide = &mut scratch.wide[b * block * layout.outputs..];
-        for (first, vectors) in register_blocks(layout.outputs / isa.lanes(), isa) {
-            // SAFETY: the band holds `C_in` channel strides of phase planes whose slack covers
-            // every read of a block starting before `layout.outputs` (see `BandLayout::new`);
-            // `weights` holds `C_in * taps * R` values; `wide` has `R` rows of `outputs` floats,
-            // and `first + vectors * lanes <= outputs`. The ISA was detected.
-            unsafe {
-                accumulate(
-                    isa,
-                    vectors,
-                    scratch.band.as_ptr().add(first),
-                    channel_stride,
-                    &taps,
-                    weights,
-                    geometry.channels_in,
-                    wide.as_mut_ptr().add(first),
-                    layout.outputs,
-                );
-            }
-        }
+impl TileKernel for PackedWeights {
+    /// Output rows per tile: bands of at most about 96 Ki input floats (384 KiB, within L2) once
+    /// padded and split, at least 4 rows so that the rows read twice (the halo) stay few, and of
+    /// equal height, so that no band is a sliver.
+    fn rows_per_tile(&self, geometry: &Geometry) -> usize {
+        let layout = BandLayout::new(geometry, 1, Isa::Avx2);
+        let per_row = geometry.channels_in * geometry.stride[0] * geometry.stride[1] * layout.width;
+        let most = (96 * 1024 / per_row.max(1)).max(4);
+        geometry
+            .out_h
+            .div_ceil(geometry.out_h.div_ceil(most).max(1))
     }
-    // SAFETY: as for `load_band` above.
-    unsafe { write_out(geometry, operands, tile, &layout, &scratch.wide, output) };
-}
 
-/// `(first output, vectors)` of each register block over `total` vectors: full blocks, except
-/// that a remainder of one vector after full blocks is evened out (`3 + 1` as `2 + 2`), since a
-/// one-vector block reloads every weight for a single vector of outputs.
-pub(super) fn register_blocks(total: usize, isa: Isa) -> impl Iterator<Item = (usize, usize)> {
-    let full = isa.vectors();
-    let mut done = 0;
-    std::iter::from_fn(move || {
-        let left = total - done;
-        let vectors = match left {
-            0 => return None,
-            _ if left == full + 1 && full > 2 => full - 1,
-            _ => left.min(full),
+    fn channel_align(&self) -> usize {
+        self.isa.channels()
+    }
+
+    fn run_tile(
+        &self,
+        geometry: &Geometry,
+        operands: &Operands,
+        tile: &Tile,
+        scratch: &mut Scratch,
+        output: OutputPtr,
+    ) {
+        let isa = self.isa;
+        let block = isa.channels();
+        let layout = BandLayout::new(geometry, tile.rows.len(), isa);
+        let input = operands.image(geometry, tile.image);
+        // SAFETY: on x86-64 this is compiled for AVX2 + FMA, which every x86 ISA `Isa::detect`
+        // finds includes; elsewhere it is a plain function.
+        unsafe {
+            load_band(
+                geometry,
+                &layout,
+                input,
+                tile.rows.clone(),
+                &mut scratch.input,
+            )
         };
-        let block = (done * isa.lanes(), vectors);
-        done += vectors;
-        Some(block)
-    })
+
+        let blocks = tile.channels.len().div_ceil(block);
+        scratch
+            .products
+            .resize(blocks * block * layout.outputs, 0.0);
+        let patch_len = geometry.patch_len();
+        // SAFETY: the band holds `C_in` channel strides of phase planes whose slack covers every
+        // read of a register block starting before `layout.outputs` (see `BandLayout::new`);
+        // each block of weights holds `C_in * kh * kw * R` values. The ISA was detected.
+        unsafe {
+            multiply(
+                isa,
+                Band {
+                    values: &scratch.input,
+                    channel_stride: layout.channel_stride(geometry),
+                    taps: &layout.tap_offsets(geometry),
+                    channels: geometry.channels_in,
+                    len: layout.outputs,
+                },
+                |b| self.block(tile.channels.start / block + b, patch_len),
+                &mut scratch.products[..blocks * block * layout.outputs],
+            )
+        };
+        // SAFETY: as for `load_band` above.
+        unsafe { write_out(geometry, operands, tile, &layout, &scratch.products, output) };
+    }
 }
 
 /// Copies the input rows under output rows `rows` into `band`: per input channel, `sh * sw` phase
@@ -384,280 +258,23 @@ unsafe fn load_band(
     }
 }
 
-/// The tile's outputs from `wide` to their NCHW places, dropping the extra columns, with bias,
-/// residual and ReLU applied on the way. Compiled for AVX2; the caller checks the CPU has it.
+/// The tile's outputs from `products` to their NCHW places, dropping the extra columns, with
+/// bias, residual and ReLU applied on the way. Compiled for AVX2; the caller checks the CPU has
+/// it.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn write_out(
     geometry: &Geometry,
     operands: &Operands,
     tile: &Tile,
     layout: &BandLayout,
-    wide: &[f32],
+    products: &[f32],
     output: OutputPtr,
 ) {
-    let pixels = geometry.out_pixels();
-    let out_w = geometry.out_w;
     for (local, channel) in tile.channels.clone().enumerate() {
-        let bias = operands.bias.map_or(0.0, |b| b[channel]);
-        let plane_offset = (tile.image * geometry.channels_out + channel) * pixels;
         for (j, oy) in tile.rows.clone().enumerate() {
-            let computed = &wide[local * layout.outputs + j * layout.width..][..out_w];
-            let offset = plane_offset + oy * out_w;
-            // SAFETY: row `oy` of this channel's plane belongs to this tile alone (the tiles of a
-            // call partition the output), and lies in the output buffer.
-            let row = unsafe { std::slice::from_raw_parts_mut(output.0.add(offset), out_w) };
-            let residual = operands.residual.map(|r| &r[offset..][..out_w]);
-            finish_row(row, computed, bias, residual, operands.apply_relu);
-        }
-    }
-}
-
-/// `row = computed + bias (+ residual)`, then ReLU if `apply_relu`: the epilogue of one output
-/// row, applied while the tile is still in cache.
-#[inline(always)]
-pub(super) fn finish_row(
-    row: &mut [f32],
-    computed: &[f32],
-    bias: f32,
-    residual: Option<&[f32]>,
-    apply_relu: bool,
-) {
-    match residual {
-        Some(residual) => {
-            for ((y, &v), &r) in row.iter_mut().zip(computed).zip(residual) {
-                *y = activate(v + bias + r, apply_relu);
-            }
-        }
-        None => {
-            for (y, &v) in row.iter_mut().zip(computed) {
-                *y = activate(v + bias, apply_relu);
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn activate(value: f32, apply_relu: bool) -> f32 {
-    if apply_relu { value.max(0.0) } else { value }
-}
-
-/// `wide[r][0..n] = sum over channels c and taps t of weights[c][t][r] *
-/// band[c * channel_stride + taps[t] ..][..n]` for the `R` channels of one block, where
-/// `n = vectors * isa.lanes()`.
-///
-/// # Safety
-/// `isa` must be supported by this CPU; `band` must be readable `channel_stride * (channels - 1)
-/// + max(taps) + n` floats on, `weights` hold `channels * taps.len() * R` values, and `wide` be
-/// writable for `R` rows `wide_stride` apart of `n` floats.
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn accumulate(
-    isa: Isa,
-    vectors: usize,
-    band: *const f32,
-    channel_stride: usize,
-    taps: &[usize],
-    weights: &[f32],
-    channels: usize,
-    wide: *mut f32,
-    wide_stride: usize,
-) {
-    debug_assert_eq!(weights.len(), channels * taps.len() * isa.channels());
-    // Called through a pointer, never inlined: inside the tile's loops LLVM's register
-    // allocator shuffled and spilled the accumulators.
-    let block: RegisterBlock = match (isa, vectors) {
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, 3) => accumulate_avx512::<3>,
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, 2) => accumulate_avx512::<2>,
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, 1) => accumulate_avx512::<1>,
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, 2) => accumulate_avx2::<2>,
-        #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, 1) => accumulate_avx2::<1>,
-        #[cfg(target_arch = "wasm32")]
-        (Isa::Simd128, 3) => accumulate_simd128::<3>,
-        #[cfg(target_arch = "wasm32")]
-        (Isa::Simd128, 2) => accumulate_simd128::<2>,
-        #[cfg(target_arch = "wasm32")]
-        (Isa::Simd128, 1) => accumulate_simd128::<1>,
-        _ => unreachable!("{vectors} vectors for {isa:?}, which Isa::detect does not find here"),
-    };
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        block(
-            band,
-            channel_stride,
-            taps,
-            weights.as_ptr(),
-            channels,
-            wide,
-            wide_stride,
-        )
-    }
-}
-
-/// A register block's signature: `band, channel_stride, taps, weights, channels, wide,
-/// wide_stride` as in [`accumulate`].
-type RegisterBlock = unsafe fn(*const f32, usize, &[usize], *const f32, usize, *mut f32, usize);
-
-/// One register block: `R` channels x `V` vectors of accumulators.
-#[cfg(any(target_arch = "x86_64", target_arch = "wasm32"))]
-macro_rules! register_block {
-    ($name:ident, $features:literal, $vector:ty, $lanes:expr, $r:expr,
-     $zero:ident, $load:ident, $splat:ident, $fma:ident, $store:ident) => {
-        #[target_feature(enable = $features)]
-        unsafe fn $name<const V: usize>(
-            band: *const f32,
-            channel_stride: usize,
-            taps: &[usize],
-            weights: *const f32,
-            channels: usize,
-            wide: *mut f32,
-            wide_stride: usize,
-        ) {
-            // SAFETY: the bounds are the caller's contract (see `accumulate`).
-            unsafe {
-                let mut sums: [[$vector; V]; $r] = [[$zero(); V]; $r];
-                let mut w = weights;
-                for c in 0..channels {
-                    let plane = band.add(c * channel_stride);
-                    for &tap in taps {
-                        let at = plane.add(tap);
-                        let mut x: [$vector; V] = [$zero(); V];
-                        for v in 0..V {
-                            x[v] = $load(at.add(v * $lanes));
-                        }
-                        for r in 0..$r {
-                            let weight = $splat(&*w.add(r));
-                            for v in 0..V {
-                                sums[r][v] = $fma(weight, x[v], sums[r][v]);
-                            }
-                        }
-                        w = w.add($r);
-                    }
-                }
-                for r in 0..$r {
-                    for v in 0..V {
-                        $store(wide.add(r * wide_stride + v * $lanes), sums[r][v]);
-                    }
-                }
-            }
-        }
-    };
-}
-
-#[cfg(target_arch = "x86_64")]
-register_block!(
-    accumulate_avx512,
-    "avx512f",
-    __m512,
-    16,
-    8,
-    _mm512_setzero_ps,
-    _mm512_loadu_ps,
-    _mm512_set1_ps_ref,
-    _mm512_fmadd_ps,
-    _mm512_storeu_ps
-);
-
-#[cfg(target_arch = "x86_64")]
-register_block!(
-    accumulate_avx2,
-    "avx2,fma",
-    __m256,
-    8,
-    6,
-    _mm256_setzero_ps,
-    _mm256_loadu_ps,
-    _mm256_broadcast_ss,
-    _mm256_fmadd_ps,
-    _mm256_storeu_ps
-);
-
-/// `_mm512_set1_ps` from memory, so that it compiles to a broadcast load.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn _mm512_set1_ps_ref(value: &f32) -> __m512 {
-    _mm512_set1_ps(*value)
-}
-
-#[cfg(target_arch = "wasm32")]
-register_block!(
-    accumulate_simd128,
-    "simd128",
-    v128,
-    4,
-    4,
-    f32x4_zero,
-    v128_load_f32,
-    f32x4_splat_ref,
-    f32x4_mul_add,
-    v128_store_f32
-);
-
-/// WebAssembly's 128-bit SIMD in the shapes `register_block!` takes.
-#[cfg(target_arch = "wasm32")]
-mod simd128 {
-    pub use std::arch::wasm32::v128;
-    use std::arch::wasm32::*;
-
-    #[inline(always)]
-    pub fn f32x4_zero() -> v128 {
-        f32x4_splat(0.0)
-    }
-
-    /// # Safety
-    /// `at` must be readable for 4 floats (any alignment).
-    #[inline(always)]
-    pub unsafe fn v128_load_f32(at: *const f32) -> v128 {
-        // SAFETY: the caller's contract; `v128_load` takes unaligned addresses.
-        unsafe { v128_load(at.cast()) }
-    }
-
-    #[inline(always)]
-    pub fn f32x4_splat_ref(value: &f32) -> v128 {
-        f32x4_splat(*value)
-    }
-
-    /// `a * b + c`, rounded twice: baseline wasm SIMD has no fused multiply-add.
-    #[inline(always)]
-    pub fn f32x4_mul_add(a: v128, b: v128, c: v128) -> v128 {
-        f32x4_add(f32x4_mul(a, b), c)
-    }
-
-    /// # Safety
-    /// `at` must be writable for 4 floats (any alignment).
-    #[inline(always)]
-    pub unsafe fn v128_store_f32(at: *mut f32, value: v128) {
-        // SAFETY: the caller's contract; `v128_store` takes unaligned addresses.
-        unsafe { v128_store(at.cast(), value) }
-    }
-}
-#[cfg(target_arch = "wasm32")]
-use simd128::*;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn register_blocks_cover_every_vector_once_without_lone_tails() {
-        for isa in [Isa::Avx512, Isa::Avx2, Isa::Simd128] {
-            for total in 0..40 {
-                let blocks: Vec<_> = register_blocks(total, isa).collect();
-                let mut next = 0;
-                for &(first, vectors) in &blocks {
-                    assert_eq!(first, next * isa.lanes(), "{isa:?} {total}: {blocks:?}");
-                    assert!((1..=isa.vectors()).contains(&vectors));
-                    next += vectors;
-                }
-                assert_eq!(next, total, "{isa:?}: {blocks:?}");
-                if isa.vectors() > 2 && total > 1 {
-                    assert!(blocks.iter().all(|&(_, v)| v > 1), "{total}: {blocks:?}");
-                }
-            }
+            let computed = &products[local * layout.outputs + j * layout.width..];
+            // SAFETY: row `oy` of this channel belongs to this tile.
+            unsafe { output.finish_row(geometry, operands, tile.image, channel, oy, computed) };
         }
     }
 }

@@ -1,11 +1,27 @@
-//! Kernels for burn's flex backend (and, in `gpu_training`, differentiable forms for burn's GPU
-//! backends where their backward is missing or slow). CPU kernels: the convolution BiSeNet
-//! spends its time in, forward (inference, fused with bias, residual and ReLU; 3x3 stride-1
-//! layers as Winograd's F(2x2, 3x3)) and backward (training); depthwise convolutions; BatchNorm in training mode fused with the residual and
-//! ReLU after it; the heads' resize and cross-entropy; max and average pooling (inference). They are reached through burn's
-//! backend-extension route (`Tensor::try_into_primitive` / `from_primitive`). These are not
-//! paper blocks: the model calls [`conv2d`] and [`batch_norm_train`], which pick the fastest
-//! path that applies and otherwise run burn's own (WebGPU, other dtypes, unusual geometries).
+//! The crate's own kernels for the operations BiSeNet spends its time in, where burn's were the
+//! measured bottleneck: for burn's flex CPU backend (native, and the page's wasm build), and a
+//! few differentiable forms for training on burn's GPU backends. `docs/kernels.md` has the
+//! design of each and the measurements behind it.
+//!
+//! The model calls the functions below, never a kernel: each takes the fastest path that
+//! applies and otherwise runs burn's own op (WebGPU, other dtypes, unusual geometries). Kernels
+//! reach flex's storage through burn's backend-extension route (`Tensor::try_into_primitive` /
+//! `from_primitive`).
+//!
+//! - dense convolutions: `conv` picks the path and prepares the weights for it; `tiles` runs
+//!   any path tile by tile on all cores; the paths are `im2col` (+ `gemm`), `direct_conv` and
+//!   `winograd`, the last two on `microkernel`'s register blocks; `weight_cache` keeps
+//!   prepared weights between frames; `conv_backward` and `autodiff` are training's gradients
+//!   and their place in burn's autodiff graph;
+//! - depthwise convolutions, forward and backward (`depthwise`);
+//! - BatchNorm in training mode fused with the residual and ReLU after it (`batch_norm`);
+//! - max and average pooling at inference (`pool`);
+//! - for training, the heads' bilinear resize (`resize`) and per-pixel cross-entropy
+//!   (`cross_entropy`);
+//! - for training on GPU backends, depthwise convolution and resize as tensor ops whose
+//!   gradients are fast there (`gpu_training`).
+//!
+//! `geometry`, `flex` and `phase_row` are the helpers they share.
 
 #[cfg(not(target_arch = "wasm32"))]
 mod autodiff;
@@ -18,12 +34,17 @@ mod conv_backward;
 mod cross_entropy;
 mod depthwise;
 mod direct_conv;
+mod flex;
+mod geometry;
 #[cfg(not(target_arch = "wasm32"))]
 mod gpu_training;
+mod im2col;
+mod microkernel;
 mod phase_row;
 mod pool;
 #[cfg(not(target_arch = "wasm32"))]
 mod resize;
+mod tiles;
 mod weight_cache;
 mod winograd;
 
@@ -78,8 +99,8 @@ pub(crate) fn avg_pool2d(pool: &AvgPool2d, x: Tensor<4>) -> Tensor<4> {
 ///
 /// A parallel loop started from a thread outside the pool hands its work to the pool and
 /// sleeps until it is done: a wake-up and a hand-off per layer, which at small sizes cost more
-/// than the layers (Xception39 at 64x64: 3.7 ms a frame from the main thread, 2.4 ms from a
-/// worker). From a worker, a layer starts at once and the other workers steal what they can.
+/// than the layers (`docs/kernels.md`). From a worker, a layer starts at once and the other
+/// workers steal what they can.
 pub(crate) fn on_cpu_workers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     #[cfg(feature = "native")]
     return rayon::scope(|_| f());

@@ -1,10 +1,9 @@
 //! Max and average pooling for inference on the CPU (burn's flex backend), computed row by row.
 //!
 //! burn-flex 0.22 pools one output element at a time, with index arithmetic (divisions) and a
-//! bounds test per tap: the 3x3 stride-2 max-pool after ResNet18's stem (64 channels at 180x240
-//! for a 360x480 frame) took 13 ms, a tenth of the whole network. Here each output row first
-//! combines its `kh` input rows into one padded row (a vectorised pass), then takes every
-//! window of that row; planes run in parallel.
+//! bounds test per tap: slow on the max-pool after ResNet18's stem (`docs/kernels.md`). Here
+//! each output row first combines its `kh` input rows into one padded row (a vectorised pass),
+//! then takes every window of that row; planes run in parallel.
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -13,7 +12,7 @@ use burn::nn::pool::{AvgPool2d, MaxPool2d};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 
-use super::conv::{contiguous, made_contiguous};
+use super::flex::{contiguous, made_contiguous};
 
 /// `[N, C, H, W]` -> `[N, C, H', W']` through `pool`; `None` where this path does not apply
 /// (not a plain f32 flex tensor, dilation, `ceil_mode`, `Same` padding), and the caller runs

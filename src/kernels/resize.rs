@@ -2,9 +2,10 @@
 //! forward and backward, for training on flex.
 //!
 //! Each BiSeNet head upsamples its logits 8x to the label size, and the loss's gradient flows
-//! back through that resize: burn-flex 0.22's bilinear backward was a sixth of an Xception39
-//! training step. Here both directions walk rows: an output row blends two input rows, and its
-//! gradient is first gathered into one input-width row, then added to the same two rows.
+//! back through that resize, which burn-flex 0.22's bilinear backward made a large part of a
+//! training step (`docs/kernels.md`). Here both directions walk rows: an output row blends two
+//! input rows, and its gradient is first gathered into one input-width row, then added to the
+//! same two rows.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -16,7 +17,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use super::conv::{contiguous, made_contiguous};
+use super::flex::{contiguous, made_contiguous};
 
 /// Where output coordinate `o` reads along one axis: input indices `lo`, `hi` and the weight
 /// `frac` of `hi` (PyTorch: `src = (o + 0.5) * in / out - 0.5`, clamped at 0).

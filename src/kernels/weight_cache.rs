@@ -2,8 +2,8 @@
 //! register block, or Winograd-transformed), so that a model run frame after frame prepares
 //! each layer's weights once, as ONNX Runtime prepacks them when a session starts.
 //!
-//! Why: preparing is a pass over every weight per call, and more for Winograd (`U` is 16/9
-//! the size of the weights): ResNet18 BiSeNet at 360x480 spent about a tenth of a frame on it.
+//! Why: preparing is a pass over every weight per call, and more for Winograd (`U` is 16/9 the
+//! size of the weights), a noticeable part of a frame (`docs/kernels.md`).
 //!
 //! Keyed by where the weights' values lie. That is sound because each entry keeps a clone of
 //! the weight tensor: flex storage is reference-counted and copied on write, so while the entry
@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use burn::backend::flex::FlexTensor;
 
-use super::conv::{Geometry, Path, Prepared, contiguous};
+use super::conv::{Path, Prepared};
+use super::flex::contiguous;
+use super::geometry::Geometry;
 
 /// Most prepared floats kept: 128 MiB, more than ResNet18 BiSeNet's 20 M.
 const CAPACITY: usize = 32 << 20;

@@ -21,20 +21,20 @@
 
 use std::ops::Range;
 
-use super::conv::{Geometry, Operands, OutputPtr, Tile};
-use super::direct_conv::{self, Isa};
+use super::geometry::{Geometry, Operands};
+use super::microkernel::{self, Band, Isa};
 use super::phase_row::load_phase_pair;
+use super::tiles::{OutputPtr, Scratch, Tile, TileKernel};
 
 /// The 16 elements of a transformed 4x4 block.
 const ELEMENTS: usize = 16;
 
 /// Whether F(2x2, 3x3) applies and pays on this layer: a 3x3, stride-1 convolution with enough
-/// channels on both sides that the products, not the transforms, dominate, and at least 16
-/// output blocks per image (one AVX-512 vector; a tile holds one image's blocks, and fewer
-/// would leave most of each vector padding). Not the batch's blocks: an image's result must not
-/// depend on what it is batched with, and the paths round differently. On ResNet18's deep
-/// 12x15 maps (48 blocks) it still beat `gemm` once the weights were prepared once per layer
-/// (`weight_cache`).
+/// channels on both sides that the products, not the transforms, dominate, and at least 16 output
+/// blocks per image (one AVX-512 vector; a tile holds one image's blocks, and fewer would leave
+/// most of each vector padding). Not the batch's blocks: an image's result must not depend on what
+/// it is batched with, and the paths round differently. (ResNet18's deep 12x15 maps, 48 blocks,
+/// gain too, with the weights prepared once per layer: `weight_cache`.)
 pub(super) fn suits(geometry: &Geometry) -> bool {
     geometry.kernel == [3, 3]
         && geometry.stride == [1, 1]
@@ -94,11 +94,6 @@ impl TransformedWeights {
         self.values.len()
     }
 
-    /// Output channels per block: tiles start on a multiple of it.
-    pub fn channels(&self) -> usize {
-        self.isa.channels()
-    }
-
     /// Element `e` of output-channel block `index`: `[C_in][R]`.
     fn element(&self, index: usize, e: usize) -> &[f32] {
         let len = self.channels_in * self.isa.channels();
@@ -131,31 +126,6 @@ fn transform_filter(g: &[f32]) -> [f32; ELEMENTS] {
         r0[0], r0[1], r0[2], r0[3], r1[0], r1[1], r1[2], r1[3], r2[0], r2[1], r2[2], r2[3], r3[0],
         r3[1], r3[2], r3[3],
     ]
-}
-
-/// Output rows per tile: bands of 2x2 blocks whose element planes `V_e` (`C_in x blocks`
-/// floats) stay within 128 KiB, so that one sits in L2 while every output block reads it; of
-/// equal height, and even, so that each tile starts on a block.
-pub(super) fn rows_per_tile(geometry: &Geometry) -> usize {
-    let block_rows = geometry.out_h.div_ceil(2);
-    let per_block_row = geometry.channels_in * geometry.out_w.div_ceil(2);
-    let most = (32 * 1024 / per_block_row.max(1)).max(1);
-    2 * block_rows.div_ceil(block_rows.div_ceil(most).max(1))
-}
-
-/// A worker's buffers, kept from call to call.
-#[derive(Default)]
-struct Scratch {
-    /// `V`: 16 planes of `[C_in][stride]`, each with slack (`Blocks::plane`).
-    transformed: Vec<f32>,
-    /// `M`: 16 planes of `[channels rounded up to R][stride]`, each with slack.
-    products: Vec<f32>,
-    /// Rows of the input transform, then of the output transform.
-    rows: Vec<f32>,
-}
-
-std::thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
 /// Where the 2x2 blocks of one tile lie.
@@ -234,74 +204,71 @@ fn a_transposed([x0, x1, x2, x3]: [Chunk; 4]) -> [Chunk; 2] {
     [add(add(x0, x1), x2), sub(sub(x1, x2), x3)]
 }
 
-/// Computes one tile of the convolution into `output`, writing every element of the tile.
-pub(super) fn run_tile(
-    geometry: &Geometry,
-    operands: &Operands,
-    weights: &TransformedWeights,
-    tile: &Tile,
-    output: OutputPtr,
-) {
-    SCRATCH.with_borrow_mut(|scratch| {
-        run_tile_with(geometry, operands, weights, tile, scratch, output)
-    })
-}
-
-fn run_tile_with(
-    geometry: &Geometry,
-    operands: &Operands,
-    weights: &TransformedWeights,
-    tile: &Tile,
-    scratch: &mut Scratch,
-    output: OutputPtr,
-) {
-    let isa = weights.isa;
-    let block = isa.channels();
-    assert_eq!(tile.channels.start % block, 0, "tiles start on a block");
-    assert_eq!(tile.rows.start % 2, 0, "tiles start on a block row");
-    let blocks = Blocks::new(geometry, &tile.rows, isa);
-    let input = &operands.input[tile.image * geometry.input_len()..][..geometry.input_len()];
-    // SAFETY: on x86-64 this is compiled for AVX2 + FMA, which every x86 ISA `Isa::detect`
-    // finds includes; elsewhere it is a plain function.
-    unsafe { transform_input(geometry, &blocks, input, scratch) };
-
-    let channels_in = geometry.channels_in;
-    let channel_blocks = tile.channels.len().div_ceil(block);
-    let plane = blocks.plane(channels_in);
-    let product_plane = blocks.plane(channel_blocks * block);
-    scratch.products.resize(ELEMENTS * product_plane, 0.0);
-    // Element by element: `V_e` stays in L2 while every output block multiplies it.
-    for e in 0..ELEMENTS {
-        let transformed = &scratch.transformed[e * plane..][..channels_in * blocks.stride];
-        for b in 0..channel_blocks {
-            let weights = weights.element(tile.channels.start / block + b, e);
-            let products = &mut scratch.products[e * product_plane + b * block * blocks.stride..]
-                [..block * blocks.stride];
-            for (first, vectors) in direct_conv::register_blocks(blocks.stride / isa.lanes(), isa) {
-                // SAFETY: `transformed` holds `C_in` rows of `stride` floats, and `first +
-                // vectors * lanes <= stride`; `weights` holds `C_in * R` values; `products`
-                // has `R` rows of `stride` floats. The ISA was detected.
-                unsafe {
-                    direct_conv::accumulate(
-                        isa,
-                        vectors,
-                        transformed.as_ptr().add(first),
-                        blocks.stride,
-                        &[0],
-                        weights,
-                        channels_in,
-                        products.as_mut_ptr().add(first),
-                        blocks.stride,
-                    );
-                }
-            }
-        }
+impl TileKernel for TransformedWeights {
+    /// Output rows per tile: bands of 2x2 blocks whose element planes `V_e` (`C_in x blocks`
+    /// floats) stay within 128 KiB, so that one sits in L2 while every output block reads it; of
+    /// equal height, and even, so that each tile starts on a block.
+    fn rows_per_tile(&self, geometry: &Geometry) -> usize {
+        let block_rows = geometry.out_h.div_ceil(2);
+        let per_block_row = geometry.channels_in * geometry.out_w.div_ceil(2);
+        let most = (32 * 1024 / per_block_row.max(1)).max(1);
+        2 * block_rows.div_ceil(block_rows.div_ceil(most).max(1))
     }
-    // SAFETY: as for `transform_input` above.
-    unsafe { transform_output(geometry, operands, tile, &blocks, scratch, output) };
+
+    fn channel_align(&self) -> usize {
+        self.isa.channels()
+    }
+
+    fn run_tile(
+        &self,
+        geometry: &Geometry,
+        operands: &Operands,
+        tile: &Tile,
+        scratch: &mut Scratch,
+        output: OutputPtr,
+    ) {
+        assert_eq!(tile.rows.start % 2, 0, "tiles start on a block row");
+        let isa = self.isa;
+        let block = isa.channels();
+        let blocks = Blocks::new(geometry, &tile.rows, isa);
+        let input = operands.image(geometry, tile.image);
+        // SAFETY: on x86-64 this is compiled for AVX2 + FMA, which every x86 ISA `Isa::detect`
+        // finds includes; elsewhere it is a plain function.
+        unsafe { transform_input(geometry, &blocks, input, scratch) };
+
+        let channels_in = geometry.channels_in;
+        let channel_blocks = tile.channels.len().div_ceil(block);
+        let plane = blocks.plane(channels_in);
+        let product_plane = blocks.plane(channel_blocks * block);
+        scratch.products.resize(ELEMENTS * product_plane, 0.0);
+        // Element by element, each a 1x1 convolution: `V_e` stays in L2 while every output
+        // block multiplies it.
+        for e in 0..ELEMENTS {
+            // SAFETY: `V_e` holds `C_in` rows of `stride` floats, `stride` a whole number of
+            // vectors; each element of a block of weights holds `C_in * R` values; `M_e` is
+            // `channel_blocks` blocks of `R` rows of `stride`. The ISA was detected.
+            unsafe {
+                microkernel::multiply(
+                    isa,
+                    Band {
+                        values: &scratch.input[e * plane..][..channels_in * blocks.stride],
+                        channel_stride: blocks.stride,
+                        taps: &[0],
+                        channels: channels_in,
+                        len: blocks.stride,
+                    },
+                    |b| self.element(tile.channels.start / block + b, e),
+                    &mut scratch.products[e * product_plane..]
+                        [..channel_blocks * block * blocks.stride],
+                )
+            };
+        }
+        // SAFETY: as for `transform_input` above.
+        unsafe { transform_output(geometry, operands, tile, &blocks, scratch, output) };
+    }
 }
 
-/// Writes `V = Bᵀ d B` of every 4x4 input block `d` of the tile into `scratch.transformed`
+/// Writes `V = Bᵀ d B` of every 4x4 input block `d` of the tile into `scratch.input`
 /// (`[16][C_in][stride]`, each plane followed by `CHUNK` floats of slack).
 ///
 /// Block `(i, j)` reads padded rows `2i..2i + 4` and columns `2j..2j + 4`: split into even and
@@ -325,7 +292,7 @@ unsafe fn transform_input(
     let per_row = blocks.per_row;
     let stride = blocks.stride;
     let plane = blocks.plane(channels_in);
-    scratch.transformed.resize(ELEMENTS * plane, 0.0);
+    scratch.input.resize(ELEMENTS * plane, 0.0);
     // Even and odd columns of the band's padded rows, each split once (block rows overlap by two
     // rows), long enough for the last chunk's `j + 1`.
     let half = blocks.per_row_chunks + 1;
@@ -369,7 +336,7 @@ unsafe fn transform_input(
                 for (a, row) in rows.into_iter().enumerate() {
                     for (b, v) in b_transposed(row).into_iter().enumerate() {
                         let at = (4 * a + b) * plane + offset + j;
-                        scratch.transformed[at..at + CHUNK].copy_from_slice(&v);
+                        scratch.input[at..at + CHUNK].copy_from_slice(&v);
                     }
                 }
             }
@@ -389,16 +356,12 @@ unsafe fn transform_output(
     output: OutputPtr,
 ) {
     let per_row = blocks.per_row;
-    let out_w = geometry.out_w;
-    let pixels = geometry.out_pixels();
     let product_plane = scratch.products.len() / ELEMENTS;
     // The two output rows of a block row, as computed: whole chunks of blocks.
     let row_len = 2 * blocks.per_row_chunks;
     scratch.rows.resize(2 * row_len, 0.0);
     let (top_row, bottom_row) = scratch.rows[..2 * row_len].split_at_mut(row_len);
     for (local, channel) in tile.channels.clone().enumerate() {
-        let bias = operands.bias.map_or(0.0, |b| b[channel]);
-        let plane_offset = (tile.image * geometry.channels_out + channel) * pixels;
         for (block_row, i) in blocks.rows.clone().enumerate() {
             let products = &scratch.products[local * blocks.stride + block_row * per_row..];
             for j in (0..per_row).step_by(CHUNK) {
@@ -427,18 +390,8 @@ unsafe fn transform_output(
                 if oy >= tile.rows.end {
                     continue;
                 }
-                let offset = plane_offset + oy * out_w;
-                // SAFETY: row `oy` of this channel's plane belongs to this tile alone (the tiles
-                // of a call partition the output), and lies in the output buffer.
-                let row = unsafe { std::slice::from_raw_parts_mut(output.0.add(offset), out_w) };
-                let residual = operands.residual.map(|r| &r[offset..][..out_w]);
-                direct_conv::finish_row(
-                    row,
-                    &computed[..out_w],
-                    bias,
-                    residual,
-                    operands.apply_relu,
-                );
+                // SAFETY: row `oy` of this channel belongs to this tile.
+                unsafe { output.finish_row(geometry, operands, tile.image, channel, oy, computed) };
             }
         }
     }
