@@ -3,7 +3,7 @@
 # wasm-bindgen into www/pkg/ and shrunk with wasm-opt. Installs what is missing: the wasm32
 # target, the wasm-bindgen CLI matching Cargo.lock (cargo install, minutes, once), and binaryen's
 # wasm-opt: the native one (Debian's `binaryen`, installed with apt when run as root), else npm's
-# JavaScript build (same output, several times slower). Each step prints how long it took.
+# JavaScript build (slower). Each step prints how long it took.
 #   SKIP_WASM_OPT=1  skip wasm-opt (CI does: it saves time, the page works the same)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +14,8 @@ timed() {
     echo "  ($1 ${2:-}: $((SECONDS - start)) s)"
 }
 
-# The native wasm-opt if there is one recent enough (Debian bookworm's 108 gives the same size as
-# npm's 132), installing it when we can; else npm's, which runs under node.
+# The native wasm-opt if there is one (108 or later: Debian bookworm's), installing it when we
+# can; else npm's, which runs under node.
 native_wasm_opt() {
     command -v wasm-opt > /dev/null && [ "$(wasm-opt --version | awk '{print $3}')" -ge 108 ] 2> /dev/null
 }
