@@ -9,12 +9,18 @@
 //! Shares the device and queue burn runs on (registered through `init_with_setup_async`), so
 //! burn's buffers can be bound here; the copy into this view's buffer, queued behind burn's work
 //! on the same queue, keeps a frame's labels valid whatever burn does with its memory next.
+//!
+//! Here, the per-frame work; the pipeline's set-up is in `pipeline.rs`, the picture's read-back
+//! (a download, never per frame) in `readback.rs`.
+
+mod pipeline;
+mod readback;
 
 use burn::backend::wgpu::{WgpuSetup, wgpu};
-use wgpu::util::DeviceExt;
 
 use super::gpu_input::InputPass;
 use crate::preprocess::Normalization;
+use pipeline::ViewPipeline;
 
 /// How the result is shown, as the page's view menu names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,38 +38,6 @@ impl ViewMode {
             "side" => Some(Self::SideBySide),
             _ => None,
         }
-    }
-}
-
-/// The uniform block of `gpu_view.wgsl` (16-byte aligned, as WGSL lays it out).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Params {
-    frame_size: [u32; 2],
-    label_size: [u32; 2],
-    view: u32,
-    alpha: f32,
-    num_classes: u32,
-    pad: u32,
-}
-
-impl Params {
-    fn bytes(&self) -> [u8; 32] {
-        let words = [
-            self.frame_size[0],
-            self.frame_size[1],
-            self.label_size[0],
-            self.label_size[1],
-            self.view,
-            self.alpha.to_bits(),
-            self.num_classes,
-            self.pad,
-        ];
-        let mut bytes = [0; 32];
-        for (chunk, word) in bytes.chunks_exact_mut(4).zip(words) {
-            chunk.copy_from_slice(&word.to_le_bytes());
-        }
-        bytes
     }
 }
 
@@ -105,11 +79,7 @@ pub struct GpuView {
     /// The texture drawn into without a canvas, and for [`GpuView::pixels`].
     offscreen: Option<SizedResource<wgpu::Texture>>,
     format: wgpu::TextureFormat,
-    pipeline: wgpu::RenderPipeline,
-    layout: wgpu::BindGroupLayout,
-    params: wgpu::Buffer,
-    palette: wgpu::Buffer,
-    num_classes: u32,
+    pipeline: ViewPipeline,
     frame: Option<SizedResource<wgpu::Texture>>,
     labels: Option<SizedResource<wgpu::Buffer>>,
     input: InputPass,
@@ -154,97 +124,7 @@ impl GpuView {
             None => (Target::Offscreen, wgpu::TextureFormat::Rgba8Unorm),
         };
         let device = setup.device.clone();
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("gpu view"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("gpu_view.wgsl").into()),
-        });
-        let storage = |binding| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::FRAGMENT,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only: true },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("gpu view"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-                wgpu::BindGroupLayoutEntry {
-                    binding: 1,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Texture {
-                        sample_type: wgpu::TextureSampleType::Float { filterable: false },
-                        view_dimension: wgpu::TextureViewDimension::D2,
-                        multisampled: false,
-                    },
-                    count: None,
-                },
-                storage(2),
-                storage(3),
-            ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("gpu view"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("gpu view"),
-            layout: Some(&pipeline_layout),
-            vertex: wgpu::VertexState {
-                module: &module,
-                entry_point: Some("vs"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            primitive: wgpu::PrimitiveState::default(),
-            depth_stencil: None,
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &module,
-                entry_point: Some("fs"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format,
-                    blend: None,
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
-        let colours: Vec<u8> = palette
-            .iter()
-            .flat_map(|rgb| {
-                [rgb[0], rgb[1], rgb[2], 255]
-                    .map(|c| f32::from(c) / 255.0)
-                    .into_iter()
-                    .flat_map(f32::to_le_bytes)
-            })
-            .collect();
-        let palette_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("palette"),
-            contents: &colours,
-            usage: wgpu::BufferUsages::STORAGE,
-        });
-        let params = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("gpu view params"),
-            size: 32,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let pipeline = ViewPipeline::new(&device, format, palette);
         Ok(Self {
             device,
             queue: setup.queue.clone(),
@@ -253,10 +133,6 @@ impl GpuView {
             offscreen: None,
             format,
             pipeline,
-            layout,
-            params,
-            palette: palette_buffer,
-            num_classes: palette.len() as u32,
             frame: None,
             labels: None,
             input: InputPass::new(&setup.device),
@@ -307,73 +183,6 @@ impl GpuView {
         Ok(())
     }
 
-    /// Draws like [`GpuView::draw`] into this view's own texture and reads the picture back
-    /// (RGBA, row-major): for a download of the result and for tests, never per frame.
-    pub fn pixels(
-        &mut self,
-        labels: LabelBuffer,
-        view: ViewMode,
-        alpha: f32,
-    ) -> Result<impl std::future::Future<Output = Result<Vec<u8>, String>> + use<>, String> {
-        let size = self.canvas_size(view)?;
-        let texture = self.offscreen_texture(size);
-        let commands = self.render(&labels, view, alpha, &texture);
-        let texture = &self.offscreen.as_ref().expect("made above").value;
-        // Rows of a texture-to-buffer copy are padded to 256 bytes.
-        let row = size.0 * 4;
-        let padded_row = row.div_ceil(256) * 256;
-        let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("picture read-back"),
-            size: u64::from(padded_row) * u64::from(size.1),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_texture_to_buffer(
-            texture.as_image_copy(),
-            wgpu::TexelCopyBufferInfo {
-                buffer: &readback,
-                layout: wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(padded_row),
-                    rows_per_image: None,
-                },
-            },
-            wgpu::Extent3d {
-                width: size.0,
-                height: size.1,
-                depth_or_array_layers: 1,
-            },
-        );
-        self.queue.submit([commands, encoder.finish()]);
-        let (sender, receiver) = async_channel::bounded(1);
-        readback
-            .slice(..)
-            .map_async(wgpu::MapMode::Read, move |result| {
-                let _ = sender.try_send(result);
-            });
-        let bgra = self.format == wgpu::TextureFormat::Bgra8Unorm;
-        Ok(async move {
-            receiver
-                .recv()
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("reading the picture back: {e}"))?;
-            let mapped = readback
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| format!("reading the picture back: {e:?}"))?;
-            let mut rgba = Vec::with_capacity((row * size.1) as usize);
-            for line in mapped.chunks_exact(padded_row as usize) {
-                rgba.extend_from_slice(&line[..row as usize]);
-            }
-            if bgra {
-                rgba.chunks_exact_mut(4).for_each(|px| px.swap(0, 2));
-            }
-            Ok(rgba)
-        })
-    }
-
     /// Records the label copy and the render pass of one picture into `target`.
     fn render(
         &mut self,
@@ -394,39 +203,13 @@ impl GpuView {
                 })
             });
         let frame = self.frame.as_ref().expect("checked by canvas_size");
-        let (width, height) = frame.size;
         let frame_view = frame.value.create_view(&Default::default());
-        let params = Params {
-            frame_size: [width, height],
-            label_size: [labels.width, labels.height],
-            view: view as u32,
-            alpha: alpha.clamp(0.0, 1.0),
-            num_classes: self.num_classes,
-            pad: 0,
-        };
-        self.queue.write_buffer(&self.params, 0, &params.bytes());
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("gpu view"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: self.params.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: wgpu::BindingResource::TextureView(&frame_view),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: label_copy.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: self.palette.as_entire_binding(),
-                },
-            ],
-        });
+        let label_size = (labels.width, labels.height);
+        self.pipeline
+            .write_params(&self.queue, frame.size, label_size, view, alpha);
+        let bind_group = self
+            .pipeline
+            .bind_group(&self.device, &frame_view, label_copy);
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -453,7 +236,7 @@ impl GpuView {
                 })],
                 ..Default::default()
             });
-            pass.set_pipeline(&self.pipeline);
+            pass.set_pipeline(&self.pipeline.render);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.draw(0..3, 0..1);
         }

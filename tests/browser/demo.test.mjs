@@ -1,5 +1,5 @@
 // End-to-end tests of the demo page in headless Chromium.
-// Needs: www/pkg (scripts/build-web.sh), target/release/bisenet (cargo build --release),
+// Needs: www/pkg (scripts/build-web.sh), the native CLI (cargo build --release; helpers.mjs's BINARY),
 // /usr/bin/chromium, and for the photo and webcam tests ../shared/data plus ffmpeg.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,10 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, SHARED, hasShared, serve, launch, open, pageLabels, readGrayPng, readPng, scratchDir, cameraClip } from './helpers.mjs';
+import { ROOT, SHARED, BINARY, hasShared, serve, launch, open, pageLabels, readGrayPng, readPng, scratchDir, cameraClip } from './helpers.mjs';
 
 const PHOTO = join(SHARED, 'samples/cityscapes_example.png');
-const BINARY = join(ROOT, 'target/release/bisenet');
 let site;
 
 before(async () => { site = await serve(); });

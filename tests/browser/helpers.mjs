@@ -1,5 +1,6 @@
-// Shared by the browser tests: a static server for the repository, a headless Chromium with
-// the flags that work on these machines, and a minimal PNG reader for 8-bit label maps.
+// Shared by the browser tests and tools/browser's measuring scripts: a static server for the
+// repository, a headless Chromium with the flags that work on these machines, the native CLI's
+// path, and a minimal PNG reader for 8-bit label maps.
 import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
 import { readFile, mkdtemp } from 'node:fs/promises';
@@ -13,6 +14,8 @@ import { chromium } from 'playwright-core';
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const SHARED = resolve(ROOT, '../shared/data');
 export const hasShared = existsSync(SHARED);
+/** The native CLI the page is compared with: `cargo build --release`'s, in `$CARGO_TARGET_DIR` if set. */
+export const BINARY = join(resolve(process.env.CARGO_TARGET_DIR || join(ROOT, 'target')), 'release/bisenet');
 
 const TYPES = {
   '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',

@@ -1,10 +1,10 @@
 // Live camera against bench.html, same run: for each backend and inference size, the page's
 // frame rate on the fake webcam (a 640x480 street clip), then bench.html's at the same size.
 // Not a test: run it by hand,
-//   node tests/browser/measure.mjs [frames] [backend:height,...]
-// e.g. `node tests/browser/measure.mjs 10 cpu:240,cpu:360` (needs www/pkg, /usr/bin/chromium,
+//   node tools/browser/measure.mjs [frames] [backend:height,...]
+// e.g. `node tools/browser/measure.mjs 10 cpu:240,cpu:360` (needs www/pkg, /usr/bin/chromium,
 // ffmpeg and ../shared/data). Prints a Markdown table.
-import { serve, launch, open, cameraClip } from './helpers.mjs';
+import { serve, launch, open, cameraClip } from '../../tests/browser/helpers.mjs';
 
 const frames = Number(process.argv[2] ?? 10);
 const runs = (process.argv[3] ?? 'cpu:240,cpu:360,cpu:720,webgpu:240').split(',').map((r) => r.split(':'));

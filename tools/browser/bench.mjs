@@ -1,10 +1,10 @@
 // Runs www/bench.html in headless Chromium and prints its table. Not a test: run it by hand,
-//   node tests/browser/bench.mjs [frames] [sizes HxW,...] [backends] [weights path from the repo root]
-// e.g. `node tests/browser/bench.mjs 30 240x320,360x640 webgpu,cpu` (the shipped model), or with
+//   node tools/browser/bench.mjs [frames] [sizes HxW,...] [backends] [weights path from the repo root]
+// e.g. `node tools/browser/bench.mjs 30 240x320,360x640 webgpu,cpu` (the shipped model), or with
 // `target/v2.safetensors` made by `bisenet init --arch v2 -o target/v2.safetensors`. The GPU path
 // (webgpu-gpu) draws on a canvas. On a machine with a GPU, CHROMIUM_GPU=1 launches Chromium with
 // its Vulkan WebGPU backend instead of SwiftShader.
-import { serve, launch } from './helpers.mjs';
+import { serve, launch } from '../../tests/browser/helpers.mjs';
 
 const [frames = '10', sizes = '240x320,360x640', backends = 'webgpu,webgpu-gpu,cpu', model] = process.argv.slice(2);
 const site = await serve();
