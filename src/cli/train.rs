@@ -1,13 +1,12 @@
+//! `bisenet train`: its arguments, and the progress display of a run.
+
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bisenet::eval::Metrics;
 use bisenet::model::{Architecture, BackboneKind};
-use bisenet::train::{
-    self, ClassWeighting, InitReport, InitWeights, OhemCrossEntropy, PolySchedule, TrainConfig,
-    TrainObserver,
-};
+use bisenet::train::{self, ClassWeighting, InitReport, InitWeights, TrainConfig, TrainObserver};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar};
 
@@ -36,9 +35,7 @@ pub struct TrainArgs {
     #[arg(long)]
     backbone: Option<BackboneKind>,
     /// Start from this weights file instead of random weights (fine-tuning): a model written
-    /// by `train` or `import`, the shipped one included. Its network is kept; the auxiliary
-    /// heads start fresh when the file has none, and the classifier layers when it predicts
-    /// other classes than the dataset's. Warm-up and schedule start anew.
+    /// by `train` or `import`, the shipped one included.
     #[arg(long, value_name = "FILE")]
     init_weights: Option<PathBuf>,
     /// Training iterations (batches).
@@ -48,72 +45,64 @@ pub struct TrainArgs {
     #[arg(long)]
     epochs: Option<usize>,
     /// Images per step (at least 2: BatchNorm needs more than one sample).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_BATCH_SIZE)]
     batch: usize,
-    /// Crop size, WIDTHxHEIGHT (320x240: at equal compute, more and smaller views beat whole
-    /// 480x360 CamVid frames on the cross-drive split).
-    #[arg(long, default_value = "320x240", value_parser = super::parse_size)]
-    crop: [usize; 2],
-    /// Base learning rate (0.02: twice the paper's 0.01, for a run from scratch; chosen on
-    /// CamVid's cross-drive split, like the class weights and the jitter below).
-    #[arg(long, default_value_t = 0.02)]
+    /// Crop size, WIDTHxHEIGHT.
+    #[arg(long, default_value_t = Crop(TrainConfig::DEFAULT_CROP), value_parser = parse_crop)]
+    crop: Crop,
+    /// Base learning rate.
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_LR)]
     lr: f64,
     /// Warm-up iterations.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_WARMUP)]
     warmup: usize,
     /// Weight decay (an L2 penalty) on the convolution weights; none on BatchNorm's
     /// parameters and biases.
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_WEIGHT_DECAY)]
     weight_decay: f32,
     /// Smallest random scale of the training images (below the crop's size, a crop is padded
     /// with the ignore id).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_MIN_SCALE)]
     min_scale: f32,
     /// Largest random scale of the training images.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_MAX_SCALE)]
     max_scale: f32,
     /// Colour jitter: brightness, contrast and saturation each scaled by 1 ± this.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_JITTER)]
     jitter: f32,
     /// ClassMix probability: how often a crop gets a random half of the classes of another
     /// crop of its batch pasted over it, pixels and labels (0: never).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_CLASS_MIX)]
     class_mix: f32,
     /// Class weights of the loss: uniform, or sqrt-median-frequency (from the training
     /// split's label frequencies; lifts thin and rare classes).
-    #[arg(long, value_enum, default_value = "sqrt-median-frequency")]
+    #[arg(long, value_enum, default_value_t = TrainConfig::DEFAULT_CLASS_WEIGHTING)]
     class_weights: ClassWeighting,
-    /// Take back this much of the class weights' prior from the exported models' logits
-    /// (each class's logit lowered by this times the log of its weight; 0: keep it, 1: take
-    /// it all back). The weighting still teaches the network the thin classes; this stops it
-    /// from painting them over Road and Building on new footage (0.5: chosen on CamVid's
-    /// cross-drive split). Validation scores the corrected model; no effect with uniform
-    /// class weights.
-    #[arg(long, default_value_t = 0.5)]
+    /// Take back this much of the class weights' prior from the validated and written models'
+    /// logits (0: keep it, 1: take it all back; no effect with uniform class weights).
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_PRIOR_CORRECTION)]
     prior_correction: f32,
-    /// OHEM: train on the pixels whose true class has a probability below this (never fewer
-    /// than 1/16 of the labelled pixels, the hardest); 1 trains on every labelled pixel
-    /// (plain cross-entropy).
-    #[arg(long, default_value_t = OhemCrossEntropy::default().probability_threshold)]
+    /// OHEM: train on the pixels whose true class has a probability below this (at least the
+    /// hardest 1/16); 1 trains on every labelled pixel (plain cross-entropy).
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_OHEM_THRESHOLD)]
     ohem_threshold: f32,
     /// Add Lovász-softmax, a loss on each class's IoU, on the main head with this weight (0:
     /// none).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_LOVASZ_WEIGHT)]
     lovasz_weight: f32,
-    /// Also keep an exponential moving average of the weights with this decay (0.999
-    /// averages about the last 1,000 iterations), scored at each validation and written as
-    /// final-ema.safetensors (0: none).
-    #[arg(long, default_value_t = 0.0)]
+    /// Also keep an exponential moving average of the weights with this decay, scored at each
+    /// validation and written as final-ema.safetensors (0: none; 0.999: the last ~1,000 steps).
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_EMA_DECAY)]
     ema_decay: f64,
     /// Seeds the initial weights, the data order and the augmentation: the same seed and
     /// command give the same run, interrupted or not.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_SEED)]
     seed: u64,
     /// Checkpoint every N iterations.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_CHECKPOINT_EVERY)]
     checkpoint_every: usize,
     /// Measure validation mIoU every N iterations.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = TrainConfig::DEFAULT_VALIDATE_EVERY)]
     validate_every: usize,
     /// Run folder: checkpoints, log.jsonl, curves.png, best.safetensors, final.safetensors.
     #[arg(long, default_value = "runs/camvid")]
@@ -155,25 +144,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let (architecture, backbone) = network_choice(&args)?;
     let config = TrainConfig {
-        dataset: args.dataset.name().to_owned(),
-        root: args.root.clone(),
-        train_split: args.split.clone(),
-        val_split: args.val_split.clone(),
         architecture,
         backbone,
-        iterations,
         batch_size: args.batch,
-        crop: args.crop,
-        schedule: PolySchedule {
-            base: args.lr,
-            total: iterations,
-            warmup: args.warmup.min(iterations / 2),
-            warmup_ratio: 0.1,
-            power: 0.9,
-        },
-        momentum: 0.9,
+        crop: args.crop.0,
+        schedule: TrainConfig::schedule(args.lr, args.warmup, iterations),
         weight_decay: args.weight_decay,
-        aux_weight: 1.0,
         class_weighting: args.class_weights,
         prior_correction: args.prior_correction,
         scale_range: (args.min_scale, args.max_scale),
@@ -186,6 +162,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         checkpoint_every: args.checkpoint_every.max(1),
         validate_every: args.validate_every.max(1),
         init_weights: args.init_weights.clone(),
+        ..TrainConfig::new(
+            args.dataset.name(),
+            &args.root,
+            &args.split,
+            &args.val_split,
+            iterations,
+        )
     };
     let mut progress = Progress::new(iterations);
     progress.resuming = args.resume.then(|| args.out.clone());
@@ -253,7 +236,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
 }
 
 /// The network to train: --arch and --backbone where given, else those of the run being
-/// resumed, else those of the --init-weights file, else V1 on Xception39.
+/// resumed, else those of the --init-weights file, else the recipe's.
 fn network_choice(args: &TrainArgs) -> Result<(Architecture, BackboneKind)> {
     let checkpoint = match args.resume {
         true => train::checkpoint::latest(&args.out)
@@ -270,7 +253,7 @@ fn network_choice(args: &TrainArgs) -> Result<(Architecture, BackboneKind)> {
             let network = InitWeights::read(path)?.info.config();
             Some((
                 network.architecture(),
-                network.backbone().unwrap_or(BackboneKind::Xception39),
+                network.backbone().unwrap_or(TrainConfig::DEFAULT_BACKBONE),
             ))
         }
         (None, None) => None,
@@ -279,12 +262,27 @@ fn network_choice(args: &TrainArgs) -> Result<(Architecture, BackboneKind)> {
         .arch
         .map(super::ArchArg::architecture)
         .or(fallback.map(|(architecture, _)| architecture))
-        .unwrap_or_default();
+        .unwrap_or(TrainConfig::DEFAULT_ARCHITECTURE);
     let backbone = args
         .backbone
         .or(fallback.map(|(_, backbone)| backbone))
-        .unwrap_or(BackboneKind::Xception39);
+        .unwrap_or(TrainConfig::DEFAULT_BACKBONE);
     Ok((architecture, backbone))
+}
+
+/// A crop size as the command line writes it, WIDTHxHEIGHT; holds `[height, width]`.
+#[derive(Debug, Clone, Copy)]
+struct Crop([usize; 2]);
+
+impl std::fmt::Display for Crop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [height, width] = self.0;
+        write!(f, "{width}x{height}")
+    }
+}
+
+fn parse_crop(spec: &str) -> Result<Crop, String> {
+    super::parse_size(spec).map(Crop)
 }
 
 struct Progress {

@@ -75,9 +75,8 @@ pub fn sqrt_median_frequency(counts: &[u64]) -> Vec<f32> {
 /// trained network's logits are an unweighted network's plus `ln(w_c)` (the prior shift of
 /// Menon et al., *Long-tail learning via logit adjustment*, ICLR 2021). The weighting teaches
 /// the features the thin classes, but on a drive the model has not seen its prior shows as rare
-/// classes painted over common ones: on CamVid's held-out drive a weighted model labelled six
-/// times as many pixels Fence as there are, and 2.6 times as many Sidewalk, most of them Road.
-/// Strength 1 takes the prior back entirely, 0 keeps it.
+/// classes (Fence, Sidewalk) painted over common ones (Road). Strength 1 takes the prior back
+/// entirely, 0 keeps it.
 pub fn prior_correction_offsets(weights: &[f32], strength: f32) -> Vec<f32> {
     // ln(1 / w) rather than -ln(w): a weight of 1 then gives +0, not -0.
     weights.iter().map(|w| strength * w.recip().ln()).collect()

@@ -8,6 +8,7 @@ use std::path::Path;
 use burn::prelude::*;
 
 use super::checkpoint::{self, TrainState};
+use super::run_files::io_error;
 use super::{TrainConfig, TrainError, prior_correction_offsets};
 use crate::data::Dataset;
 use crate::eval::Metrics;
@@ -137,7 +138,7 @@ pub fn export_checkpoint(
     let fresh = network.init(&Device::flex());
     let loaded = if average {
         checkpoint::load_ema(checkpoint, fresh)
-            .map_err(super::io_error(checkpoint))?
+            .map_err(io_error(checkpoint))?
             .ok_or_else(|| {
                 TrainError::Config(format!(
                     "{} keeps no moving average of the weights (the run trained without \
@@ -146,7 +147,7 @@ pub fn export_checkpoint(
                 ))
             })?
     } else {
-        checkpoint::load_weights(checkpoint, fresh).map_err(super::io_error(checkpoint))?
+        checkpoint::load_weights(checkpoint, fresh).map_err(io_error(checkpoint))?
     };
     let class_weights = config.class_weighting.weights(train_set)?;
     let offsets = logit_offsets(config, class_weights.as_deref());
