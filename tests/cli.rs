@@ -2,13 +2,13 @@
 
 mod common;
 
-use common::{bisenet, shared_data, stderr, stdout, write_rgb};
+use common::{bisenet, bisenet_err, bisenet_ok, shared_data, stderr, stdout, write_rgb};
 use std::path::Path;
 use std::process::Command;
 
 fn init_model(dir: &Path) -> String {
     let weights = dir.join("model.safetensors");
-    let out = bisenet(&[
+    bisenet_ok(&[
         "init",
         "--backbone",
         "xception39",
@@ -17,7 +17,6 @@ fn init_model(dir: &Path) -> String {
         "-o",
         weights.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     weights.to_str().unwrap().to_owned()
 }
 
@@ -36,7 +35,7 @@ fn segment_writes_labels_color_and_overlay_for_every_image_format() {
 
     for kind in ["labels", "color", "overlay"] {
         let out_dir = dir.path().join(kind);
-        let out = bisenet(&[
+        let out = bisenet_ok(&[
             "segment",
             inputs.to_str().unwrap(),
             "--weights",
@@ -46,7 +45,6 @@ fn segment_writes_labels_color_and_overlay_for_every_image_format() {
             "-o",
             out_dir.to_str().unwrap(),
         ]);
-        assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains("wrote 5 of 5"), "{}", stdout(&out));
         for stem in ["rgb", "rgba", "gray", "deep", "photo"] {
             let written = image::open(out_dir.join(format!("{stem}.png"))).unwrap();
@@ -69,7 +67,7 @@ fn segment_at_a_smaller_size_still_writes_labels_at_image_size() {
     let weights = init_model(dir.path());
     let input = dir.path().join("a.png");
     write_rgb(&input, 120, 80);
-    let out = bisenet(&[
+    bisenet_ok(&[
         "segment",
         input.to_str().unwrap(),
         "--weights",
@@ -81,7 +79,6 @@ fn segment_at_a_smaller_size_still_writes_labels_at_image_size() {
         "-o",
         dir.path().join("out").to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let labels = image::open(dir.path().join("out/a.png")).unwrap();
     assert_eq!((labels.width(), labels.height()), (120, 80));
 }
@@ -93,12 +90,12 @@ fn segment_with_flip_and_scales_writes_labels_at_image_size_and_refuses_bad_scal
     let input = dir.path().join("a.png");
     write_rgb(&input, 120, 80);
     let out_dir = dir.path().join("out");
-    let segment = |scales: &str| {
-        bisenet(&[
+    let args = |scales: &'static str| {
+        [
             "segment",
             input.to_str().unwrap(),
             "--weights",
-            &weights,
+            weights.as_str(),
             "--flip",
             "--scales",
             scales,
@@ -108,20 +105,14 @@ fn segment_with_flip_and_scales_writes_labels_at_image_size_and_refuses_bad_scal
             "labels",
             "-o",
             out_dir.to_str().unwrap(),
-        ])
+        ]
     };
-    let out = segment("0.5,1.0,1.5");
-    assert!(out.status.success(), "{}", stderr(&out));
+    bisenet_ok(&args("0.5,1.0,1.5"));
     let labels = image::open(out_dir.join("a.png")).unwrap();
     assert_eq!((labels.width(), labels.height()), (120, 80));
 
-    let out = segment("1.0,9");
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("--scales") && stderr(&out).contains("between 0.1 and 4"),
-        "{}",
-        stderr(&out)
-    );
+    let err = bisenet_err(&args("1.0,9"), "--scales");
+    assert!(err.contains("between 0.1 and 4"), "{err}");
 }
 
 #[test]
@@ -166,18 +157,16 @@ fn bad_images_are_reported_by_name_skipped_and_fail_the_run() {
     // A folder without images names itself and what is searched for.
     let no_images = dir.path().join("no-images");
     std::fs::create_dir(&no_images).unwrap();
-    let out = bisenet(&[
-        "segment",
-        "--weights",
-        &weights,
-        no_images.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(
-        err.contains("no images found in") && err.contains("no-images") && err.contains(".png"),
-        "{err}"
+    let err = bisenet_err(
+        &[
+            "segment",
+            "--weights",
+            &weights,
+            no_images.to_str().unwrap(),
+        ],
+        "no images found in",
     );
+    assert!(err.contains("no-images") && err.contains(".png"), "{err}");
 }
 
 #[test]
@@ -201,11 +190,7 @@ fn bad_weights_give_clear_errors() {
             vec!["info", "--weights", file],
             vec!["segment", image_path.to_str().unwrap(), "--weights", file],
         ] {
-            let out = bisenet(&command);
-            assert!(!out.status.success());
-            let err = stderr(&out);
-            assert!(err.contains(expected), "{command:?}: {err}");
-            assert!(!err.contains("panicked"), "{err}");
+            let err = bisenet_err(&command, expected);
             // The operating system's reason is given once, not repeated by each error layer.
             assert!(err.matches("os error").count() <= 1, "{err}");
         }
@@ -216,9 +201,7 @@ fn bad_weights_give_clear_errors() {
 fn info_describes_the_model() {
     let dir = tempfile::tempdir().unwrap();
     let weights = init_model(dir.path());
-    let out = bisenet(&["info", "--weights", &weights]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = stdout(&bisenet_ok(&["info", "--weights", &weights]));
     for expected in [
         "bisenet-v1",
         "xception39",
@@ -235,24 +218,24 @@ fn init_refuses_bad_class_specs() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("m.safetensors");
     for spec in ["0", "300", "nonexistent.json"] {
-        let out = bisenet(&["init", "--classes", spec, "-o", out_path.to_str().unwrap()]);
-        assert!(!out.status.success(), "{spec}");
-        assert!(
-            stderr(&out).contains(&format!("--classes {spec}")),
-            "{}",
-            stderr(&out)
+        bisenet_err(
+            &["init", "--classes", spec, "-o", out_path.to_str().unwrap()],
+            &format!("--classes {spec}"),
         );
     }
     assert!(!out_path.exists());
 }
 
 #[test]
+#[cfg_attr(
+    not(shared_data),
+    ignore = "needs ../shared/data (the project's CamVid copy and sample media)"
+)]
 fn segment_the_shared_street_photo() {
-    let Some(shared) = shared_data() else { return };
     let dir = tempfile::tempdir().unwrap();
     let weights = init_model(dir.path());
-    let photo = shared.join("samples/cityscapes_example.png");
-    let out = bisenet(&[
+    let photo = shared_data().join("samples/cityscapes_example.png");
+    bisenet_ok(&[
         "segment",
         photo.to_str().unwrap(),
         "--weights",
@@ -262,7 +245,6 @@ fn segment_the_shared_street_photo() {
         "-o",
         dir.path().join("out").to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let labels = image::open(dir.path().join("out/cityscapes_example.png")).unwrap();
     assert_eq!((labels.width(), labels.height()), (2048, 1024));
 }
@@ -303,7 +285,7 @@ fn gpu_backend_without_a_gpu_is_a_clear_error() {
 fn bench_times_every_stage_and_writes_comparable_json() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("bench.json");
-    let out = bisenet(&[
+    let out = bisenet_ok(&[
         "bench",
         "--backbone",
         "xception39",
@@ -322,7 +304,6 @@ fn bench_times_every_stage_and_writes_comparable_json() {
         "--json",
         json_path.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("training step: flex xception39 batch 2 at 64x64, Lovász weight 0.5"),
         "{}",
@@ -358,12 +339,11 @@ fn bench_times_every_stage_and_writes_comparable_json() {
     assert_eq!(train["lovasz_weight"], 0.5);
     assert!(train["step_ms"]["median"].as_f64().unwrap() > 0.0);
 
-    let bad = bisenet(&["bench", "--sizes", "360"]);
-    assert!(!bad.status.success());
-    assert!(stderr(&bad).contains("HEIGHTxWIDTH"), "{}", stderr(&bad));
-    let bad = bisenet(&["bench", "--classes", "0", "--train-batch", "2"]);
-    assert!(!bad.status.success());
-    assert!(stderr(&bad).contains("--classes 0"), "{}", stderr(&bad));
+    bisenet_err(&["bench", "--sizes", "360"], "HEIGHTxWIDTH");
+    bisenet_err(
+        &["bench", "--classes", "0", "--train-batch", "2"],
+        "--classes 0",
+    );
 }
 
 /// A BiSeNet V2 file says what it is, and every command takes it without being told:
@@ -374,12 +354,10 @@ fn bisenet_v2_runs_through_every_command() {
     let dir = tempfile::tempdir().unwrap();
     let weights = dir.path().join("v2.safetensors");
     let weights = weights.to_str().unwrap();
-    let out = bisenet(&["init", "--arch", "v2", "--classes", "camvid", "-o", weights]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = bisenet_ok(&["init", "--arch", "v2", "--classes", "camvid", "-o", weights]);
     assert!(stdout(&out).contains("BiSeNet V2"), "{}", stdout(&out));
 
-    let out = bisenet(&["info", "--weights", weights]);
-    let text = stdout(&out);
+    let text = stdout(&bisenet_ok(&["info", "--weights", weights]));
     assert!(text.contains("bisenet-v2"), "{text}");
     // 3,358,627 at 19 classes, less 8 classes of the 1024-channel classifier (1024 + 1 each).
     assert!(
@@ -391,7 +369,7 @@ fn bisenet_v2_runs_through_every_command() {
     let image = dir.path().join("street.png");
     write_rgb(&image, 90, 70);
     let labels = dir.path().join("labels");
-    let out = bisenet(&[
+    bisenet_ok(&[
         "segment",
         image.to_str().unwrap(),
         "--weights",
@@ -401,20 +379,18 @@ fn bisenet_v2_runs_through_every_command() {
         "-o",
         labels.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let written = image::open(labels.join("street.png")).unwrap();
     assert_eq!((written.width(), written.height()), (90, 70));
 
-    let out = bisenet(&[
+    let out = bisenet_ok(&[
         "bench", "--arch", "v2", "--sizes", "64x96", "--iters", "1", "--warmup", "0",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("bisenet-v2"), "{}", stdout(&out));
 
     let data = dir.path().join("data");
     common::folder_dataset(&data, 4, 64, 48);
     let run = dir.path().join("run");
-    let out = bisenet(&[
+    bisenet_ok(&[
         "train",
         "--arch",
         "v2",
@@ -437,11 +413,10 @@ fn bisenet_v2_runs_through_every_command() {
         "--out",
         run.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let best = run.join("best.safetensors");
-    let out = bisenet(&["info", "--weights", best.to_str().unwrap()]);
+    let out = bisenet_ok(&["info", "--weights", best.to_str().unwrap()]);
     assert!(stdout(&out).contains("bisenet-v2"), "{}", stdout(&out));
-    let out = bisenet(&[
+    let out = bisenet_ok(&[
         "eval",
         "--dataset",
         "folder",
@@ -452,12 +427,11 @@ fn bisenet_v2_runs_through_every_command() {
         "--weights",
         best.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("mIoU"), "{}", stdout(&out));
 
     let checkpoint = common::fixture("bisenetv2.pth");
     let imported = dir.path().join("imported.safetensors");
-    let out = bisenet(&[
+    let out = bisenet_ok(&[
         "import",
         checkpoint.to_str().unwrap(),
         "--classes",
@@ -465,7 +439,6 @@ fn bisenet_v2_runs_through_every_command() {
         "-o",
         imported.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("BiSeNet V2 (width 0.0625)"),
         "{}",

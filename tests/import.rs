@@ -15,7 +15,7 @@ use bisenet::model::Network;
 use bisenet::preprocess::Normalization;
 use bisenet::weights::{self, WeightsError};
 use burn::prelude::*;
-use common::{bisenet, fixture, read_tensor, stderr, stdout};
+use common::{bisenet_err, bisenet_ok, fixture, read_tensor, stderr, stdout};
 
 fn camvid_options() -> ImportOptions {
     ImportOptions {
@@ -157,7 +157,7 @@ fn wrong_class_count_and_non_checkpoints_are_refused() {
 fn cli_import_writes_a_file_that_runs_like_pytorch() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("imported.safetensors");
-    let out = bisenet(&[
+    let out = bisenet_ok(&[
         "import",
         fixture("resnet18_wrapped.pth").to_str().unwrap(),
         "--classes",
@@ -170,7 +170,6 @@ fn cli_import_writes_a_file_that_runs_like_pytorch() {
         "-o",
         output.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("BiSeNet V1 (resnet18) (width 0.0625)"));
 
     let loaded = weights::load(&output, &Device::flex()).unwrap();
@@ -183,21 +182,22 @@ fn cli_import_writes_a_file_that_runs_like_pytorch() {
         "64x64",
     );
 
-    let info = bisenet(&["info", "--weights", output.to_str().unwrap()]);
+    let info = bisenet_ok(&["info", "--weights", output.to_str().unwrap()]);
     assert!(stdout(&info).contains("rounded up to multiples of 32"));
 
     // A checkpoint that does not fit leaves nothing behind.
     let refused = dir.path().join("refused.safetensors");
-    let out = bisenet(&[
-        "import",
-        fixture("broken.pth").to_str().unwrap(),
-        "--classes",
-        "camvid",
-        "-o",
-        refused.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("missing tensors"), "{}", stderr(&out));
+    bisenet_err(
+        &[
+            "import",
+            fixture("broken.pth").to_str().unwrap(),
+            "--classes",
+            "camvid",
+            "-o",
+            refused.to_str().unwrap(),
+        ],
+        "missing tensors",
+    );
     assert!(!refused.exists());
 }
 

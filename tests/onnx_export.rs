@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{bisenet, fixture, stderr, write_rgb};
+use common::{bisenet_ok, fixture, stderr, write_rgb};
 
 const EXPORT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -72,7 +72,7 @@ fn agreement(weights: &Path, dir: &Path) -> f64 {
     let theirs = std::fs::read(&labels_raw).unwrap();
 
     let labels_dir = dir.join("labels");
-    let out = bisenet(&[
+    bisenet_ok(&[
         "segment",
         image.to_str().unwrap(),
         "--weights",
@@ -82,7 +82,6 @@ fn agreement(weights: &Path, dir: &Path) -> f64 {
         "-o",
         labels_dir.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let ours = image::open(labels_dir.join("pattern.png"))
         .unwrap()
         .to_luma8()
@@ -108,7 +107,7 @@ fn onnx_runtime_labels_match_the_cli_for_v1_and_v2() {
     for checkpoint in ["bisenetv2.pth", "bisenetv2_shuffle.pth"] {
         let weights = dir.path().join(checkpoint).with_extension("safetensors");
         let path = fixture(checkpoint);
-        let out = bisenet(&[
+        bisenet_ok(&[
             "import",
             path.to_str().unwrap(),
             "--classes",
@@ -118,7 +117,6 @@ fn onnx_runtime_labels_match_the_cli_for_v1_and_v2() {
             "-o",
             weights.to_str().unwrap(),
         ]);
-        assert!(out.status.success(), "{}", stderr(&out));
         let v2 = agreement(&weights, dir.path());
         println!(
             "V2 ({checkpoint}, imported): {:.3} % of pixels agree",

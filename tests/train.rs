@@ -1,4 +1,5 @@
-//! Training: the loss, the schedule, and a run killed with SIGKILL that resumes exactly.
+//! Training: the class weights, the schedule, and a run killed with SIGKILL that resumes exactly
+//! (the loss's unit tests are beside it, in `src/train/loss.rs` and `src/train/lovasz.rs`).
 
 mod common;
 
@@ -6,155 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bisenet::train::{OhemCrossEntropy, PolySchedule, lovasz_softmax, sqrt_median_frequency};
+use bisenet::train::{PolySchedule, sqrt_median_frequency};
 use burn::prelude::*;
-use burn::tensor::Distribution;
-use common::{bisenet, stderr, stdout};
-
-#[test]
-fn ohem_keeps_hard_pixels_and_ignores_void() {
-    let device = Device::flex();
-    // 2 classes, 4 pixels: two confident-right, one confident-wrong, one void (label 9).
-    let logits = Tensor::<1>::from_floats([5.0, 5.0, -5.0, 0.0, -5.0, -5.0, 5.0, 0.0], &device)
-        .reshape([1, 2, 2, 2]);
-    let labels = Tensor::<1, Int>::from_ints([0, 0, 0, 9], &device).reshape([1, 2, 2]);
-    let loss: f32 = OhemCrossEntropy::default()
-        .forward(logits, labels)
-        .into_scalar();
-    // Only the wrong pixel (p = sigmoid(-10)) is hard: loss = -ln(sigmoid(-10)).
-    let expected = (1.0f32 + 10f32.exp()).ln();
-    assert!((loss - expected).abs() < 1e-3, "{loss} vs {expected}");
-}
-
-#[test]
-fn ohem_keeps_at_least_a_sixteenth_when_everything_is_easy() {
-    let device = Device::flex();
-    let logits = Tensor::<4>::zeros([1, 2, 8, 8], &device).slice_assign(
-        [0..1, 0..1, 0..8, 0..8],
-        Tensor::<4>::ones([1, 1, 8, 8], &device).mul_scalar(3.0),
-    );
-    let labels = Tensor::<3, Int>::zeros([1, 8, 8], &device);
-    let loss: f32 = OhemCrossEntropy::default()
-        .forward(logits, labels)
-        .into_scalar();
-    // Every pixel has p = sigmoid(3) > 0.7 (easy); the 4 kept all have loss ln(1 + e^-3).
-    assert!(
-        (loss - (1.0f32 + (-3f32).exp()).ln()).abs() < 1e-4,
-        "{loss}"
-    );
-}
-
-/// A threshold of 1 is plain cross-entropy: the mean over every labelled pixel, the easy ones
-/// and one whose loss rounds to 0 included.
-#[test]
-fn ohem_threshold_one_trains_on_every_labelled_pixel() {
-    let device = Device::flex();
-    // 2 classes, 4 pixels: easy (margin 3), certain (margin 40: p rounds to 1, loss 0), hard
-    // (margin -2), void.
-    let logits = Tensor::<1>::from_floats([3.0, 40.0, -2.0, 0.0, 0.0, 0.0, 0.0, 0.0], &device)
-        .reshape([1, 2, 2, 2]);
-    let labels = Tensor::<1, Int>::from_ints([0, 0, 0, 9], &device).reshape([1, 2, 2]);
-    let loss: f32 = OhemCrossEntropy {
-        probability_threshold: 1.0,
-        ..OhemCrossEntropy::default()
-    }
-    .forward(logits, labels)
-    .into_scalar();
-    let nll = |margin: f32| (1.0f32 + (-margin).exp()).ln();
-    let expected = (nll(3.0) + nll(40.0) + nll(-2.0)) / 3.0;
-    assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
-}
-
-#[test]
-fn all_void_batch_has_zero_loss() {
-    let device = Device::flex();
-    let logits = Tensor::<4>::ones([1, 3, 4, 4], &device);
-    let labels = Tensor::<3, Int>::full([1, 4, 4], 255, &device);
-    let loss: f32 = OhemCrossEntropy::default()
-        .forward(logits, labels)
-        .into_scalar();
-    assert_eq!(loss, 0.0);
-}
-
-/// Class weights make the loss a weighted mean over the kept pixels: equal weights change
-/// nothing, and weighting one class pulls the loss toward that class's pixels.
-#[test]
-fn class_weights_give_a_weighted_mean_of_the_kept_pixels() {
-    let device = Device::flex();
-    // 2 classes, 2 pixels, both hard: pixel 0 (class 0) has p = sigmoid(-1), pixel 1 (class 1)
-    // has p = sigmoid(-3).
-    let logits = || Tensor::<1>::from_floats([-1.0, 3.0, 0.0, 0.0], &device).reshape([1, 2, 1, 2]);
-    let labels = || Tensor::<1, Int>::from_ints([0, 1], &device).reshape([1, 1, 2]);
-    let loss = |weights: Option<Vec<f32>>| -> f32 {
-        OhemCrossEntropy {
-            class_weights: weights,
-            ..OhemCrossEntropy::default()
-        }
-        .forward(logits(), labels())
-        .into_scalar()
-    };
-    let nll = |margin: f32| (1.0f32 + margin.exp()).ln();
-    let (l0, l1) = (nll(1.0), nll(3.0));
-    assert!((loss(None) - (l0 + l1) / 2.0).abs() < 1e-5);
-    assert!((loss(Some(vec![2.0, 2.0])) - loss(None)).abs() < 1e-5);
-    let weighted = loss(Some(vec![3.0, 1.0]));
-    assert!(
-        (weighted - (3.0 * l0 + l1) / 4.0).abs() < 1e-5,
-        "{weighted}"
-    );
-}
-
-/// On hard predictions (every error 0 or 1) Lovász-softmax is exactly the mean, over the
-/// classes present in the labels, of 1 − IoU; void pixels and absent classes do not count.
-#[test]
-fn lovasz_softmax_is_one_minus_iou_on_hard_predictions() {
-    let device = Device::flex();
-    // 3 classes, 2 images of 2x3 pixels; 9 is void. Class 2 is predicted but never labelled.
-    let labels = [0, 0, 1, 1, 9, 0, 1, 1, 0, 9, 0, 0];
-    let predicted = [0, 1, 1, 2, 2, 0, 1, 0, 0, 1, 2, 0];
-    let mut logits = vec![0.0f32; 2 * 3 * 6];
-    for (pixel, &class) in predicted.iter().enumerate() {
-        let (image, offset) = (pixel / 6, pixel % 6);
-        logits[(image * 3 + class) * 6 + offset] = 40.0;
-    }
-    let logits = Tensor::<1>::from_floats(logits.as_slice(), &device).reshape([2, 3, 2, 3]);
-    let labels = Tensor::<1, Int>::from_ints(labels, &device).reshape([2, 2, 3]);
-    let loss: f32 = lovasz_softmax(logits, labels).into_scalar();
-    // Over the 10 labelled pixels: class 0 is labelled at 6, predicted at 4 of them and at 1
-    // other (IoU 4/7); class 1 is labelled at 4, predicted at 2 of them and at 1 other
-    // (IoU 2/5).
-    let expected = ((1.0 - 4.0 / 7.0) + (1.0 - 2.0 / 5.0)) / 2.0;
-    assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
-}
-
-/// Lovász-softmax's gradient lowers it, and never reaches a void pixel.
-#[test]
-fn lovasz_softmax_gradient_descends_and_ignores_void() {
-    let device = Device::flex().autodiff();
-    let logits = Tensor::<4>::random([2, 4, 6, 5], Distribution::Normal(0.0, 1.0), &device);
-    let labels = Tensor::<4, Int>::random([2, 1, 6, 5], Distribution::Uniform(0.0, 4.0), &device)
-        .reshape([2, 6, 5])
-        .slice_assign([0..1, 0..1, 0..5], Tensor::full([1, 1, 5], 255, &device));
-    let loss_at =
-        |logits: Tensor<4>| -> f32 { lovasz_softmax(logits, labels.clone()).into_scalar() };
-    let logits = logits.require_grad();
-    let loss = lovasz_softmax(logits.clone(), labels.clone());
-    let gradients = loss.backward();
-    let gradient = logits.grad(&gradients).expect("a gradient for the logits");
-    let void_row: f32 = gradient
-        .clone()
-        .slice([0..1, 0..4, 0..1, 0..5])
-        .abs()
-        .sum()
-        .into_scalar();
-    assert_eq!(void_row, 0.0, "void pixels get no gradient");
-    let before = loss_at(logits.clone().detach());
-    let after = loss_at(logits.detach() - Tensor::from_inner(gradient).mul_scalar(20.0));
-    assert!(
-        after < before - 1e-3,
-        "a gradient step lowers the loss: {before} -> {after}"
-    );
-}
+use common::{bisenet_err, bisenet_ok, stderr, stdout};
 
 #[test]
 fn sqrt_median_frequency_lifts_rare_classes() {
@@ -270,8 +125,7 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
     common::folder_dataset(dir.path(), 4, 64, 48);
     let root = dir.path().to_str().unwrap();
     let reference = dir.path().join("reference");
-    let out = bisenet(&train_args(root, reference.to_str().unwrap(), "12"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = bisenet_ok(&train_args(root, reference.to_str().unwrap(), "12"));
     assert!(
         !stderr(&out).contains("training images too"),
         "{}",
@@ -303,14 +157,11 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
     assert!(at_kill < 12, "the run finished before it could be killed");
 
     // Resuming without --resume is refused: nothing is overwritten.
-    let out = bisenet(&train_args(root, killed_str, "12"));
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
+    bisenet_err(&train_args(root, killed_str, "12"), "--resume");
 
     let mut args = train_args(root, killed_str, "12");
     args.push("--resume");
-    let out = bisenet(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    bisenet_ok(&args);
     assert_eq!(checkpoint_iteration(&killed), Some(12));
     assert_eq!(
         losses(&killed),
@@ -325,11 +176,10 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
     // Keeping the weights' moving average does not change the training: without it the run
     // takes the same steps.
     let plain = dir.path().join("plain");
-    let out = bisenet(&unset(
+    bisenet_ok(&unset(
         train_args(root, plain.to_str().unwrap(), "12"),
         "--ema-decay",
     ));
-    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(losses(&plain), losses(&reference));
     assert!(!plain.join("final-ema.safetensors").exists());
     // The average resumes exactly too, and it is not the last weights.
@@ -343,8 +193,7 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
     assert_eq!(ema_decay(&final_ema), 0.9);
     assert!(ema_decay(&final_model).is_null());
     std::fs::remove_file(&killed_final).unwrap();
-    let out = bisenet(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = bisenet_ok(&args);
     assert!(
         stdout(&out).contains("final.safetensors"),
         "{}",
@@ -356,20 +205,17 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
     // checkpoints, and resumes exactly too.
     let limited = dir.path().join("limited");
     let limited_str = limited.to_str().unwrap();
-    let out = bisenet(&set(
+    let said = stdout(&bisenet_ok(&set(
         train_args(root, limited_str, "12"),
         "--time-limit",
         "0.00001",
-    ));
-    assert!(out.status.success(), "{}", stderr(&out));
-    let said = stdout(&out);
+    )));
     assert!(said.contains("stopped at iteration 1 of 12"), "{said}");
     assert!(said.contains("--resume"), "{said}");
     assert_eq!(checkpoint_iteration(&limited), Some(1));
     let mut args = train_args(root, limited_str, "12");
     args.push("--resume");
-    let out = bisenet(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    bisenet_ok(&args);
     assert_eq!(
         losses(&limited),
         losses(&reference),
@@ -385,12 +231,11 @@ fn a_validation_split_of_training_images_is_flagged() {
     common::folder_dataset(dir.path(), 4, 64, 48);
     let root = dir.path().to_str().unwrap();
     let run = dir.path().join("run");
-    let out = bisenet(&set(
+    let out = bisenet_ok(&set(
         train_args(root, run.to_str().unwrap(), "2"),
         "--val-split",
         "train",
     ));
-    assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("4 of the 4 images of --val-split train are training images too"),
         "{}",
@@ -402,8 +247,7 @@ fn a_validation_split_of_training_images_is_flagged() {
         stdout(&out)
     );
     let weights = run.join("best.safetensors");
-    let out = bisenet(&["info", "--weights", weights.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = bisenet_ok(&["info", "--weights", weights.to_str().unwrap()]);
     assert!(
         stdout(&out).contains("train_images_also_in_training")
             && stdout(&out).contains("training_images: 4 images"),
@@ -415,7 +259,7 @@ fn a_validation_split_of_training_images_is_flagged() {
     // on the other split (same file names, other folder) it does not.
     let eval = |split: &str| {
         let json = dir.path().join(format!("{split}.json"));
-        let out = bisenet(&[
+        let out = bisenet_ok(&[
             "eval",
             "--dataset",
             "folder",
@@ -428,7 +272,6 @@ fn a_validation_split_of_training_images_is_flagged() {
             "--json",
             json.to_str().unwrap(),
         ]);
-        assert!(out.status.success(), "{}", stderr(&out));
         let report: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
         (stdout(&out), report["images_in_training"].clone())
@@ -453,14 +296,10 @@ fn a_run_starts_from_a_weights_file() {
     let dir = tempfile::tempdir().unwrap();
     common::folder_dataset(dir.path(), 4, 64, 48);
     let root = dir.path().to_str().unwrap();
-    let run = |name: &str, args: Vec<&str>| {
-        let out = bisenet(&args);
-        assert!(out.status.success(), "{name}: {}", stderr(&out));
-        stderr(&out)
-    };
+    let run = |args: Vec<&str>| stderr(&bisenet_ok(&args));
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
     let (pretrained, tuned) = (path("pretrained"), path("tuned"));
-    run("pretrained", train_args(root, &pretrained, "4"));
+    run(train_args(root, &pretrained, "4"));
     let init = path("init.safetensors");
     std::fs::copy(dir.path().join("pretrained/final.safetensors"), &init).unwrap();
 
@@ -473,7 +312,7 @@ fn a_run_starts_from_a_weights_file() {
         let args = set(args, "--lr", "1e-12");
         set(args, "--init-weights", &init)
     };
-    let said = run("tuned", tuned_args("2"));
+    let said = run(tuned_args("2"));
     assert!(
         said.contains("started from") && said.contains("starting fresh: the auxiliary heads"),
         "{said}"
@@ -483,11 +322,7 @@ fn a_run_starts_from_a_weights_file() {
     assert!(same > 100 && reshaped.is_empty(), "{same} {reshaped:?}");
 
     // Its models list the images of both runs (the file's split and its own).
-    let info = |weights: &str| {
-        let out = bisenet(&["info", "--weights", weights]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        stdout(&out)
-    };
+    let info = |weights: &str| stdout(&bisenet_ok(&["info", "--weights", weights]));
     let said = info(&tuned_model);
     assert!(said.contains("training_images: 8 images"), "{said}");
     assert!(said.contains("init_weights"), "{said}");
@@ -496,7 +331,7 @@ fn a_run_starts_from_a_weights_file() {
     std::fs::remove_file(&init).unwrap();
     let mut args = tuned_args("4");
     args.push("--resume");
-    let said = run("tuned, resumed", args);
+    let said = run(args);
     assert!(said.contains("resumed at iteration 2"), "{said}");
     assert!(info(&tuned_model).contains("training_images: 8 images"));
 
@@ -516,10 +351,7 @@ fn a_run_starts_from_a_weights_file() {
         "--backbone",
     );
     let args = set(args, "--lr", "1e-12");
-    let said = run(
-        "other classes",
-        set(args, "--init-weights", &pretrained_model),
-    );
+    let said = run(set(args, "--init-weights", &pretrained_model));
     assert!(
         said.contains("2 classifier tensors (the file predicts 2 classes, this dataset has 3)"),
         "{said}"
@@ -536,13 +368,7 @@ fn a_run_starts_from_a_weights_file() {
 
     // What cannot start a run is refused, naming the file and the problem.
     let refused = |args: Vec<&str>, expected: &str| {
-        let out = bisenet(&args);
-        assert!(!out.status.success(), "{expected}");
-        assert!(
-            stderr(&out).contains(expected),
-            "{expected}: {}",
-            stderr(&out)
-        );
+        bisenet_err(&args, expected);
     };
     let elsewhere = path("refused");
     let with_init = |file| set(train_args(root, &elsewhere, "2"), "--init-weights", file);
@@ -553,10 +379,7 @@ fn a_run_starts_from_a_weights_file() {
     refused(with_init(&init), "cannot start from");
     // The cause is said once, after the file.
     let missing = path("missing.safetensors");
-    let out = bisenet(&with_init(&missing));
-    assert!(!out.status.success());
-    let said = stderr(&out);
-    assert!(said.contains("cannot start from"), "{said}");
+    let said = bisenet_err(&with_init(&missing), "cannot start from");
     assert_eq!(
         said.matches("cannot read weights file").count(),
         1,
@@ -617,8 +440,7 @@ fn a_checkpoint_exports_as_the_run_writes_its_models() {
     let root = dir.path().to_str().unwrap();
     let run = dir.path().join("run");
     let run_str = run.to_str().unwrap();
-    let out = bisenet(&train_args(root, run_str, "2"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    bisenet_ok(&train_args(root, run_str, "2"));
     let notes = |header: &serde_json::Value| -> serde_json::Value {
         let info = header["__metadata__"]["bisenet"].as_str().unwrap();
         serde_json::from_str::<serde_json::Value>(info).unwrap()["notes"].clone()
@@ -638,8 +460,7 @@ fn a_checkpoint_exports_as_the_run_writes_its_models() {
         if average {
             args.push("--average");
         }
-        let out = bisenet(&args);
-        assert!(out.status.success(), "{}", stderr(&out));
+        let out = bisenet_ok(&args);
         assert!(
             stdout(&out).contains("at iteration 2 of 2, with the prior correction 0.5"),
             "{}",
@@ -665,24 +486,17 @@ fn a_checkpoint_exports_as_the_run_writes_its_models() {
     // What cannot be exported is refused, naming the problem.
     let plain = dir.path().join("plain");
     let plain_str = plain.to_str().unwrap();
-    let out = bisenet(&set(train_args(root, plain_str, "2"), "--ema-decay", "0"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    bisenet_ok(&set(train_args(root, plain_str, "2"), "--ema-decay", "0"));
     let target = dir.path().join("refused.safetensors");
     let target = target.to_str().unwrap();
-    let out = bisenet(&["export", plain_str, "--average", "-o", target]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("no moving average"),
-        "{}",
-        stderr(&out)
+    bisenet_err(
+        &["export", plain_str, "--average", "-o", target],
+        "no moving average",
     );
     let empty = tempfile::tempdir().unwrap();
-    let out = bisenet(&["export", empty.path().to_str().unwrap(), "-o", target]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("neither a training run"),
-        "{}",
-        stderr(&out)
+    bisenet_err(
+        &["export", empty.path().to_str().unwrap(), "-o", target],
+        "neither a training run",
     );
     assert!(!Path::new(target).exists());
 }
@@ -733,9 +547,7 @@ fn a_resumed_run_names_the_recipe_options_it_changes() {
     // Resumes the run with `args`, and returns what it said on stderr.
     let resume = |mut args: Vec<&str>| {
         args.push("--resume");
-        let out = bisenet(&args);
-        assert!(out.status.success(), "{}", stderr(&out));
-        stderr(&out)
+        stderr(&bisenet_ok(&args))
     };
 
     // Scripts pass --resume on every start: an empty folder starts a new run and says so.
@@ -813,8 +625,7 @@ fn exported_models_take_back_part_of_the_class_weights_prior() {
     let run = |name: &str, strength: &str| {
         let out_dir = dir.path().join(name);
         let args = train_args(root, out_dir.to_str().unwrap(), "2");
-        let out = bisenet(&set(args, "--prior-correction", strength));
-        assert!(out.status.success(), "{}", stderr(&out));
+        let out = bisenet_ok(&set(args, "--prior-correction", strength));
         (out_dir.join("final.safetensors"), stdout(&out))
     };
     let run = |name: &str, strength: &str| {
@@ -835,7 +646,7 @@ fn exported_models_take_back_part_of_the_class_weights_prior() {
             expected[class]
         );
     }
-    let info = |path: &Path| stdout(&bisenet(&["info", "--weights", path.to_str().unwrap()]));
+    let info = |path: &Path| stdout(&bisenet_ok(&["info", "--weights", path.to_str().unwrap()]));
     assert!(
         info(&corrected).contains("prior_correction"),
         "{}",
@@ -847,8 +658,9 @@ fn exported_models_take_back_part_of_the_class_weights_prior() {
         info(&plain)
     );
 
-    let correct = |weights: &Path, output: &Path| {
-        bisenet(&[
+    // Runs `correct-prior`, expecting the error `refused` where one is given.
+    let correct = |weights: &Path, output: &Path, refused: Option<&str>| {
+        let args = [
             "correct-prior",
             "--weights",
             weights.to_str().unwrap(),
@@ -860,11 +672,14 @@ fn exported_models_take_back_part_of_the_class_weights_prior() {
             "train",
             "-o",
             output.to_str().unwrap(),
-        ])
+        ];
+        match refused {
+            None => drop(bisenet_ok(&args)),
+            Some(expected) => drop(bisenet_err(&args, expected)),
+        }
     };
     let made = dir.path().join("made.safetensors");
-    let out = correct(&plain, &made);
-    assert!(out.status.success(), "{}", stderr(&out));
+    correct(&plain, &made, None);
     // The validation figure the plain run recorded is not the corrected model's.
     assert!(info(&plain).contains("val_miou"), "{}", info(&plain));
     assert!(!info(&made).contains("val_miou"), "{}", info(&made));
@@ -892,12 +707,10 @@ fn exported_models_take_back_part_of_the_class_weights_prior() {
         );
     }
 
-    let out = correct(&made, &dir.path().join("twice.safetensors"));
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("already has a prior correction (strength 0.5)"),
-        "{}",
-        stderr(&out)
+    correct(
+        &made,
+        &dir.path().join("twice.safetensors"),
+        Some("already has a prior correction (strength 0.5)"),
     );
 }
 
@@ -988,47 +801,31 @@ fn bad_training_inputs_are_clear_errors() {
         ("--time-limit", "1e300", "too far ahead"),
     ];
     for (key, value, expected) in cases {
-        let out = bisenet(&set(train_args(root, out_str, "2"), key, value));
-        assert!(!out.status.success());
-        assert!(
-            stderr(&out).contains(expected),
-            "{expected}: {}",
-            stderr(&out)
-        );
+        bisenet_err(&set(train_args(root, out_str, "2"), key, value), expected);
     }
     let empty = tempfile::tempdir().unwrap();
-    let out = bisenet(&train_args(empty.path().to_str().unwrap(), out_str, "2"));
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("classes.json"), "{}", stderr(&out));
+    bisenet_err(
+        &train_args(empty.path().to_str().unwrap(), out_str, "2"),
+        "classes.json",
+    );
 
     // A finished run resumed with another backbone is refused, naming the difference.
-    let out = bisenet(&train_args(root, out_str, "2"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    bisenet_ok(&train_args(root, out_str, "2"));
     let mut args = set(train_args(root, out_str, "4"), "--backbone", "resnet18");
     args.push("--resume");
-    let out = bisenet(&args);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("backbone"), "{}", stderr(&out));
+    bisenet_err(&args, "backbone");
     // A schedule cannot be shortened to before where the run stands.
     let mut args = train_args(root, out_str, "1");
     args.push("--resume");
-    let out = bisenet(&args);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("at iteration 2 already"),
-        "{}",
-        stderr(&out)
-    );
+    bisenet_err(&args, "at iteration 2 already");
 
     // Without --backbone, a resumed run keeps its own network.
     let other = dir.path().join("resnet18");
     let other = other.to_str().unwrap();
-    let out = bisenet(&set(train_args(root, other, "2"), "--backbone", "resnet18"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    bisenet_ok(&set(train_args(root, other, "2"), "--backbone", "resnet18"));
     let mut args = unset(train_args(root, other, "4"), "--backbone");
     args.push("--resume");
-    let out = bisenet(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = bisenet_ok(&args);
     assert!(
         stderr(&out).contains("resumed at iteration 2"),
         "{}",

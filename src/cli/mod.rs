@@ -49,11 +49,9 @@ enum Command {
     Init(init::InitArgs),
     /// Train a model from scratch (or resume a run).
     Train(train::TrainArgs),
-    /// Take back part of the class weights' prior from a model trained with them (files
-    /// written before `train --prior-correction`).
+    /// Take back part of the class weights' prior from a model trained with them.
     CorrectPrior(correct_prior::CorrectPriorArgs),
-    /// Write a model file from a training run's checkpoint: its weights, or their moving
-    /// average (a run stopped before its schedule's end, a reading on the way).
+    /// Write a model file from a training run's checkpoint (its weights or their average).
     Export(export::ExportArgs),
 }
 

@@ -120,3 +120,102 @@ impl TrainingLoss {
         loss
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ohem_keeps_hard_pixels_and_ignores_void() {
+        let device = Device::flex();
+        // 2 classes, 4 pixels: two confident-right, one confident-wrong, one void (label 9).
+        let logits = Tensor::<1>::from_floats([5.0, 5.0, -5.0, 0.0, -5.0, -5.0, 5.0, 0.0], &device)
+            .reshape([1, 2, 2, 2]);
+        let labels = Tensor::<1, Int>::from_ints([0, 0, 0, 9], &device).reshape([1, 2, 2]);
+        let loss: f32 = OhemCrossEntropy::default()
+            .forward(logits, labels)
+            .into_scalar();
+        // Only the wrong pixel (p = sigmoid(-10)) is hard: loss = -ln(sigmoid(-10)).
+        let expected = (1.0f32 + 10f32.exp()).ln();
+        assert!((loss - expected).abs() < 1e-3, "{loss} vs {expected}");
+    }
+
+    #[test]
+    fn ohem_keeps_at_least_a_sixteenth_when_everything_is_easy() {
+        let device = Device::flex();
+        let logits = Tensor::<4>::zeros([1, 2, 8, 8], &device).slice_assign(
+            [0..1, 0..1, 0..8, 0..8],
+            Tensor::<4>::ones([1, 1, 8, 8], &device).mul_scalar(3.0),
+        );
+        let labels = Tensor::<3, Int>::zeros([1, 8, 8], &device);
+        let loss: f32 = OhemCrossEntropy::default()
+            .forward(logits, labels)
+            .into_scalar();
+        // Every pixel has p = sigmoid(3) > 0.7 (easy); the 4 kept all have loss ln(1 + e^-3).
+        assert!(
+            (loss - (1.0f32 + (-3f32).exp()).ln()).abs() < 1e-4,
+            "{loss}"
+        );
+    }
+
+    /// A threshold of 1 is plain cross-entropy: the mean over every labelled pixel, the easy ones
+    /// and one whose loss rounds to 0 included.
+    #[test]
+    fn ohem_threshold_one_trains_on_every_labelled_pixel() {
+        let device = Device::flex();
+        // 2 classes, 4 pixels: easy (margin 3), certain (margin 40: p rounds to 1, loss 0), hard
+        // (margin -2), void.
+        let logits = Tensor::<1>::from_floats([3.0, 40.0, -2.0, 0.0, 0.0, 0.0, 0.0, 0.0], &device)
+            .reshape([1, 2, 2, 2]);
+        let labels = Tensor::<1, Int>::from_ints([0, 0, 0, 9], &device).reshape([1, 2, 2]);
+        let loss: f32 = OhemCrossEntropy {
+            probability_threshold: 1.0,
+            ..OhemCrossEntropy::default()
+        }
+        .forward(logits, labels)
+        .into_scalar();
+        let nll = |margin: f32| (1.0f32 + (-margin).exp()).ln();
+        let expected = (nll(3.0) + nll(40.0) + nll(-2.0)) / 3.0;
+        assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
+    }
+
+    #[test]
+    fn all_void_batch_has_zero_loss() {
+        let device = Device::flex();
+        let logits = Tensor::<4>::ones([1, 3, 4, 4], &device);
+        let labels = Tensor::<3, Int>::full([1, 4, 4], 255, &device);
+        let loss: f32 = OhemCrossEntropy::default()
+            .forward(logits, labels)
+            .into_scalar();
+        assert_eq!(loss, 0.0);
+    }
+
+    /// Class weights make the loss a weighted mean over the kept pixels: equal weights change
+    /// nothing, and weighting one class pulls the loss toward that class's pixels.
+    #[test]
+    fn class_weights_give_a_weighted_mean_of_the_kept_pixels() {
+        let device = Device::flex();
+        // 2 classes, 2 pixels, both hard: pixel 0 (class 0) has p = sigmoid(-1), pixel 1 (class 1)
+        // has p = sigmoid(-3).
+        let logits =
+            || Tensor::<1>::from_floats([-1.0, 3.0, 0.0, 0.0], &device).reshape([1, 2, 1, 2]);
+        let labels = || Tensor::<1, Int>::from_ints([0, 1], &device).reshape([1, 1, 2]);
+        let loss = |weights: Option<Vec<f32>>| -> f32 {
+            OhemCrossEntropy {
+                class_weights: weights,
+                ..OhemCrossEntropy::default()
+            }
+            .forward(logits(), labels())
+            .into_scalar()
+        };
+        let nll = |margin: f32| (1.0f32 + margin.exp()).ln();
+        let (l0, l1) = (nll(1.0), nll(3.0));
+        assert!((loss(None) - (l0 + l1) / 2.0).abs() < 1e-5);
+        assert!((loss(Some(vec![2.0, 2.0])) - loss(None)).abs() < 1e-5);
+        let weighted = loss(Some(vec![3.0, 1.0]));
+        assert!(
+            (weighted - (3.0 * l0 + l1) / 4.0).abs() < 1e-5,
+            "{weighted}"
+        );
+    }
+}

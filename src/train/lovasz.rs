@@ -103,3 +103,62 @@ fn jaccard_increments(
         previous = jaccard;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    /// On hard predictions (every error 0 or 1) Lovász-softmax is exactly the mean, over the
+    /// classes present in the labels, of 1 − IoU; void pixels and absent classes do not count.
+    #[test]
+    fn lovasz_softmax_is_one_minus_iou_on_hard_predictions() {
+        let device = Device::flex();
+        // 3 classes, 2 images of 2x3 pixels; 9 is void. Class 2 is predicted but never labelled.
+        let labels = [0, 0, 1, 1, 9, 0, 1, 1, 0, 9, 0, 0];
+        let predicted = [0, 1, 1, 2, 2, 0, 1, 0, 0, 1, 2, 0];
+        let mut logits = vec![0.0f32; 2 * 3 * 6];
+        for (pixel, &class) in predicted.iter().enumerate() {
+            let (image, offset) = (pixel / 6, pixel % 6);
+            logits[(image * 3 + class) * 6 + offset] = 40.0;
+        }
+        let logits = Tensor::<1>::from_floats(logits.as_slice(), &device).reshape([2, 3, 2, 3]);
+        let labels = Tensor::<1, Int>::from_ints(labels, &device).reshape([2, 2, 3]);
+        let loss: f32 = lovasz_softmax(logits, labels).into_scalar();
+        // Over the 10 labelled pixels: class 0 is labelled at 6, predicted at 4 of them and at 1
+        // other (IoU 4/7); class 1 is labelled at 4, predicted at 2 of them and at 1 other
+        // (IoU 2/5).
+        let expected = ((1.0 - 4.0 / 7.0) + (1.0 - 2.0 / 5.0)) / 2.0;
+        assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
+    }
+
+    /// Lovász-softmax's gradient lowers it, and never reaches a void pixel.
+    #[test]
+    fn lovasz_softmax_gradient_descends_and_ignores_void() {
+        let device = Device::flex().autodiff();
+        let logits = Tensor::<4>::random([2, 4, 6, 5], Distribution::Normal(0.0, 1.0), &device);
+        let labels =
+            Tensor::<4, Int>::random([2, 1, 6, 5], Distribution::Uniform(0.0, 4.0), &device)
+                .reshape([2, 6, 5])
+                .slice_assign([0..1, 0..1, 0..5], Tensor::full([1, 1, 5], 255, &device));
+        let loss_at =
+            |logits: Tensor<4>| -> f32 { lovasz_softmax(logits, labels.clone()).into_scalar() };
+        let logits = logits.require_grad();
+        let loss = lovasz_softmax(logits.clone(), labels.clone());
+        let gradients = loss.backward();
+        let gradient = logits.grad(&gradients).expect("a gradient for the logits");
+        let void_row: f32 = gradient
+            .clone()
+            .slice([0..1, 0..4, 0..1, 0..5])
+            .abs()
+            .sum()
+            .into_scalar();
+        assert_eq!(void_row, 0.0, "void pixels get no gradient");
+        let before = loss_at(logits.clone().detach());
+        let after = loss_at(logits.detach() - Tensor::from_inner(gradient).mul_scalar(20.0));
+        assert!(
+            after < before - 1e-3,
+            "a gradient step lowers the loss: {before} -> {after}"
+        );
+    }
+}

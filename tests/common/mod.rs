@@ -4,18 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// `../shared/data`, or `None` (with a message) when this clone has no shared data.
-pub fn shared_data() -> Option<PathBuf> {
+/// `../shared/data`: the project's CamVid copy and sample media. Tests that call it carry
+/// `#[cfg_attr(not(shared_data), ignore = "needs ../shared/data (the project's CamVid copy and
+/// sample media)")]`: build.rs sets `shared_data` where the folder exists.
+pub fn shared_data() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if path.is_dir() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipped: {} is absent (it only exists on the project's machines)",
-            path.display()
-        );
-        None
-    }
+    assert!(
+        path.is_dir(),
+        "{} was there when the tests were built but is gone: rebuild them (`cargo test` does)",
+        path.display()
+    );
+    path
 }
 
 /// Runs the `bisenet` binary with arguments.
@@ -24,6 +23,41 @@ pub fn bisenet(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("the bisenet binary runs")
+}
+
+/// Runs `bisenet` and expects it to succeed; its output.
+#[track_caller]
+pub fn bisenet_ok(args: &[&str]) -> Output {
+    let out = bisenet(args);
+    assert!(
+        out.status.success(),
+        "bisenet {} failed:\n{}",
+        args.join(" "),
+        stderr(&out)
+    );
+    out
+}
+
+/// Runs `bisenet` and expects it to fail with an error (not a panic) that contains `expected`;
+/// its stderr.
+#[track_caller]
+pub fn bisenet_err(args: &[&str], expected: &str) -> String {
+    let out = bisenet(args);
+    let err = stderr(&out);
+    let command = args.join(" ");
+    assert!(
+        !out.status.success(),
+        "bisenet {command} succeeded; expected an error with `{expected}`"
+    );
+    assert!(
+        err.contains(expected),
+        "`{expected}` not in the error of bisenet {command}:\n{err}"
+    );
+    assert!(
+        !err.contains("panicked"),
+        "bisenet {command} panicked:\n{err}"
+    );
+    err
 }
 
 pub fn stderr(output: &Output) -> String {
