@@ -1,7 +1,7 @@
 //! BiSeNet V2 computes what the PyTorch reference computes: a random network of the widely used
 //! implementation's layout (`tools/torch_reference/make_fixture_v2.py`: wrapped state dict,
 //! booster heads, random BatchNorm statistics) imports with `bisenet::import` (burn's PyTorch
-//! reader and the renames of `PYTORCH_RENAMES`) and gives the same logits, at a multiple of 32
+//! reader and the renames of `V2_RENAMES` in `src/weights/pytorch_names.rs`) and gives the same logits, at a multiple of 32
 //! and at 90x120.
 
 mod common;

@@ -23,7 +23,7 @@ from bisenet import BiSeNetV1
 from bisenetv2 import BiSeNetV2
 
 # This crate's BiSeNet V2 parameter paths -> the PyTorch implementation's names: the inverse of
-# `PYTORCH_RENAMES` in src/model/v2/mod.rs, applied in order.
+# `V2_RENAMES` in src/weights/pytorch_names.rs, applied in order.
 V2_TO_PYTORCH = [
     (r"^detail\.s(\d)\.", r"detail.S\1."),
     (r"^segment\.s1s2\.", "segment.S1S2."),
