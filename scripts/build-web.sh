@@ -2,8 +2,8 @@
 # Builds the browser bundle: the library compiled to wasm32 (WebGPU + CPU backends), bound with
 # wasm-bindgen into www/pkg/ and shrunk with wasm-opt. Installs what is missing: the wasm32
 # target, the wasm-bindgen CLI matching Cargo.lock (cargo install, minutes, once), and binaryen's
-# wasm-opt: the native one (Debian's `binaryen`, installed with apt when run as root), else npm's
-# JavaScript build (slower). Each step prints how long it took.
+# wasm-opt (npm's build, unless a native binaryen 132 or later is on PATH). Each step prints how
+# long it took.
 #   SKIP_WASM_OPT=1  skip wasm-opt (CI does: it saves time, the page works the same)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,19 +14,11 @@ timed() {
     echo "  ($1 ${2:-}: $((SECONDS - start)) s)"
 }
 
-# The native wasm-opt if there is one (108 or later: Debian bookworm's), installing it when we
-# can; else npm's, which runs under node.
-native_wasm_opt() {
-    command -v wasm-opt > /dev/null && [ "$(wasm-opt --version | awk '{print $3}')" -ge 108 ] 2> /dev/null
-}
+# A wasm-opt on PATH when it is binaryen 132 or later (Debian bookworm's 108 cannot parse this
+# module), else npm's build of binaryen 132, which runs under node.
 wasm_opt() {
-    if ! native_wasm_opt && [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
-        echo "installing binaryen (wasm-opt) with apt" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binaryen > /dev/null 2>&1 ||
-            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binaryen > /dev/null; } ||
-            true
-    fi
-    if native_wasm_opt; then
+    if command -v wasm-opt > /dev/null &&
+        [ "$(wasm-opt --version | awk '{print $3}')" -ge 132 ] 2> /dev/null; then
         echo wasm-opt
         return
     fi
