@@ -35,7 +35,8 @@ fi
 version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$version" ]; then
     echo "installing wasm-bindgen-cli $version (once)"
-    timed cargo install wasm-bindgen-cli --version "$version"
+    # --force: cargo's own record may say it is installed when the binary is gone.
+    timed cargo install --locked --force wasm-bindgen-cli --version "$version"
 fi
 
 timed cargo build --lib --release --target wasm32-unknown-unknown --no-default-features

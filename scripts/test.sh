@@ -17,18 +17,24 @@ cargo clippy --release --all-targets -- -D warnings
 cargo clippy --release --lib --target wasm32-unknown-unknown --no-default-features -- -D warnings
 cargo test --release
 
-# What the Rust tests could not check here (they are listed as ignored, or passed with a
-# "skipped:" line that cargo test only shows with --nocapture).
+# What the Rust tests could not check here (they are listed as ignored).
 if [ ! -d ../shared/data ]; then
     echo "note: ../shared/data is absent: the tests that need it were ignored" >&2
 fi
-if ! python3 -c 'import torch, safetensors' 2> /dev/null; then
-    echo "note: python3 lacks torch or safetensors: tests/import.rs's full-width PyTorch" \
-        "parity test was skipped" >&2
+# The PyTorch parity and ONNX export tests are `#[ignore]`d (they need PyTorch): run here where
+# the Python they use (BISENET_PYTHON, else python3) has the packages.
+python=${BISENET_PYTHON:-python3}
+if "$python" -c 'import torch, safetensors' 2> /dev/null; then
+    cargo test --release --test import full_width_parity_with_pytorch -- --ignored
+else
+    echo "note: $python lacks torch or safetensors: tests/import.rs's full-width PyTorch" \
+        "parity test was not run" >&2
 fi
-if ! python3 -c 'import torch, onnx, onnxruntime, safetensors' 2> /dev/null; then
-    echo "note: python3 lacks torch, onnx, onnxruntime or safetensors: tests/onnx_export.rs" \
-        "was skipped" >&2
+if "$python" -c 'import torch, onnx, onnxruntime, safetensors' 2> /dev/null; then
+    cargo test --release --test onnx_export -- --ignored
+else
+    echo "note: $python lacks torch, onnx, onnxruntime or safetensors: tests/onnx_export.rs" \
+        "was not run" >&2
 fi
 
 # Browser tests: the page, the wasm module and the native CLI they are compared with.

@@ -201,22 +201,15 @@ fn cli_import_writes_a_file_that_runs_like_pytorch() {
     assert!(!refused.exists());
 }
 
-/// The same parity at full width, where PyTorch is installed (`pip install torch safetensors`);
-/// skipped with a message elsewhere (CI has no torch).
+/// The same parity at full width, made by PyTorch itself (`pip install torch safetensors`).
 #[test]
-fn full_width_parity_where_torch_is_installed() {
-    let has_torch = std::process::Command::new("python3")
-        .args(["-c", "import torch, safetensors"])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !has_torch {
-        eprintln!("skipped: python3 with torch and safetensors is not installed");
-        return;
-    }
+#[ignore = "needs Python with torch and safetensors (scripts/test.sh runs it where they are installed)"]
+fn full_width_parity_with_pytorch() {
+    common::require_python_modules("torch, safetensors");
     let dir = tempfile::tempdir().unwrap();
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/torch_reference/make_fixture.py");
-    let out = std::process::Command::new("python3")
+    let out = common::python()
         .arg(&script)
         .args(["--width", "1.0", "--out", dir.path().to_str().unwrap()])
         .output()

@@ -1,11 +1,11 @@
 //! `tools/torch_reference/export_onnx.py` turns a weights file of ours (V1 or V2) into ONNX; ONNX
 //! Runtime's labels from it equal `bisenet segment`'s. Needs `python3` with `torch`, `onnx`,
-//! `onnxruntime` and `safetensors`; skipped (with a message) where they are missing, as in CI.
+//! `onnxruntime` and `safetensors` (`$BISENET_PYTHON` or `python3`), so it is `#[ignore]`d:
+//! `scripts/test.sh` runs it where that Python has them.
 
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{bisenet_ok, fixture, stderr, write_rgb};
 
@@ -29,13 +29,6 @@ labels = session.run(None, {"input": x})[0]
 labels.astype(np.uint8).tofile(out)
 "#;
 
-fn python_has_the_tools() -> bool {
-    let probe = Command::new("python3")
-        .args(["-c", "import torch, onnx, onnxruntime, safetensors"])
-        .output();
-    probe.is_ok_and(|out| out.status.success())
-}
-
 /// The share of pixels where ONNX Runtime's labels equal `bisenet segment`'s for `weights`.
 fn agreement(weights: &Path, dir: &Path) -> f64 {
     let [h, w] = [70, 90];
@@ -46,7 +39,7 @@ fn agreement(weights: &Path, dir: &Path) -> f64 {
     std::fs::write(&raw, rgb.as_raw()).unwrap();
 
     let onnx = dir.join("model.onnx");
-    let out = Command::new("python3")
+    let out = common::python()
         .args([
             EXPORT,
             weights.to_str().unwrap(),
@@ -58,7 +51,7 @@ fn agreement(weights: &Path, dir: &Path) -> f64 {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let labels_raw = dir.join("labels.raw");
-    let out = Command::new("python3")
+    let out = common::python()
         .args([
             "-c",
             RUN_ONNX,
@@ -92,11 +85,9 @@ fn agreement(weights: &Path, dir: &Path) -> f64 {
 }
 
 #[test]
+#[ignore = "needs Python with torch, onnx, onnxruntime and safetensors (scripts/test.sh runs it where they are installed)"]
 fn onnx_runtime_labels_match_the_cli_for_v1_and_v2() {
-    if !python_has_the_tools() {
-        eprintln!("skipped: python3 lacks torch, onnx, onnxruntime or safetensors");
-        return;
-    }
+    common::require_python_modules("torch, onnx, onnxruntime, safetensors");
     let dir = tempfile::tempdir().unwrap();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/bisenet-camvid.safetensors");
     let v1 = agreement(&shipped, dir.path());

@@ -5,6 +5,7 @@
 // `window.benchResults`; `document.body.dataset.state` becomes `done` (or `error`).
 import init, { Model, checkWeights } from './pkg/bisenet.js';
 import { canvasProblem } from './gpu-canvas.js';
+import { syntheticFrame, median } from './bench-frames.js';
 
 const params = new URLSearchParams(location.search);
 const FRAMES = Math.max(1, Number(params.get('frames') ?? 30));
@@ -14,23 +15,6 @@ const BACKENDS = (params.get('backends') ?? 'webgpu,webgpu-gpu,cpu').split(',');
 const WEIGHTS = new URL(params.get('model') ?? 'models/bisenet-camvid.safetensors', new URL('..', location.href));
 
 const $ = (id) => document.getElementById(id);
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
-
-// A frame that changes every time (the GPU must not see the same work twice).
-function syntheticFrame(width, height, seed) {
-  const rgba = new Uint8Array(width * height * 4);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const i = (y * width + x) * 4;
-      rgba[i] = (x * 3 + seed * 17) & 255;
-      rgba[i + 1] = (y * 5 + seed * 29) & 255;
-      rgba[i + 2] = ((x ^ y) + seed * 7) & 255;
-      rgba[i + 3] = 255;
-    }
-  }
-  return rgba;
-}
-
 // The GPU path: the frame goes to the GPU as an ImageBitmap (made outside the timing, as the
 // page's capture), the input is made, labelled and drawn there; "network" is until the GPU is
 // done, and nothing is read back.

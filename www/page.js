@@ -15,7 +15,7 @@ export const ui = {
 };
 
 export const stats = Object.fromEntries(
-  ['backend', 'fps', 'capture', 'upload', 'network', 'draw', 'size'].map((k) => [k, $(`stat-${k}`)]));
+  ['backend', 'fps', 'capture', 'upload', 'network', 'draw', 'size', 'gpu'].map((k) => [k, $(`stat-${k}`)]));
 
 export const state = {
   worker: null, info: null,

@@ -31,6 +31,11 @@ export function show(result, captureMs, drawStart) {
   const passes = result.refined ? `, ${state.refined.passes} passes` : '';
   stats.size.textContent = `${result.inference}${ui.sizeSelect.value === 'auto' ? ' (auto)' : ''}${passes}`;
   document.body.dataset.inferenceSize = result.inference;
+  // The GPU work of a frame (WebGPU only): what kernel fusion drives down.
+  const work = result.gpuWork;
+  stats.gpu.textContent = work ? `${work.dispatches} dispatches, ${work.submits} submits` : '–';
+  document.body.dataset.gpuDispatches = work ? String(work.dispatches) : '';
+  document.body.dataset.gpuSubmits = work ? String(work.submits) : '';
   ui.downloadColor.disabled = false;
   ui.downloadLabels.disabled = false;
 }

@@ -11,6 +11,9 @@ import init, { Model, checkWeights } from './pkg/bisenet.js';
 import { loadWeights } from './model-cache.js';
 import { chooseBackend } from './backend.js';
 import { canvasProblem } from './gpu-canvas.js';
+import { countGpuWork, takeGpuWork } from './gpu-counter.js';
+
+countGpuWork();
 
 let weights = null; // verified bytes of the weights file
 let model = null;
@@ -131,6 +134,7 @@ const handlers = {
    */
   async draw({ frame, inferenceWidth, inferenceHeight, view, alpha }) {
     if (!gpuView.active) throw new Error(`the GPU view is off: ${gpuView.reason}`);
+    takeGpuWork();
     const t0 = performance.now();
     let labelled;
     try {
@@ -143,7 +147,8 @@ const handlers = {
     sizeGpuCanvas(view);
     await model.present(view, alpha);
     const t2 = performance.now();
-    return { value: { width: labelled[0], height: labelled[1], ms: { upload: t1 - t0, network: t2 - t1, render: 0 } } };
+    const gpuWork = takeGpuWork();
+    return { value: { width: labelled[0], height: labelled[1], ms: { upload: t1 - t0, network: t2 - t1, render: 0 }, gpuWork } };
   },
 
   /** Draws the last GPU result again, in another view or opacity. */
@@ -175,6 +180,7 @@ const handlers = {
    */
   async segment({ bitmap, width, height, inferenceWidth, inferenceHeight, refined = false }) {
     if (!model) throw new Error('the model is not loaded yet');
+    takeGpuWork();
     const t0 = performance.now();
     const rgba = readPixels(bitmap, width, height);
     let labels;
@@ -191,8 +197,9 @@ const handlers = {
     const mask = maskBitmap(labels, width, height);
     const shares = model.classShares(labels);
     const t3 = performance.now();
+    const gpuWork = model.backend === 'webgpu' ? takeGpuWork() : null;
     return {
-      value: { labels, mask, shares, width, height, ms: { upload: t1 - t0, network: t2 - t1, render: t3 - t2 } },
+      value: { labels, mask, shares, width, height, ms: { upload: t1 - t0, network: t2 - t1, render: t3 - t2 }, gpuWork },
       transfer: [labels.buffer, mask],
     };
   },

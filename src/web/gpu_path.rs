@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use burn::backend::Wgpu;
-use burn::backend::wgpu::{CubeTensor, WgpuResource, WgpuRuntime};
+use burn::backend::wgpu::{CubeBackend, CubeTensor, WgpuResource, WgpuRuntime};
 use burn::prelude::*;
 use cubecl_runtime::runtime::Runtime;
 use cubecl_runtime::storage::ManagedResource;
@@ -55,7 +55,7 @@ impl Model {
         let [height, width] = info.inference_size([inference_height, inference_width]);
         let input = Tensor::<4>::zeros([1, 3, height, width], &self.segmenter.device);
         {
-            let managed = gpu_resource(input.clone().try_into_primitive::<Wgpu>())?;
+            let managed = gpu_resource(float_on_gpu(input.clone())?)?;
             let resource = managed.resource();
             let target = GpuSlice {
                 buffer: &resource.buffer,
@@ -171,7 +171,7 @@ impl Model {
         let [_, _, height, width] = labels.dims();
         let mut gpu_view = self.view.borrow_mut();
         let gpu_view = attached(&mut gpu_view)?;
-        let managed = gpu_resource(labels.try_into_primitive::<Wgpu>())?;
+        let managed = gpu_resource(int_on_gpu(labels)?)?;
         draw(
             gpu_view,
             label_buffer(managed.resource(), width, height),
@@ -194,13 +194,29 @@ fn attached(view: &mut Option<GpuView>) -> Result<&mut GpuView, JsError> {
         .ok_or_else(|| JsError::new("no canvas is attached (attachCanvas)"))
 }
 
+/// The GPU tensor under a float tensor of the WebGPU backend. Kernel fusion defers work, so this
+/// first runs what the tensor still waits on; the buffer is then the one the fused graph goes
+/// on to read, so what is written into it is the network's input.
+fn float_on_gpu<const D: usize>(tensor: Tensor<D>) -> Result<CubeTensor, JsError> {
+    let fused = tensor.try_into_primitive::<Wgpu>().map_err(not_on_webgpu)?;
+    let client = fused.client.clone();
+    Ok(client.resolve_tensor_float::<CubeBackend>(fused))
+}
+
+/// [`float_on_gpu`] for the labels (an int tensor).
+fn int_on_gpu<const D: usize>(tensor: Tensor<D, Int>) -> Result<CubeTensor, JsError> {
+    let fused = tensor.try_into_primitive::<Wgpu>().map_err(not_on_webgpu)?;
+    let client = fused.client.clone();
+    Ok(client.resolve_tensor_int::<CubeBackend>(fused))
+}
+
+fn not_on_webgpu(e: burn::tensor::PrimitiveConversionError) -> JsError {
+    JsError::new(&format!("the tensor is not on WebGPU: {e:?}"))
+}
+
 /// The GPU buffer range holding a tensor of burn's wgpu runtime (contiguous, 32-bit elements),
 /// reached through the CubeCL client: getting it also submits the work that writes it.
-fn gpu_resource(
-    tensor: Result<CubeTensor, burn::tensor::PrimitiveConversionError>,
-) -> Result<ManagedResource<WgpuResource>, JsError> {
-    let tensor =
-        tensor.map_err(|e| JsError::new(&format!("the tensor is not on WebGPU: {e:?}")))?;
+fn gpu_resource(tensor: CubeTensor) -> Result<ManagedResource<WgpuResource>, JsError> {
     if !tensor.is_contiguous() || tensor.dtype.size() != 4 {
         return Err(JsError::new(&format!(
             "the tensor is not contiguous 32-bit data ({:?})",

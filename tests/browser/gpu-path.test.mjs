@@ -8,6 +8,10 @@ import { join } from 'node:path';
 import { ROOT, BINARY, hasShared, serve, launch, open, pageLabels, readGrayPng, readPng, scratchDir, cameraClip } from './helpers.mjs';
 import { countMappedBuffers, agreement, PHOTO } from './compare.mjs';
 
+// The GPU path's compute dispatches per live frame of the shipped model: 267 with burn's kernel
+// fusion, 376 without (docs/web.md#gpu-work-per-frame).
+const MAX_DISPATCHES_PER_FRAME = 280;
+
 let site;
 before(async () => { site = await serve(); });
 after(() => site.server.close());
@@ -119,6 +123,13 @@ test('live frames on the GPU path: one at a time, nothing as large as the label 
     console.log(`GPU path, 3+ live frames at ${last.size}: buffers mapped ${JSON.stringify(mapped)} bytes`);
     assert.equal(last.gpu, true);
     assert.ok(mapped.every((bytes) => bytes < 160 * 120), `a read-back as large as the label map: ${mapped}`);
+    // Kernel launches, not arithmetic, set a small network's GPU time at batch 1; burn's kernel
+    // fusion merges them. The count of the last frame is guarded: more means fusion is off.
+    const work = await page.evaluate(() => window.bisenet.state.last.gpuWork);
+    const top = work.kernels.slice(0, 6).map(([kernel, n]) => `${n}x ${kernel}`).join(', ');
+    console.log(`GPU path, a live frame: ${work.dispatches} compute dispatches, ${work.submits} queue submits (most launched: ${top})`);
+    assert.equal(await page.textContent('#stat-gpu'), `${work.dispatches} dispatches, ${work.submits} submits`);
+    assert.ok(work.dispatches <= MAX_DISPATCHES_PER_FRAME, `${work.dispatches} dispatches per frame (at most ${MAX_DISPATCHES_PER_FRAME})`);
   } finally {
     await context.close();
   }

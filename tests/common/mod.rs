@@ -62,6 +62,26 @@ pub fn bisenet_err(args: &[&str], expected: &str) -> String {
     err
 }
 
+/// The Python that runs `tools/torch_reference/` in the tests that need PyTorch:
+/// `$BISENET_PYTHON` (a virtual environment's, say), else `python3`.
+#[allow(dead_code)] // only some test binaries call Python
+pub fn python() -> Command {
+    Command::new(std::env::var("BISENET_PYTHON").unwrap_or_else(|_| "python3".into()))
+}
+
+/// Fails, saying what to install, when `python()` cannot import `modules` (comma-separated):
+/// the tests that need PyTorch are `#[ignore]`d and run on purpose, so a missing package is an
+/// error there, not a silent pass.
+#[allow(dead_code)]
+pub fn require_python_modules(modules: &str) {
+    let probe = python().args(["-c", &format!("import {modules}")]).output();
+    assert!(
+        probe.is_ok_and(|out| out.status.success()),
+        "this test needs Python with {modules}: pip install them, or point BISENET_PYTHON at \
+         a Python that has them"
+    );
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

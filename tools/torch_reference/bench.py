@@ -1,28 +1,38 @@
-"""Times the PyTorch BiSeNetV1 the way `bisenet bench` times ours, and writes the same JSON.
+"""Times BiSeNet in PyTorch, ONNX Runtime and OpenVINO the way `bisenet bench` times ours.
 
     python tools/torch_reference/bench.py --backbone resnet18 --sizes 360x480,1024x2048 --json out.json
-        [--onnxruntime]
+        [--arch v2 | --weights models/bisenet-camvid.safetensors] [--onnxruntime] [--openvino]
 
-Eager PyTorch on the CPU, 2 threads, denormals flushed to zero, inference mode, a fresh random
-input every run; the stages are those of our pipeline: uint8 RGB to a normalised tensor, the
-network (logits at the input size), argmax to uint8 labels. `--onnxruntime` also times the same
-network exported to ONNX (per size, static shapes) in ONNX Runtime's CPU provider with the same
-threads and all graph optimisations (it fuses convolution, BatchNorm and ReLU), when the
-`onnxruntime` package is installed.
+Writes the same JSON. Every row times the stages of our pipeline on a fresh random frame each
+run, 2 threads: uint8 RGB to a normalised float tensor, the network (logits at the input size),
+argmax to uint8 labels. PyTorch runs eager, denormals flushed to zero, in inference mode.
+
+`--onnxruntime` and `--openvino` (each needs its package) are the fair peers: the network
+exported to ONNX per size (static shapes) with the argmax and the cast to uint8 inside the graph,
+as deployed BiSeNet exports end, numpy only normalising the input. ONNX Runtime: CPU provider,
+all graph optimisations (it fuses convolution, BatchNorm and ReLU); OpenVINO: CPU plugin,
+latency hint, f32; both flush denormals to zero, as ours and PyTorch do. Each prints the share of pixels whose labels equal PyTorch's on one frame
+(a check of the export); ONNX Runtime also prints a "network only" time, a graph ending at the
+logits: the network alone, without argmax, not a pipeline.
+
+`--weights` times a weights file's network (its architecture, classes and normalisation) instead
+of a freshly initialised one: the time does not depend on the weights, the labels check does.
 """
 
 import argparse
 import json
+import os
 import statistics
+import tempfile
 import time
 
 import torch
 
 from bisenet import BiSeNetV1
 from bisenetv2 import BiSeNetV2
+from export_onnx import WithArgmax, load
 
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])  # mean, std
 
 
 def stats(samples):
@@ -61,44 +71,82 @@ def time_pipeline(size, warmup, iters, gen, preprocess, network, argmax):
     }
 
 
-def bench_inference(model, size, warmup, iters, gen):
-    with torch.inference_mode():
-        return time_pipeline(
-            size, warmup, iters, gen,
-            preprocess=lambda rgb: rgb.permute(2, 0, 1).unsqueeze(0).float().div_(255).sub_(MEAN).div_(STD)
-            .contiguous(),
-            network=model,
-            argmax=lambda logits: logits.argmax(1).to(torch.uint8),
-        )
+def torch_preprocess(norm):
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in norm)
+    return lambda rgb: rgb.permute(2, 0, 1).unsqueeze(0).float().div_(255).sub_(mean).div_(std).contiguous()
 
 
-def bench_onnxruntime(model, size, threads, warmup, iters, gen):
-    """The same pipeline with the network run by ONNX Runtime (numpy pre- and post-processing)."""
-    import os
-    import tempfile
-
+def numpy_preprocess(norm):
+    """uint8 HxWx3 to the normalised float32 1x3xHxW the exported graphs take, as numpy would."""
     import numpy as np
+
+    mean, std = (np.array(v, np.float32) for v in norm)
+    scale, offset = 1 / (255 * std), mean / std
+    return lambda rgb: np.ascontiguousarray((rgb.numpy() * scale - offset).transpose(2, 0, 1)[None])
+
+
+def bench_inference(model, size, warmup, iters, gen, norm):
+    with torch.inference_mode():
+        return time_pipeline(size, warmup, iters, gen, torch_preprocess(norm), network=model,
+                             argmax=lambda logits: logits.argmax(1).to(torch.uint8))
+
+
+def onnxruntime_session(path, threads):
     import onnxruntime as ort
 
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"x": x})[0]
+
+
+def openvino_session(path, threads):
+    """f32 pinned: OpenVINO would otherwise run bf16 on CPUs that have it, a different network."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(path, "CPU", {
+        "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
+        "CPU_DENORMALS_OPTIMIZATION": True})
+    request = compiled.create_infer_request()
+    return lambda x: request.infer({0: x}, share_inputs=True)[0]
+
+
+SESSIONS = {"onnxruntime": onnxruntime_session, "openvino": openvino_session}
+
+
+def bench_exported(model, size, backends, threads, warmup, iters, gen, norm):
+    """Times each of `backends` on the network exported to ONNX for `size` with the argmax and the
+    cast to uint8 in the graph (its `network` stage includes them); returns their JSON entries.
+    Each records the share of pixels where its labels equal PyTorch's on one frame, and ONNX
+    Runtime the network alone (a graph ending at the logits) as `network_only_ms`."""
     h, w = size
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "bisenet.onnx")
-        torch.onnx.export(model, torch.zeros(1, 3, h, w), path, dynamo=False,
-                          input_names=["x"], output_names=["logits"], opset_version=17)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    mean, std = MEAN.numpy(), STD.numpy()
-    result = time_pipeline(
-        size, warmup, iters, gen,
-        preprocess=lambda rgb: np.ascontiguousarray(
-            (rgb.numpy().transpose(2, 0, 1)[None].astype(np.float32) / 255 - mean) / std),
-        network=lambda x: session.run(None, {"x": x})[0],
-        argmax=lambda logits: logits.argmax(1).astype(np.uint8),
-    )
-    return {"backend": "onnxruntime", **result}
+        def export(graph, output):
+            path = os.path.join(tmp, f"{output}.onnx")
+            torch.onnx.export(graph, torch.zeros(1, 3, h, w), path, dynamo=False,
+                              input_names=["x"], output_names=[output], opset_version=17)
+            return path
+
+        labels_graph = export(WithArgmax(model, torch.uint8).eval(), "labels")
+        runs = {backend: SESSIONS[backend](labels_graph, threads) for backend in backends}
+        if "onnxruntime" in backends:
+            logits_run = onnxruntime_session(export(model, "logits"), threads)
+    preprocess = numpy_preprocess(norm)
+    rgb = torch.randint(0, 256, (h, w, 3), dtype=torch.uint8, generator=gen)
+    with torch.inference_mode():
+        reference = model(torch_preprocess(norm)(rgb)).argmax(1).to(torch.uint8).numpy()
+    results = {}
+    for backend, run in runs.items():
+        agreement = float((run(preprocess(rgb)) == reference).mean())
+        result = time_pipeline(size, warmup, iters, gen, preprocess, run, argmax=lambda labels: labels)
+        results[backend] = {"backend": backend, **result, "labels_equal_pytorch": agreement}
+    if "onnxruntime" in backends:
+        network_only = time_pipeline(size, warmup, iters, gen, preprocess, logits_run, lambda logits: logits)
+        results["onnxruntime"]["network_only_ms"] = network_only["stages_ms"]["network"]
+    return results
 
 
 def build(arch, classes, backbone, aux_heads):
@@ -136,6 +184,7 @@ def main():
     parser.add_argument("--arch", default="v1", choices=["v1", "v2"])
     parser.add_argument("--backbone", default="resnet18", choices=["resnet18", "xception39"])
     parser.add_argument("--classes", type=int, default=19)
+    parser.add_argument("--weights", help="time this weights file's network (ignores --arch, --backbone, --classes)")
     parser.add_argument("--sizes", default="360x480,720x960,1024x2048", help="HxW list")
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
@@ -143,38 +192,50 @@ def main():
     parser.add_argument("--train-batch", type=int, default=0)
     parser.add_argument("--train-crop", default="384x480")
     parser.add_argument("--onnxruntime", action="store_true",
-                        help="also time the network exported to ONNX in ONNX Runtime")
+                        help="also time the ONNX export, argmax in the graph, in ONNX Runtime")
+    parser.add_argument("--openvino", action="store_true",
+                        help="also time the ONNX export, argmax in the graph, in OpenVINO")
     parser.add_argument("--json")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # without it libtorch runs 3-8x slower at random here
     gen = torch.Generator().manual_seed(0)
-    model = build(args.arch, args.classes, args.backbone, aux_heads=False).eval()
-    name = network_name(args.arch, args.backbone)
+    arch, backbone, classes, norm = args.arch, args.backbone, args.classes, IMAGENET
+    if args.weights:
+        model, info = load(args.weights)
+        arch = "v2" if info["architecture"] == "bisenet-v2" else "v1"
+        backbone, classes = info.get("backbone"), info["num_classes"]
+        norm = (info["normalization"]["mean"], info["normalization"]["std"])
+    else:
+        model = build(arch, classes, backbone, aux_heads=False).eval()
+    name = network_name(arch, backbone)
+    sizes = [parse_hw(spec) for spec in args.sizes.split(",")]
     results = []
-    for spec in args.sizes.split(","):
+    for size in sizes:
         result = {"backend": "pytorch", "network": name}
-        result.update(bench_inference(model, parse_hw(spec), args.warmup, args.iters, gen))
+        result.update(bench_inference(model, size, args.warmup, args.iters, gen, norm))
         results.append(result)
         print(f"pytorch {name} {result['size']}: {result['total_ms']['median']:.1f} ms "
               f"(network {result['stages_ms']['network']:.1f})", flush=True)
-    onnxruntime = []
-    if args.onnxruntime:
-        for spec in args.sizes.split(","):
-            result = bench_onnxruntime(model, parse_hw(spec), args.threads, args.warmup, args.iters, gen)
-            result["network"] = name
-            onnxruntime.append(result)
-            print(f"onnxruntime {name} {result['size']}: {result['total_ms']['median']:.1f} ms "
-                  f"(network {result['stages_ms']['network']:.1f})", flush=True)
+    peers = {backend: [] for backend in SESSIONS if getattr(args, backend)}
+    for size in sizes if peers else []:  # export only where a peer runs it
+        for backend, result in bench_exported(model, size, list(peers), args.threads, args.warmup,
+                                              args.iters, gen, norm).items():
+            peers[backend].append({**result, "network": name})
+            print(f"{backend} {name} {result['size']}, argmax in the graph: {result['total_ms']['median']:.1f} ms "
+                  f"(labels equal PyTorch's on {result['labels_equal_pytorch']:.2%} of pixels)", flush=True)
+            if "network_only_ms" in result:
+                print(f"{backend} {name} {result['size']}, network only (graph ends at the logits, no argmax, "
+                      f"not a pipeline): {result['network_only_ms']:.1f} ms", flush=True)
     train = []
     if args.train_batch:
-        train.append(bench_train(args.arch, args.backbone, args.classes, args.train_batch,
+        train.append(bench_train(arch, backbone, classes, args.train_batch,
                                  parse_hw(args.train_crop), args.warmup, args.iters, gen))
         print(f"pytorch training step: {train[0]['step_ms']['median']:.0f} ms", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": results, "onnxruntime": onnxruntime, "train": train}, f, indent=2)
+            json.dump({"results": results, **peers, "train": train}, f, indent=2)
 
 
 if __name__ == "__main__":

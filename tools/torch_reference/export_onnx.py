@@ -17,7 +17,6 @@ import json
 import re
 
 import torch
-from safetensors import safe_open
 
 from bisenet import BiSeNetV1
 from bisenetv2 import BiSeNetV2
@@ -50,6 +49,8 @@ HEADS_TO_PYTORCH = {
 
 def load(path):
     """The PyTorch network a weights file describes, with its weights, and the file's metadata."""
+    from safetensors import safe_open  # here, so that importing WithArgmax needs torch only
+
     with safe_open(path, framework="pt") as f:
         info = json.loads(f.metadata()["bisenet"])
         tensors = {name: f.get_tensor(name).float() for name in f.keys()}
@@ -75,12 +76,16 @@ def load(path):
 
 
 class WithArgmax(torch.nn.Module):
-    def __init__(self, model):
+    """The network with the class ids as its output, as deployed graphs end; `dtype` casts them
+    inside the graph (uint8 labels: what a pipeline hands on, and 8x less to write than int64)."""
+
+    def __init__(self, model, dtype=None):
         super().__init__()
-        self.model = model
+        self.model, self.dtype = model, dtype
 
     def forward(self, x):
-        return self.model(x).argmax(dim=1)
+        labels = self.model(x).argmax(dim=1)
+        return labels if self.dtype is None else labels.to(self.dtype)
 
 
 def main():
