@@ -309,8 +309,7 @@ fn bench_times_every_stage_and_writes_comparable_json() {
         "{}",
         stdout(&out)
     );
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let json = common::read_json(&json_path);
     let results = json["results"].as_array().unwrap();
     let sizes: Vec<&str> = results
         .iter()

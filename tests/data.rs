@@ -264,8 +264,7 @@ fn eval_cli_on_a_folder_dataset_reports_per_class_iou_and_json() {
         "{}",
         stdout(&out)
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let report = common::read_json(&json);
     assert_eq!(report["images"], 2);
     let confusion = report["confusion"].as_array().unwrap();
     let total: u64 = confusion
@@ -333,8 +332,7 @@ fn eval_on_a_few_camvid_val_images() {
         "--json",
         json.to_str().unwrap(),
     ]);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let report = common::read_json(&json);
     assert_eq!(report["images"], 3);
     let miou = report["miou"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&miou));

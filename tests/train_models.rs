@@ -59,8 +59,7 @@ fn a_validation_split_of_training_images_is_flagged() {
             "--json",
             json.to_str().unwrap(),
         ]);
-        let report: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        let report = common::read_json(&json);
         (stdout(&out), report["images_in_training"].clone())
     };
     let (text, shared) = eval("train");

@@ -23,7 +23,7 @@ use std::ops::Range;
 use super::geometry::{Geometry, Operands};
 use super::microkernel::{Band, Isa, multiply};
 use super::phase_row::{load_phase_pair, load_phase_row};
-use super::tiles::{OutputPtr, Scratch, Tile, TileKernel};
+use super::tiles::{OutputPtr, Scratch, Tile, TileKernel, equal_bands};
 
 /// Whether the direct kernel beats im2col + `gemm` on this layer: on maps of 2048 outputs and
 /// more, pointwise layers included. Below, the `(kw - 1) / s` dropped columns per row and the
@@ -143,9 +143,7 @@ impl TileKernel for PackedWeights {
         let layout = BandLayout::new(geometry, 1, Isa::Avx2);
         let per_row = geometry.channels_in * geometry.stride[0] * geometry.stride[1] * layout.width;
         let most = (96 * 1024 / per_row.max(1)).max(4);
-        geometry
-            .out_h
-            .div_ceil(geometry.out_h.div_ceil(most).max(1))
+        equal_bands(geometry.out_h, most)
     }
 
     fn channel_align(&self) -> usize {

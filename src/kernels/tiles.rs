@@ -38,6 +38,12 @@ pub(super) trait TileKernel: Sync {
     );
 }
 
+/// The height of the fewest equal bands that split `total` rows with none taller than `most`
+/// (the last may be shorter): equal heights leave no band a sliver.
+pub(super) fn equal_bands(total: usize, most: usize) -> usize {
+    total.div_ceil(total.div_ceil(most).max(1))
+}
+
 /// A worker's buffers, kept from call to call: each layer reuses the last one's instead of
 /// allocating (and zeroing) its own. What a buffer held before is never read.
 #[derive(Default)]

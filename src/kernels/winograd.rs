@@ -24,7 +24,7 @@ use std::ops::Range;
 use super::geometry::{Geometry, Operands};
 use super::microkernel::{self, Band, Isa};
 use super::phase_row::load_phase_pair;
-use super::tiles::{OutputPtr, Scratch, Tile, TileKernel};
+use super::tiles::{OutputPtr, Scratch, Tile, TileKernel, equal_bands};
 
 /// The 16 elements of a transformed 4x4 block.
 const ELEMENTS: usize = 16;
@@ -212,7 +212,7 @@ impl TileKernel for TransformedWeights {
         let block_rows = geometry.out_h.div_ceil(2);
         let per_block_row = geometry.channels_in * geometry.out_w.div_ceil(2);
         let most = (32 * 1024 / per_block_row.max(1)).max(1);
-        2 * block_rows.div_ceil(block_rows.div_ceil(most).max(1))
+        2 * equal_bands(block_rows, most)
     }
 
     fn channel_align(&self) -> usize {

@@ -82,6 +82,14 @@ pub fn require_python_modules(modules: &str) {
     );
 }
 
+/// The JSON a command wrote to `path` (`--json` reports).
+#[allow(dead_code)]
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{} was not written: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -30,7 +30,7 @@ import torch
 
 from bisenet import BiSeNetV1
 from bisenetv2 import BiSeNetV2
-from export_onnx import WithArgmax, load
+from export_onnx import WithArgmax, export, load
 
 IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])  # mean, std
 
@@ -100,7 +100,7 @@ def onnxruntime_session(path, threads):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.set_denormal_as_zero", "1")
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    return lambda x: session.run(None, {"x": x})[0]
+    return lambda x: session.run(None, {"input": x})[0]
 
 
 def openvino_session(path, threads):
@@ -124,16 +124,12 @@ def bench_exported(model, size, backends, threads, warmup, iters, gen, norm):
     Runtime the network alone (a graph ending at the logits) as `network_only_ms`."""
     h, w = size
     with tempfile.TemporaryDirectory() as tmp:
-        def export(graph, output):
-            path = os.path.join(tmp, f"{output}.onnx")
-            torch.onnx.export(graph, torch.zeros(1, 3, h, w), path, dynamo=False,
-                              input_names=["x"], output_names=[output], opset_version=17)
-            return path
-
-        labels_graph = export(WithArgmax(model, torch.uint8).eval(), "labels")
+        labels_graph, logits_graph = (os.path.join(tmp, f"{name}.onnx") for name in ("labels", "logits"))
+        export(WithArgmax(model, torch.uint8).eval(), labels_graph, size, "labels")
         runs = {backend: SESSIONS[backend](labels_graph, threads) for backend in backends}
         if "onnxruntime" in backends:
-            logits_run = onnxruntime_session(export(model, "logits"), threads)
+            export(model, logits_graph, size, "logits")
+            logits_run = onnxruntime_session(logits_graph, threads)
     preprocess = numpy_preprocess(norm)
     rgb = torch.randint(0, 256, (h, w, 3), dtype=torch.uint8, generator=gen)
     with torch.inference_mode():

@@ -88,6 +88,14 @@ class WithArgmax(torch.nn.Module):
         return labels if self.dtype is None else labels.to(self.dtype)
 
 
+def export(graph, path, size, output):
+    """Writes `graph` as ONNX for a `size = (h, w)` input named `input` (static shapes: every
+    resize in the network targets the size of a feature) with one output named `output`."""
+    h, w = size
+    torch.onnx.export(graph, torch.zeros(1, 3, h, w), path, dynamo=False,
+                      input_names=["input"], output_names=[output], opset_version=17)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights")
@@ -100,8 +108,7 @@ def main():
     model, info = load(args.weights)
     graph = WithArgmax(model) if args.argmax else model
     output = "labels" if args.argmax else "logits"
-    torch.onnx.export(graph, torch.zeros(1, 3, h, w), args.output, dynamo=False,
-                      input_names=["input"], output_names=[output], opset_version=17)
+    export(graph, args.output, (h, w), output)
 
     import onnx  # only needed here, to record the preprocessing beside the graph
 
