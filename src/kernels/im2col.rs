@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use super::geometry::{Geometry, Operands};
 use super::phase_row::{inside_columns, load_phase_row};
-use super::tiles::{OutputPtr, Scratch, Tile, TileKernel};
+use super::tiles::{OutputPtr, Scratch, Tile, TileKernel, finish_in_place};
 
 /// The im2col + `gemm` path (its weights are read as they are).
 pub(super) struct Im2col;
@@ -92,19 +92,9 @@ impl TileKernel for Im2col {
             // SAFETY: this row segment lies in the tile's own block (see above), which gemm has
             // just written in full.
             let row = unsafe { std::slice::from_raw_parts_mut(output.0.add(offset), tile_pixels) };
-            if let Some(bias) = operands.bias {
-                let bias = bias[channel];
-                row.iter_mut().for_each(|value| *value += bias);
-            }
-            if let Some(residual) = operands.residual {
-                let residual = &residual[offset..][..tile_pixels];
-                row.iter_mut()
-                    .zip(residual)
-                    .for_each(|(value, r)| *value += r);
-            }
-            if operands.apply_relu {
-                row.iter_mut().for_each(|value| *value = value.max(0.0));
-            }
+            let bias = operands.bias.map_or(0.0, |b| b[channel]);
+            let residual = operands.residual.map(|r| &r[offset..][..tile_pixels]);
+            finish_in_place(row, bias, residual, operands.apply_relu);
         }
     }
 }

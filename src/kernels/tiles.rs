@@ -113,6 +113,23 @@ fn finish(row: &mut [f32], computed: &[f32], bias: f32, residual: Option<&[f32]>
     }
 }
 
+/// [`finish`] on a row its kernel wrote in place (im2col's `gemm` writes the output itself).
+#[inline(always)]
+pub(super) fn finish_in_place(row: &mut [f32], bias: f32, residual: Option<&[f32]>, relu: bool) {
+    match residual {
+        Some(residual) => {
+            for (y, &r) in row.iter_mut().zip(residual) {
+                *y = activate(*y + bias + r, relu);
+            }
+        }
+        None => {
+            for y in row.iter_mut() {
+                *y = activate(*y + bias, relu);
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn activate(value: f32, relu: bool) -> f32 {
     if relu { value.max(0.0) } else { value }
